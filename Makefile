@@ -1,0 +1,44 @@
+# Thin wrapper over CMake: every target installs what is missing first, so
+# `make run` and `make test` work on a fresh Debian 12 machine.
+#
+#   make build   release build in build/ (the CLI is build/atolog)
+#   make run     build, then the tour on ./data
+#   make test    sanitizer build in build-test/, then the whole suite
+#   make bench   optimised build, then the benchmarks
+#   make valgrind  the suite under valgrind (no sanitizers), build-valgrind/
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+DATA   ?= ./data
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test bench valgrind clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	./build/atolog --data $(DATA) tour
+
+test: deps
+	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DATOLOG_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-test -j $(JOBS)
+	@cd build-test && ctest --output-on-failure -j $(JOBS)
+
+bench: deps
+	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-bench -j $(JOBS)
+	@cd build-bench && ctest -L bench --output-on-failure || true
+
+valgrind: deps
+	@cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-valgrind -j $(JOBS)
+	@cd build-valgrind && ATOLOG_TEST_VALGRIND=1 ctest -T memcheck -LE slow --output-on-failure
+
+clean:
+	rm -rf build build-test build-bench build-valgrind

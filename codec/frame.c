@@ -1,0 +1,135 @@
+/*
+ * frame.c - the frame that carries one payload in a segment.
+ *
+ *   offset size  field
+ *        0    8  checksum     XXH3-64 of bytes 8..24 of this header followed
+ *                             by the payload (seed 0)
+ *        8    4  payload_len  bytes of payload, <= FRAME_PAYLOAD_MAX
+ *       12    1  kind         1 record, 2 registry, 3 seal
+ *       13    1  flags        0 (reserved)
+ *       14    2  reserved     0
+ *       16    8  seq          store sequence number (0 for seal frames)
+ *       24    -  payload      msgpack, payload_len bytes
+ *
+ * All integers little-endian. A frame is valid when its header fields are
+ * plausible (known kind, zero reserved bits, bounded length) and the
+ * checksum matches. A header of 24 zero bytes is never valid (kind 0): it
+ * marks the end of written data in pre-allocated space. What to do with an
+ * invalid frame is the engine's decision (recovery), not the codec's.
+ */
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "error.h"
+
+/* Frames are always contiguous in memory (the payload is encoded right
+ * after a reserved header, and reads fetch the whole frame at once), so the
+ * checksum is one call over bytes 8..end. */
+static uint64_t frame_checksum(const uint8_t *frame, uint32_t len)
+{
+	return XXH3_64bits(frame + 8, FRAME_HEADER_SIZE - 8 + (size_t)len);
+}
+
+void frame_header_write(uint8_t *out, uint8_t kind, uint64_t seq, uint32_t len)
+{
+	put_le32(out + 8, len);
+	out[12] = kind;
+	out[13] = 0;
+	out[14] = 0;
+	out[15] = 0;
+	put_le64(out + 16, seq);
+	put_le64(out, frame_checksum(out, len));
+}
+
+bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
+		       struct frame_header *out)
+{
+	out->checksum = get_le64(in);
+	out->payload_len = get_le32(in + 8);
+	out->kind = in[12];
+	out->flags = in[13];
+	out->reserved = (uint16_t)(in[14] | in[15] << 8);
+	out->seq = get_le64(in + 16);
+	return out->kind >= FRAME_KIND_RECORD && out->kind <= FRAME_KIND_SEAL &&
+	       out->flags == 0 && out->reserved == 0 &&
+	       out->payload_len <= FRAME_PAYLOAD_MAX;
+}
+
+bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE])
+{
+	static const uint8_t zero[FRAME_HEADER_SIZE];
+
+	return memcmp(in, zero, FRAME_HEADER_SIZE) == 0;
+}
+
+bool frame_checksum_ok(const uint8_t *frame, uint32_t len)
+{
+	return get_le64(frame) == frame_checksum(frame, len);
+}
+
+/*
+ * Segment header, at offset 0 of every segment file:
+ *
+ *   offset size  field
+ *        0    8  magic       "ATOLOGSG"
+ *        8    2  major       SEGMENT_FORMAT_MAJOR (readers refuse higher)
+ *       10    2  minor       SEGMENT_FORMAT_MINOR (compatible additions)
+ *       12    4  size        64, the header's own size
+ *       16    8  segment id  also the file name, in hex
+ *       24   16  store id    the same in every segment of one store
+ *       40    8  created_at  microseconds since 1970, UTC
+ *       48    8  reserved    0
+ *       56    8  checksum    XXH3-64 of bytes 0..56
+ */
+void segment_header_write(uint8_t out[SEGMENT_HEADER_SIZE],
+			  const struct segment_header *h)
+{
+	memset(out, 0, SEGMENT_HEADER_SIZE);
+	memcpy(out, SEGMENT_MAGIC, 8);
+	out[8] = (uint8_t)h->major;
+	out[9] = (uint8_t)(h->major >> 8);
+	out[10] = (uint8_t)h->minor;
+	out[11] = (uint8_t)(h->minor >> 8);
+	put_le32(out + 12, SEGMENT_HEADER_SIZE);
+	put_le64(out + 16, h->segment_id);
+	memcpy(out + 24, h->store_id, UUID_SIZE);
+	put_le64(out + 40, (uint64_t)h->created_at);
+	put_le64(out + 56, XXH3_64bits(out, 56));
+}
+
+int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
+			struct segment_header *out)
+{
+	if (memcmp(in, SEGMENT_MAGIC, 8) != 0)
+		return err_set(ATOLOG_CORRUPT, "not a segment (bad magic)");
+	if (get_le64(in + 56) != XXH3_64bits(in, 56))
+		return err_set(ATOLOG_CORRUPT, "segment header checksum mismatch");
+	out->major = (uint16_t)(in[8] | in[9] << 8);
+	out->minor = (uint16_t)(in[10] | in[11] << 8);
+	if (out->major > SEGMENT_FORMAT_MAJOR)
+		return err_set(ATOLOG_VERSION,
+			       "segment format %u.%u is newer than this build (%u.%u)",
+			       out->major, out->minor, SEGMENT_FORMAT_MAJOR,
+			       SEGMENT_FORMAT_MINOR);
+	if (get_le32(in + 12) != SEGMENT_HEADER_SIZE)
+		return err_set(ATOLOG_CORRUPT, "segment header size is not %d",
+			       SEGMENT_HEADER_SIZE);
+	out->segment_id = get_le64(in + 16);
+	memcpy(out->store_id, in + 24, UUID_SIZE);
+	out->created_at = (int64_t)get_le64(in + 40);
+	return ATOLOG_OK;
+}
+
+int seal_encode(uint64_t last_seq, msgpack_sbuffer *out)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, 1) ||
+	    msgpack_pack_str_with_body(&pk, "last_seq", 8) ||
+	    msgpack_pack_uint64(&pk, last_seq))
+		return err_set(ENOMEM, "encoding a seal frame");
+	return ATOLOG_OK;
+}

@@ -1,0 +1,96 @@
+/*
+ * text.c - the few text rules a record enforces: strings are valid UTF-8
+ * (msgpack str and JSON both promise it), a prompt is "blank" when it holds
+ * only whitespace as Python's str.strip() sees it (the seed's rule), and
+ * project names match the registry without regard to ASCII case or
+ * surrounding blanks.
+ */
+#include <ctype.h>
+
+#include "codec.h"
+
+/* Decodes one code point at s[*i]; -1 when the sequence is not valid UTF-8
+ * (overlong forms, surrogates and values past U+10FFFF are invalid). */
+static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
+{
+	unsigned char c = s[*i];
+	int32_t cp, min;
+	size_t n;
+
+	if (c < 0x80) {
+		*i += 1;
+		return c;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 1, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3, cp = c & 0x07, min = 0x10000;
+	} else {
+		return -1;
+	}
+	if (len - *i <= n)
+		return -1;
+	for (size_t k = 1; k <= n; k++) {
+		if ((s[*i + k] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[*i + k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*i += n + 1;
+	return cp;
+}
+
+bool text_is_utf8(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (utf8_next((const unsigned char *)s, len, &i) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* Python's str.isspace() set. */
+static bool is_unicode_space(int32_t cp)
+{
+	if ((cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20))
+		return true;
+	switch (cp) {
+	case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029:
+	case 0x202f: case 0x205f: case 0x3000:
+		return true;
+	default:
+		return cp >= 0x2000 && cp <= 0x200a;
+	}
+}
+
+bool text_is_blank(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		int32_t cp = utf8_next((const unsigned char *)s, len, &i);
+
+		if (cp < 0 || !is_unicode_space(cp))
+			return false;
+	}
+	return true;
+}
+
+size_t text_fold_name(const char *s, size_t len, char *out)
+{
+	size_t start = 0, end = len, n = 0;
+
+	while (start < end && isspace((unsigned char)s[start]))
+		start++;
+	while (end > start && isspace((unsigned char)s[end - 1]))
+		end--;
+	for (size_t i = start; i < end; i++)
+		out[n++] = (char)tolower((unsigned char)s[i]);
+	out[n] = '\0';
+	return n;
+}

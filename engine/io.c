@@ -1,0 +1,113 @@
+/*
+ * io.c - the write-side system calls, behind a shim that tests use to
+ * inject failures (a full disk, an I/O error, a short write) at an exact
+ * call, the way SQLite's test VFS and Redis's AOF tests do. In production
+ * the countdowns are negative and the shim is a straight pass-through.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "error.h"
+
+void io_faults_init(struct io_faults *f)
+{
+	for (int i = 0; i < IO_OP_COUNT; i++) {
+		f->countdown[i] = -1;
+		f->err[i] = 0;
+	}
+	f->short_write = false;
+}
+
+/* Consumes one call of op; returns the errno to fail with, or 0. */
+static int io_fault_due(struct io_faults *f, enum io_op op)
+{
+	if (!f || f->countdown[op] < 0)
+		return 0;
+	if (f->countdown[op]-- > 0)
+		return 0;
+	return f->err[op];
+}
+
+int io_pwrite_all(struct io_faults *f, int fd, const void *buf, size_t len,
+		  uint64_t off)
+{
+	const uint8_t *p = buf;
+	int fault = io_fault_due(f, IO_WRITE);
+
+	if (fault) {
+		if (f->short_write && len > 1 &&
+		    pwrite(fd, p, len / 2, (off_t)off) < 0)
+			return errno;
+		return fault;
+	}
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (n == 0)
+			return EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int io_fdatasync(struct io_faults *f, int fd)
+{
+	int fault = io_fault_due(f, IO_SYNC);
+
+	if (fault)
+		return fault;
+	return fdatasync(fd) == 0 ? 0 : errno;
+}
+
+int io_ftruncate(struct io_faults *f, int fd, uint64_t len)
+{
+	int fault = io_fault_due(f, IO_TRUNCATE);
+
+	if (fault)
+		return fault;
+	return ftruncate(fd, (off_t)len) == 0 ? 0 : errno;
+}
+
+int io_fsync_dir(struct io_faults *f, const char *dir)
+{
+	int fd, rc = io_fault_due(f, IO_SYNC);
+
+	if (rc)
+		return rc;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	rc = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return rc;
+}
+
+int io_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	uint8_t *p = buf;
+
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = pread(fd, p + *got, len - *got, (off_t)(off + *got));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (n == 0)
+			break; /* end of file: the caller decides what it means */
+		*got += (size_t)n;
+	}
+	return 0;
+}

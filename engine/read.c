@@ -1,0 +1,295 @@
+/*
+ * read.c - the read path: get by id, list with filters, replay of a
+ * session. Readers take no lock against the writer: the index names only
+ * complete frames, and every frame is checked against its checksum before
+ * anything in it is believed, so a damaged record is reported (segment,
+ * offset) instead of served.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+int store_read_record(atolog_store *s, const struct index_loc *loc,
+		      struct record_view *view, uint8_t **frame)
+{
+	int fd, rc;
+
+	memset(view, 0, sizeof(*view));
+	*frame = NULL;
+	rc = segment_fds_get(&s->fds, loc->segment, &fd);
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = segment_read_frame(fd, loc->segment, loc->offset, loc->length,
+				FRAME_KIND_RECORD, frame);
+	segment_fds_put(&s->fds, loc->segment, fd);
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = record_view_decode(view, *frame + FRAME_HEADER_SIZE,
+				loc->length - FRAME_HEADER_SIZE);
+	if (rc == ATOLOG_CORRUPT)
+		rc = err_context(rc, "segment %016" PRIx64 " offset %" PRIu64,
+				 loc->segment, loc->offset);
+	return rc;
+}
+
+static uint64_t frame_seq(const uint8_t *frame)
+{
+	return get_le64(frame + 16);
+}
+
+/* Reads the record at loc, insisting that it is the one with id. */
+static int read_checked(atolog_store *s, const struct index_loc *loc,
+			const uint8_t id[UUID_SIZE], atolog_interaction **out)
+{
+	struct record_view view;
+	uint8_t *frame;
+	int rc = store_read_record(s, loc, &view, &frame);
+
+	if (rc == ATOLOG_OK && memcmp(view.fields.id, id, UUID_SIZE) != 0)
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
+			     ": the index points at another interaction",
+			     loc->segment, loc->offset);
+	if (rc == ATOLOG_OK)
+		rc = record_fields_flatten(&view.fields, frame_seq(frame), out);
+	record_view_free(&view);
+	free(frame);
+	return rc;
+}
+
+int atolog_interaction_get(atolog_store *s, const char *id_text,
+			   atolog_interaction **out)
+{
+	uint8_t id[UUID_SIZE];
+	struct index_loc loc;
+	int rc;
+
+	err_begin(s);
+	rc = uuid_parse(id_text, id);
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = index_lookup(s->idx, id, &loc);
+	if (rc == ATOLOG_NOTFOUND)
+		return err_set(rc, "no interaction with id %s", id_text);
+	if (rc != ATOLOG_OK)
+		return rc;
+	return read_checked(s, &loc, id, out);
+}
+
+void atolog_interaction_free(atolog_interaction *rec)
+{
+	free(rec); /* one block: codec/record.c, record_fields_flatten */
+}
+
+/* ------------------------------------------------------------------------
+ * Iterators.
+ */
+
+struct atolog_iter {
+	atolog_store *store;
+	struct index_scan *scan;
+	struct index_hit hits[ITER_BATCH];
+	size_t n_hits, pos;
+	long remaining; /* < 0: no limit */
+	/* The exact filters: the index compares hashes, this compares bytes. */
+	char *project, *session, *client;
+	atolog_interaction *current;
+	bool done;
+};
+
+static bool text_equals(const char *want, struct text got)
+{
+	return !want || (strlen(want) == got.len &&
+			 memcmp(want, got.ptr, got.len) == 0);
+}
+
+static bool iter_matches(const atolog_iter *it, const struct record_fields *f)
+{
+	return text_equals(it->project, f->project) &&
+	       text_equals(it->session, f->session_id) &&
+	       text_equals(it->client, f->client);
+}
+
+/* Reads one hit; *taken false when a hash collision let it through. */
+static int iter_take(atolog_iter *it, const struct index_hit *hit, bool *taken)
+{
+	struct record_view view;
+	uint8_t *frame;
+	int rc = store_read_record(it->store, &hit->loc, &view, &frame);
+
+	*taken = false;
+	if (rc == ATOLOG_OK && memcmp(view.fields.id, hit->id, UUID_SIZE) != 0)
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
+			     ": the index points at another interaction",
+			     hit->loc.segment, hit->loc.offset);
+	if (rc == ATOLOG_OK && iter_matches(it, &view.fields)) {
+		rc = record_fields_flatten(&view.fields, frame_seq(frame),
+					   &it->current);
+		*taken = rc == ATOLOG_OK;
+	}
+	record_view_free(&view);
+	free(frame);
+	return rc;
+}
+
+static int iter_refill(atolog_iter *it)
+{
+	size_t want = ITER_BATCH;
+
+	if (it->remaining >= 0 && (size_t)it->remaining < want)
+		want = (size_t)it->remaining;
+	it->pos = 0;
+	return index_scan_next(it->scan, it->hits, want, &it->n_hits);
+}
+
+int atolog_iter_next(atolog_iter *it, const atolog_interaction **rec)
+{
+	int rc;
+
+	err_begin(it->store);
+	free(it->current);
+	it->current = NULL;
+	while (!it->done && it->remaining != 0) {
+		bool taken;
+
+		if (it->pos == it->n_hits) {
+			rc = iter_refill(it);
+			if (rc != ATOLOG_OK || it->n_hits == 0) {
+				it->done = true;
+				if (rc != ATOLOG_OK)
+					return rc;
+				break;
+			}
+		}
+		rc = iter_take(it, &it->hits[it->pos++], &taken);
+		if (rc != ATOLOG_OK) {
+			it->done = true;
+			return rc;
+		}
+		if (taken) {
+			if (it->remaining > 0)
+				it->remaining--;
+			*rec = it->current;
+			return ATOLOG_OK;
+		}
+	}
+	it->done = true;
+	return ATOLOG_DONE;
+}
+
+void atolog_iter_close(atolog_iter *it)
+{
+	if (!it)
+		return;
+	index_scan_close(it->scan);
+	free(it->current);
+	free(it->project);
+	free(it->session);
+	free(it->client);
+	free(it);
+}
+
+static bool is_given(const char *s)
+{
+	return s && *s;
+}
+
+static struct index_name name_of(const char *s)
+{
+	struct index_name n = { .ptr = s, .len = s ? strlen(s) : 0 };
+
+	return n;
+}
+
+static int iter_open(atolog_store *s, atolog_iter *it, int64_t since,
+		     bool oldest_first)
+{
+	struct index_filter f = {
+		.project = name_of(it->project),
+		.session = name_of(it->session),
+		.client = name_of(it->client),
+		.since = since,
+		.oldest_first = oldest_first,
+	};
+
+	it->store = s;
+	return index_scan_open(s->idx, &f, &it->scan);
+}
+
+/* Copies the optional filters; the project through the registry. */
+static int iter_filters(atolog_store *s, atolog_iter *it, const atolog_query *q)
+{
+	int rc = ATOLOG_OK;
+
+	if (is_given(q->project))
+		rc = store_resolve_project(s, q->project, strlen(q->project),
+					   &it->project);
+	if (rc == ATOLOG_OK && is_given(q->session_id) &&
+	    !(it->session = strdup(q->session_id)))
+		rc = err_set(ENOMEM, "opening a query");
+	if (rc == ATOLOG_OK && is_given(q->client) &&
+	    !(it->client = strdup(q->client)))
+		rc = err_set(ENOMEM, "opening a query");
+	return rc;
+}
+
+int atolog_list_open(atolog_store *s, const atolog_query *q, atolog_iter **out)
+{
+	atolog_iter *it;
+	int64_t since = INT64_MIN;
+	int rc = ATOLOG_OK;
+
+	err_begin(s);
+	if (!q)
+		return err_set(ATOLOG_INVALID, "no query given");
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return err_set(ENOMEM, "opening a query");
+	it->store = s;
+	it->remaining = q->limit > 0 ? q->limit : 0;
+	it->done = q->limit <= 0; /* the seed answers [] before looking */
+	if (!it->done && is_given(q->since)) {
+		rc = time_parse(q->since, &since);
+		if (rc != ATOLOG_OK)
+			rc = err_context(rc, "since");
+		/* The seed compares at whole seconds: 12:00:00.7 lists 12:00:00.2. */
+		since = time_floor_second(since);
+	}
+	if (rc == ATOLOG_OK && !it->done)
+		rc = iter_filters(s, it, q);
+	if (rc == ATOLOG_OK && !it->done)
+		rc = iter_open(s, it, since, false);
+	if (rc != ATOLOG_OK) {
+		atolog_iter_close(it);
+		return rc;
+	}
+	*out = it;
+	return ATOLOG_OK;
+}
+
+int atolog_replay_open(atolog_store *s, const char *session_id,
+		       atolog_iter **out)
+{
+	atolog_iter *it;
+	int rc;
+
+	err_begin(s);
+	if (!is_given(session_id))
+		return err_set(ATOLOG_INVALID, "replay needs a session_id");
+	it = calloc(1, sizeof(*it));
+	if (!it || !(it->session = strdup(session_id))) {
+		free(it);
+		return err_set(ENOMEM, "opening a replay");
+	}
+	it->remaining = -1;
+	rc = iter_open(s, it, INT64_MIN, true);
+	if (rc != ATOLOG_OK) {
+		atolog_iter_close(it);
+		return rc;
+	}
+	*out = it;
+	return ATOLOG_OK;
+}

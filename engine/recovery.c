@@ -1,0 +1,429 @@
+/*
+ * recovery.c - what a writer does at open to make the index agree with the
+ * log, whatever state a crash left them in.
+ *
+ *  1. Find where indexing stopped: the state row in meta names the last
+ *     indexed frame. That frame is read back and checked; if it is gone or
+ *     differs (the index outlived the log it described, or belongs to
+ *     another store), or the index layout is not this build's, the index is
+ *     emptied and rebuilt from the first segment.
+ *  2. Scan forward from there to the end of the log, indexing every valid
+ *     frame in batches (each batch commits the state that covers it).
+ *  3. Decide how the log ends (engine/scan.c): a clean end; a torn tail in
+ *     the newest segment, which is cut off; or corruption, which fails the
+ *     open with the segment and offset. A sealed segment must end with its
+ *     seal frame.
+ *  4. Make the newest segment the active one, or start a new one if it was
+ *     sealed.
+ *
+ * The work is proportional to the unindexed tail, not to the store.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "error.h"
+
+/* Names of a batch's entries are copied here: the scanner's buffer moves. */
+struct name_arena {
+	char *buf;
+	size_t len, cap;
+};
+
+struct recovery {
+	atolog_store *store;
+	struct index_state state;
+	struct index_entry *entries;
+	size_t n_entries;
+	/* offsets into names, resolved to pointers when the batch is applied */
+	size_t (*name_at)[3];
+	struct name_arena names;
+	uint64_t frames;
+};
+
+static int arena_put(struct name_arena *a, struct text t, size_t *at)
+{
+	if (a->len + t.len > a->cap) {
+		size_t cap = a->cap ? a->cap : 4096;
+		char *grown;
+
+		while (cap < a->len + t.len)
+			cap *= 2;
+		grown = realloc(a->buf, cap);
+		if (!grown)
+			return err_set(ENOMEM, "recovering the index");
+		a->buf = grown;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, t.ptr, t.len);
+	*at = a->len;
+	a->len += t.len;
+	return ATOLOG_OK;
+}
+
+static int recovery_flush(struct recovery *r)
+{
+	struct index_batch b = { .entries = r->entries, .n_entries = r->n_entries,
+				 .state = &r->state };
+	size_t dup = 0;
+	int rc;
+
+	for (size_t i = 0; i < r->n_entries; i++) {
+		r->entries[i].project.ptr = r->names.buf + r->name_at[i][0];
+		r->entries[i].session.ptr = r->names.buf + r->name_at[i][1];
+		r->entries[i].client.ptr = r->names.buf + r->name_at[i][2];
+	}
+	rc = index_apply(r->store->idx, &b, &dup);
+	if (rc == ATOLOG_EXISTS)
+		rc = err_set(ATOLOG_CORRUPT,
+			     "segment %016" PRIx64 " offset %" PRIu64
+			     ": an interaction id appears twice in the log",
+			     r->entries[dup].loc.segment, r->entries[dup].loc.offset);
+	r->n_entries = 0;
+	r->names.len = 0;
+	return rc;
+}
+
+static int recovery_add_record(struct recovery *r, const struct log_frame *f)
+{
+	struct index_entry *e = &r->entries[r->n_entries];
+	struct record_view view;
+	int rc = record_view_decode(&view, f->payload, f->header.payload_len);
+
+	if (rc == ATOLOG_OK) {
+		const struct record_fields *rf = &view.fields;
+
+		memcpy(e->id, rf->id, UUID_SIZE);
+		e->created_at = rf->created_at;
+		e->seq = f->header.seq;
+		e->loc.segment = f->segment;
+		e->loc.offset = f->offset;
+		e->loc.length = f->length;
+		e->project.len = rf->project.len;
+		e->session.len = rf->session_id.len;
+		e->client.len = rf->client.len;
+		rc = arena_put(&r->names, rf->project, &r->name_at[r->n_entries][0]);
+		if (rc == ATOLOG_OK)
+			rc = arena_put(&r->names, rf->session_id,
+				       &r->name_at[r->n_entries][1]);
+		if (rc == ATOLOG_OK)
+			rc = arena_put(&r->names, rf->client,
+				       &r->name_at[r->n_entries][2]);
+	}
+	record_view_free(&view);
+	if (rc == ATOLOG_CORRUPT)
+		return err_context(rc, "segment %016" PRIx64 " offset %" PRIu64,
+				   f->segment, f->offset);
+	if (rc == ATOLOG_OK)
+		r->n_entries++;
+	return rc;
+}
+
+/* Registry rows of one registration: the name and each alias. */
+static int recovery_add_registry(struct recovery *r, const struct log_frame *f)
+{
+	struct registry_view view;
+	struct index_registry_row *rows = NULL;
+	char *folded = NULL;
+	int rc = registry_decode(&view, f->payload, f->header.payload_len);
+
+	if (rc == ATOLOG_OK)
+		rc = recovery_flush(r); /* keep the state in log order */
+	if (rc == ATOLOG_OK) {
+		rows = calloc(view.n_aliases + 1, sizeof(*rows));
+		folded = malloc((view.n_aliases + 1) * (ATOLOG_NAME_MAX_BYTES + 1));
+		if (!rows || !folded)
+			rc = err_set(ENOMEM, "recovering the registry");
+	}
+	for (size_t i = 0; rc == ATOLOG_OK && i <= view.n_aliases; i++) {
+		struct text t = i == 0 ? view.name : view.aliases[i - 1];
+		char *key = folded + i * (ATOLOG_NAME_MAX_BYTES + 1);
+
+		if (t.len > ATOLOG_NAME_MAX_BYTES) {
+			rc = err_set(ATOLOG_CORRUPT, "registry name over %u bytes",
+				     ATOLOG_NAME_MAX_BYTES);
+			break;
+		}
+		rows[i].key.len = text_fold_name(t.ptr, t.len, key);
+		rows[i].key.ptr = key;
+		rows[i].canonical.ptr = view.name.ptr;
+		rows[i].canonical.len = view.name.len;
+		rows[i].spelling.ptr = t.ptr;
+		rows[i].spelling.len = t.len;
+	}
+	if (rc == ATOLOG_OK) {
+		struct index_batch b = { .registry = rows,
+					 .n_registry = view.n_aliases + 1,
+					 .state = &r->state };
+
+		rc = index_apply(r->store->idx, &b, NULL);
+	}
+	free(rows);
+	free(folded);
+	registry_view_free(&view);
+	if (rc == ATOLOG_CORRUPT || rc == ATOLOG_VERSION)
+		return err_context(rc, "segment %016" PRIx64 " offset %" PRIu64,
+				   f->segment, f->offset);
+	return rc;
+}
+
+static int recovery_frame(const struct log_frame *f, void *ctx)
+{
+	struct recovery *r = ctx;
+	int rc = ATOLOG_OK;
+
+	r->state.segment = f->segment;
+	r->state.end_offset = f->offset + f->length;
+	r->state.last_frame_offset = f->offset;
+	r->state.last_frame_length = f->length;
+	if (f->header.seq > r->state.last_seq)
+		r->state.last_seq = f->header.seq;
+	r->frames++;
+	if (f->header.kind == FRAME_KIND_RECORD) {
+		r->state.n_records++;
+		rc = recovery_add_record(r, f);
+		if (rc == ATOLOG_OK && r->n_entries == RECOVERY_BATCH_RECORDS)
+			rc = recovery_flush(r);
+	} else if (f->header.kind == FRAME_KIND_REGISTRY) {
+		rc = recovery_add_registry(r, f);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Where to start.
+ */
+
+static bool contains(const uint64_t *ids, size_t n, uint64_t id, size_t *at)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i] == id) {
+			*at = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Reads the last indexed frame back; true when it is still there. */
+static bool state_frame_intact(atolog_store *s, const struct index_state *st,
+			       uint8_t *kind)
+{
+	struct segment_header hdr;
+	uint8_t *frame = NULL;
+	int fd, rc;
+
+	*kind = 0;
+	if (st->last_frame_length == 0)
+		return st->end_offset == SEGMENT_HEADER_SIZE;
+	if (segment_open(s->segment_dir, st->segment, O_RDONLY, &hdr, &fd) !=
+	    ATOLOG_OK)
+		return false;
+	for (uint8_t k = FRAME_KIND_RECORD; k <= FRAME_KIND_SEAL && !frame; k++) {
+		rc = segment_read_frame(fd, st->segment, st->last_frame_offset,
+					st->last_frame_length, k, &frame);
+		if (rc == ATOLOG_OK)
+			*kind = k;
+	}
+	close(fd);
+	free(frame);
+	err_begin(s); /* the probes' failures are answers, not errors */
+	return *kind != 0 &&
+	       st->last_frame_offset + st->last_frame_length == st->end_offset;
+}
+
+/*
+ * Decides the starting segment (index into ids), offset and previous frame
+ * kind, emptying the index when it cannot be trusted.
+ */
+static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
+			  size_t *first, uint64_t *offset, uint8_t *prev_kind)
+{
+	atolog_store *s = r->store;
+	uint32_t version;
+	int rc = index_version(s->idx, &version);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (version == INDEX_VERSION) {
+		rc = index_state_get(s->idx, &r->state);
+		if (rc == ATOLOG_OK &&
+		    memcmp(r->state.store_id, s->store_id, UUID_SIZE) == 0 &&
+		    contains(ids, n, r->state.segment, first) &&
+		    state_frame_intact(s, &r->state, prev_kind)) {
+			*offset = r->state.end_offset;
+			return ATOLOG_OK;
+		}
+		if (rc != ATOLOG_OK && rc != ATOLOG_NOTFOUND)
+			return rc;
+	}
+	/* Rebuild: the index is derived data. */
+	if (version != 0 || rc == ATOLOG_OK)
+		s->open_stats.index_rebuilt = 1;
+	rc = index_clear(s->idx);
+	if (rc != ATOLOG_OK)
+		return rc;
+	memset(&r->state, 0, sizeof(r->state));
+	memcpy(r->state.store_id, s->store_id, UUID_SIZE);
+	r->state.segment = ids[0];
+	r->state.end_offset = SEGMENT_HEADER_SIZE;
+	*first = 0;
+	*offset = SEGMENT_HEADER_SIZE;
+	*prev_kind = 0;
+	return ATOLOG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The scan.
+ */
+
+static int recovery_cut_tail(atolog_store *s, int fd, uint64_t id,
+			     const struct scan_result *res)
+{
+	int rc;
+
+	if (res->valid_end >= res->file_size)
+		return ATOLOG_OK;
+	rc = io_ftruncate(&s->w.io, fd, res->valid_end);
+	if (rc == 0)
+		rc = io_fdatasync(&s->w.io, fd);
+	if (rc != 0)
+		return err_errno(rc, "segment %016" PRIx64
+				 ": cutting the torn tail at offset %" PRIu64,
+				 id, res->valid_end);
+	s->open_stats.truncated_bytes += res->file_size - res->valid_end;
+	return ATOLOG_OK;
+}
+
+/* Scans one segment; keeps the newest one open as the active segment. */
+static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
+			    uint64_t offset, uint8_t prev_kind, uint8_t *last_kind)
+{
+	atolog_store *s = r->store;
+	struct segment_header hdr;
+	struct scan_result res;
+	int fd, rc;
+
+	rc = segment_open(s->segment_dir, id, newest ? O_RDWR : O_RDONLY, &hdr, &fd);
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (memcmp(hdr.store_id, s->store_id, UUID_SIZE) != 0)
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64
+			     " belongs to another store", id);
+	if (rc == ATOLOG_OK)
+		rc = scan_segment(fd, id, offset, prev_kind, recovery_frame, r, &res);
+	if (rc == ATOLOG_OK && !newest &&
+	    (res.end == SCAN_END_TORN || res.last_kind != FRAME_KIND_SEAL))
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
+			     ": a sealed segment ends without its seal frame",
+			     id, res.valid_end);
+	if (rc == ATOLOG_OK && newest)
+		rc = recovery_cut_tail(s, fd, id, &res);
+	if (rc != ATOLOG_OK || !newest) {
+		close(fd);
+		return rc;
+	}
+	s->w.active.id = id;
+	s->w.active.fd = fd;
+	s->w.active.size = res.valid_end;
+	*last_kind = res.last_kind;
+	return ATOLOG_OK;
+}
+
+static int recovery_read_store_id(atolog_store *s, uint64_t first_id)
+{
+	struct segment_header hdr;
+	int fd, rc;
+
+	rc = segment_open(s->segment_dir, first_id, O_RDONLY, &hdr, &fd);
+	if (rc != ATOLOG_OK)
+		return rc;
+	close(fd);
+	memcpy(s->store_id, hdr.store_id, UUID_SIZE);
+	return ATOLOG_OK;
+}
+
+/* A new store: random store id, first segment, empty index. */
+static int recovery_create(atolog_store *s)
+{
+	struct index_state state = { .segment = SEGMENT_FIRST_ID,
+				     .end_offset = SEGMENT_HEADER_SIZE };
+	struct index_batch b = { .state = &state };
+	int rc = uuid_v7_next(&s->w.ids, time_now_us(), s->store_id);
+
+	if (rc == ATOLOG_OK)
+		rc = segment_create(&s->w.io, s->segment_dir, SEGMENT_FIRST_ID,
+				    s->store_id, &s->w.active);
+	if (rc == ATOLOG_OK)
+		rc = index_clear(s->idx);
+	memcpy(state.store_id, s->store_id, UUID_SIZE);
+	if (rc == ATOLOG_OK)
+		rc = index_apply(s->idx, &b, NULL);
+	s->w.state = state;
+	s->w.next_seq = 1;
+	return rc;
+}
+
+static int recovery_scan(struct recovery *r, const uint64_t *ids, size_t n)
+{
+	atolog_store *s = r->store;
+	uint8_t prev_kind, last_kind = 0;
+	uint64_t offset;
+	size_t first;
+	int rc;
+
+	rc = recovery_start(r, ids, n, &first, &offset, &prev_kind);
+	for (size_t i = first; rc == ATOLOG_OK && i < n; i++) {
+		rc = recovery_segment(r, ids[i], i == n - 1, offset, prev_kind,
+				      &last_kind);
+		offset = SEGMENT_HEADER_SIZE;
+		prev_kind = 0;
+	}
+	if (rc == ATOLOG_OK)
+		rc = recovery_flush(r);
+	if (rc != ATOLOG_OK)
+		return rc;
+	s->w.state = r->state;
+	s->w.next_seq = r->state.last_seq + 1;
+	s->open_stats.recovered_frames = r->frames;
+	if (last_kind == FRAME_KIND_SEAL) {
+		/* Crashed between sealing and creating the next segment. */
+		close(s->w.active.fd);
+		s->w.active.fd = -1;
+		rc = segment_create(&s->w.io, s->segment_dir, ids[n - 1] + 1,
+				    s->store_id, &s->w.active);
+	}
+	return rc;
+}
+
+int recovery_run(atolog_store *s)
+{
+	struct recovery r = { .store = s };
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int rc = segment_list(s->segment_dir, &ids, &n);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (n == 0) {
+		free(ids);
+		return recovery_create(s);
+	}
+	r.entries = calloc(RECOVERY_BATCH_RECORDS, sizeof(*r.entries));
+	r.name_at = calloc(RECOVERY_BATCH_RECORDS, sizeof(*r.name_at));
+	if (!r.entries || !r.name_at)
+		rc = err_set(ENOMEM, "recovering the index");
+	if (rc == ATOLOG_OK)
+		rc = recovery_read_store_id(s, ids[0]);
+	if (rc == ATOLOG_OK)
+		rc = recovery_scan(&r, ids, n);
+	free(r.entries);
+	free(r.name_at);
+	free(r.names.buf);
+	free(ids);
+	return rc;
+}

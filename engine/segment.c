@@ -1,0 +1,312 @@
+/*
+ * segment.c - segment files: naming, creation, appending, reading one
+ * frame back, and the descriptor cache readers share.
+ *
+ * A segment is segments/<id as 16 hex digits>.seg: a 64-byte header
+ * (codec/frame.c) followed by frames. Creation is atomic: the header is
+ * written under a temporary name, synced, renamed into place and the
+ * directory synced, so a crash never leaves a segment with a torn header.
+ * Appends go at the end of valid data; a failed append cuts the file back
+ * to where it was, so a write error never leaves half a frame behind for
+ * the next append to bury.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "error.h"
+
+void segment_path(char *out, size_t size, const char *dir, uint64_t id)
+{
+	snprintf(out, size, "%s/%016" PRIx64 SEGMENT_SUFFIX, dir, id);
+}
+
+/* Parses "<16 hex digits>.seg"; false for any other name. */
+static bool segment_name_id(const char *name, uint64_t *id)
+{
+	uint64_t v = 0;
+
+	if (strlen(name) != SEGMENT_NAME_LEN ||
+	    strcmp(name + 16, SEGMENT_SUFFIX) != 0)
+		return false;
+	for (int i = 0; i < 16; i++) {
+		char c = name[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*id = v;
+	return true;
+}
+
+static int id_compare(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int segment_list(const char *dir, uint64_t **ids_out, size_t *n_out)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return err_errno(errno, "listing %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		uint64_t id;
+
+		if (!segment_name_id(de->d_name, &id))
+			continue;
+		if (n == cap) {
+			uint64_t *grown = realloc(ids, (cap ? cap * 2 : 16) * sizeof(*ids));
+
+			if (!grown) {
+				free(ids);
+				closedir(d);
+				return err_set(ENOMEM, "listing %s", dir);
+			}
+			ids = grown;
+			cap = cap ? cap * 2 : 16;
+		}
+		ids[n++] = id;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), id_compare);
+	*ids_out = ids;
+	*n_out = n;
+	return ATOLOG_OK;
+}
+
+int segment_create(struct io_faults *io, const char *dir, uint64_t id,
+		   const uint8_t store_id[UUID_SIZE], struct segment *out)
+{
+	struct segment_header h = { .major = SEGMENT_FORMAT_MAJOR,
+				    .minor = SEGMENT_FORMAT_MINOR,
+				    .segment_id = id,
+				    .created_at = time_now_us() };
+	uint8_t header[SEGMENT_HEADER_SIZE];
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	int fd, rc;
+
+	memcpy(h.store_id, store_id, UUID_SIZE);
+	segment_header_write(header, &h);
+	segment_path(path, sizeof(path), dir, id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_errno(errno, "creating %s", tmp);
+	rc = io_pwrite_all(io, fd, header, sizeof(header), 0);
+	if (rc == 0)
+		rc = io_fdatasync(io, fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = errno;
+	if (rc == 0)
+		rc = io_fsync_dir(io, dir);
+	if (rc != 0) {
+		close(fd);
+		unlink(tmp);
+		return err_errno(rc, "creating segment %016" PRIx64, id);
+	}
+	out->id = id;
+	out->fd = fd;
+	out->size = SEGMENT_HEADER_SIZE;
+	return ATOLOG_OK;
+}
+
+int segment_open(const char *dir, uint64_t id, int flags,
+		 struct segment_header *hdr, int *fd_out)
+{
+	uint8_t header[SEGMENT_HEADER_SIZE];
+	char path[PATH_MAX];
+	size_t got;
+	int fd, rc;
+
+	segment_path(path, sizeof(path), dir, id);
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(errno, "opening %s", path);
+	rc = io_pread_all(fd, header, sizeof(header), 0, &got);
+	if (rc != 0) {
+		close(fd);
+		return err_errno(rc, "reading the header of %s", path);
+	}
+	rc = got < sizeof(header) ? err_set(ATOLOG_CORRUPT, "header is short")
+				  : segment_header_read(header, hdr);
+	if (rc == ATOLOG_OK && hdr->segment_id != id)
+		rc = err_set(ATOLOG_CORRUPT, "header names segment %016" PRIx64,
+			     hdr->segment_id);
+	if (rc != ATOLOG_OK) {
+		close(fd);
+		return err_context(rc, "segment %016" PRIx64, id);
+	}
+	*fd_out = fd;
+	return ATOLOG_OK;
+}
+
+int segment_append(struct io_faults *io, struct segment *seg, const void *buf,
+		   size_t len, bool *failed)
+{
+	int rc = io_pwrite_all(io, seg->fd, buf, len, seg->size);
+	int cut;
+
+	if (rc == 0)
+		return ATOLOG_OK;
+	/* Leave no partial frame behind: the next append would bury it. */
+	cut = io_ftruncate(io, seg->fd, seg->size);
+	if (cut != 0) {
+		*failed = true;
+		return err_errno(cut, "segment %016" PRIx64
+				 ": cutting back a failed append at offset %" PRIu64,
+				 seg->id, seg->size);
+	}
+	return err_errno(rc, "segment %016" PRIx64 ": appending at offset %" PRIu64,
+			 seg->id, seg->size);
+}
+
+int segment_read_frame(int fd, uint64_t segment_id, uint64_t offset,
+		       uint32_t length, uint8_t kind, uint8_t **frame_out)
+{
+	struct frame_header h;
+	uint8_t *frame;
+	size_t got;
+	int rc;
+
+	if (length < FRAME_HEADER_SIZE ||
+	    length > FRAME_HEADER_SIZE + FRAME_PAYLOAD_MAX)
+		return err_set(ATOLOG_CORRUPT,
+			       "segment %016" PRIx64 " offset %" PRIu64
+			       ": index gives an impossible frame length %u",
+			       segment_id, offset, length);
+	frame = malloc(length);
+	if (!frame)
+		return err_set(ENOMEM, "reading a frame");
+	rc = io_pread_all(fd, frame, length, offset, &got);
+	if (rc != 0) {
+		free(frame);
+		return err_errno(rc, "segment %016" PRIx64 " offset %" PRIu64,
+				 segment_id, offset);
+	}
+	if (got < length || !frame_header_read(frame, &h) || h.kind != kind ||
+	    h.payload_len + FRAME_HEADER_SIZE != length ||
+	    !frame_checksum_ok(frame, h.payload_len)) {
+		free(frame);
+		return err_set(ATOLOG_CORRUPT,
+			       "segment %016" PRIx64 " offset %" PRIu64
+			       ": frame %s", segment_id, offset,
+			       got < length ? "is cut short"
+					    : "fails its checksum or header check");
+	}
+	*frame_out = frame;
+	return ATOLOG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The descriptor cache. Readers borrow a descriptor (refs > 0) for the
+ * length of one pread; only idle descriptors are evicted, least recently
+ * used first. When every slot is busy a reader gets a private descriptor
+ * that is closed when it is put back.
+ */
+
+int segment_fds_init(struct segment_fds *c, const char *dir)
+{
+	memset(c, 0, sizeof(*c));
+	c->dir = strdup(dir);
+	if (!c->dir)
+		return err_set(ENOMEM, "opening the store");
+	pthread_mutex_init(&c->lock, NULL);
+	return ATOLOG_OK;
+}
+
+void segment_fds_destroy(struct segment_fds *c)
+{
+	if (!c->dir)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		close(c->slots[i].fd);
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+	c->dir = NULL;
+}
+
+static int segment_fds_open(struct segment_fds *c, uint64_t id, int *fd)
+{
+	char path[PATH_MAX];
+
+	segment_path(path, sizeof(path), c->dir, id);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return err_errno(errno, "opening segment %016" PRIx64, id);
+	return ATOLOG_OK;
+}
+
+/* A slot to (re)use: a free one, else the least recently used idle one. */
+static struct segment_fd *segment_fds_victim(struct segment_fds *c)
+{
+	struct segment_fd *victim = NULL;
+
+	if (c->n < SEGMENT_FDS_MAX)
+		return &c->slots[c->n++];
+	for (size_t i = 0; i < c->n; i++) {
+		struct segment_fd *s = &c->slots[i];
+
+		if (s->refs == 0 && (!victim || s->last_use < victim->last_use))
+			victim = s;
+	}
+	if (victim)
+		close(victim->fd);
+	return victim;
+}
+
+int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
+{
+	struct segment_fd *slot;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->slots[i].id == id) {
+			c->slots[i].refs++;
+			c->slots[i].last_use = ++c->clock;
+			*fd = c->slots[i].fd;
+			pthread_mutex_unlock(&c->lock);
+			return ATOLOG_OK;
+		}
+	}
+	rc = segment_fds_open(c, id, fd);
+	if (rc == ATOLOG_OK && (slot = segment_fds_victim(c)) != NULL) {
+		slot->id = id;
+		slot->fd = *fd;
+		slot->refs = 1;
+		slot->last_use = ++c->clock;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void segment_fds_put(struct segment_fds *c, uint64_t id, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->slots[i].id == id && c->slots[i].fd == fd) {
+			c->slots[i].refs--;
+			pthread_mutex_unlock(&c->lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	close(fd); /* a private descriptor */
+}

@@ -1,0 +1,346 @@
+/*
+ * store.c - opening and closing a store: the directory layout, the writer
+ * lock, the index environment and its crash check, and statistics.
+ *
+ *   <dir>/LOCK            flock'ed by the one writer process; holds its pid
+ *   <dir>/segments/       the log (engine/segment.c)
+ *   <dir>/index/          the LMDB environment (index/)
+ *   <dir>/index-unsynced  present while a sync-none writer runs
+ *
+ * Readers never take the lock: LMDB read transactions and pread on
+ * segments are safe beside a writer, and the index only names complete
+ * frames.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "error.h"
+
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_SIZE 64
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(len);
+
+	if (p)
+		snprintf(p, len, "%s/%s", dir, name);
+	return p;
+}
+
+static int store_make_dirs(atolog_store *s)
+{
+	if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
+		return err_errno(errno, "creating %s", s->dir);
+	if (mkdir(s->segment_dir, 0755) != 0 && errno != EEXIST)
+		return err_errno(errno, "creating %s", s->segment_dir);
+	return ATOLOG_OK;
+}
+
+static int store_lock(atolog_store *s)
+{
+	char path[PATH_MAX], pid[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, STORE_LOCK_FILE);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_errno(errno, "opening %s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t got = pread(fd, pid, sizeof(pid) - 1, 0);
+
+		close(fd);
+		pid[got > 0 ? got : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			return err_set(ATOLOG_LOCKED,
+				       "%s is locked by another writer (pid %s)",
+				       path, pid[0] ? pid : "unknown");
+		return err_errno(e, "locking %s", path);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		int e = errno;
+
+		close(fd);
+		return err_errno(e, "writing %s", path);
+	}
+	s->lock_fd = fd;
+	return ATOLOG_OK;
+}
+
+static void read_boot_id(char out[BOOT_ID_SIZE])
+{
+	FILE *f = fopen(BOOT_ID_PATH, "re");
+
+	out[0] = '\0';
+	if (f) {
+		if (!fgets(out, BOOT_ID_SIZE, f))
+			out[0] = '\0';
+		fclose(f);
+	}
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* Deletes the LMDB files so the index is rebuilt from the log. */
+static int store_drop_index(atolog_store *s)
+{
+	const char *files[] = { "data.mdb", "lock.mdb" };
+
+	for (size_t i = 0; i < 2; i++) {
+		char *p = path_join(s->index_dir, files[i]);
+
+		if (!p)
+			return err_set(ENOMEM, "dropping the index");
+		if (unlink(p) != 0 && errno != ENOENT) {
+			int rc = err_errno(errno, "removing %s", p);
+
+			free(p);
+			return rc;
+		}
+		free(p);
+	}
+	s->open_stats.index_rebuilt = 1;
+	return ATOLOG_OK;
+}
+
+/*
+ * A sync-none writer lets the OS flush the index whenever it likes, so a
+ * machine crash can leave data.mdb damaged. The marker file, holding the
+ * boot id, says such a writer was running; if it is still there after a
+ * reboot, the index is dropped and rebuilt. (A crash of the process alone
+ * loses nothing: the page cache survives it.)
+ */
+static int store_check_unsynced(atolog_store *s)
+{
+	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
+	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
+	FILE *f;
+	int rc = ATOLOG_OK;
+
+	if (!marker)
+		return err_set(ENOMEM, "opening the store");
+	read_boot_id(now);
+	f = fopen(marker, "re");
+	if (f) {
+		if (!fgets(then, sizeof(then), f))
+			then[0] = '\0';
+		fclose(f);
+		then[strcspn(then, "\n")] = '\0';
+		if (now[0] == '\0' || strcmp(now, then) != 0)
+			rc = store_drop_index(s);
+	}
+	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_NONE) {
+		f = fopen(marker, "we");
+		if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
+		    fdatasync(fileno(f)) != 0)
+			rc = err_errno(errno, "writing %s", marker);
+		if (f)
+			fclose(f);
+	} else if (rc == ATOLOG_OK && unlink(marker) != 0 && errno != ENOENT) {
+		rc = err_errno(errno, "removing %s", marker);
+	}
+	free(marker);
+	return rc;
+}
+
+static int store_open_index(atolog_store *s)
+{
+	struct index_options io = {
+		.readonly = s->readonly,
+		.sync = s->opts.sync == ATOLOG_SYNC_NONE ? INDEX_SYNC_NONE
+							 : INDEX_SYNC_DATA,
+		.map_size = s->opts.index_map_size,
+	};
+	int rc = index_open(s->index_dir, &io, &s->idx);
+
+	if (rc == ATOLOG_CORRUPT && !s->readonly) {
+		/* The index is derived data: a damaged one is rebuilt. */
+		rc = store_drop_index(s);
+		if (rc == ATOLOG_OK)
+			rc = index_open(s->index_dir, &io, &s->idx);
+	}
+	return rc;
+}
+
+static int store_check_options(const atolog_options *o)
+{
+	if (o->sync != ATOLOG_SYNC_ALWAYS && o->sync != ATOLOG_SYNC_NONE)
+		return err_set(ATOLOG_INVALID, "unknown sync mode %d", (int)o->sync);
+	if (o->segment_size < ATOLOG_SEGMENT_SIZE_MIN)
+		return err_set(ATOLOG_INVALID, "segment size %" PRIu64
+			       " is under the minimum of %llu", o->segment_size,
+			       ATOLOG_SEGMENT_SIZE_MIN);
+	if (o->flags & ~ATOLOG_OPEN_READONLY)
+		return err_set(ATOLOG_INVALID, "unknown open flags 0x%x", o->flags);
+	return ATOLOG_OK;
+}
+
+static int store_init_paths(atolog_store *s, const char *dir)
+{
+	s->dir = strdup(dir);
+	s->segment_dir = path_join(dir, STORE_SEGMENT_DIR);
+	s->index_dir = path_join(dir, STORE_INDEX_DIR);
+	if (!s->dir || !s->segment_dir || !s->index_dir)
+		return err_set(ENOMEM, "opening the store");
+	return ATOLOG_OK;
+}
+
+static int store_open_readonly(atolog_store *s)
+{
+	struct stat st;
+	uint32_t version;
+	int rc;
+
+	if (stat(s->segment_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return err_set(ATOLOG_NOTFOUND, "%s holds no store", s->dir);
+	rc = store_open_index(s);
+	if (rc == ATOLOG_OK)
+		rc = index_version(s->idx, &version);
+	if (rc == ATOLOG_OK && version != INDEX_VERSION)
+		rc = err_set(ATOLOG_VERSION,
+			     "the index has layout %u, this build reads %u: "
+			     "open the store for writing once to rebuild it",
+			     version, INDEX_VERSION);
+	return rc;
+}
+
+static int store_open_writer(atolog_store *s)
+{
+	int rc = store_make_dirs(s);
+
+	if (rc == ATOLOG_OK)
+		rc = store_lock(s);
+	if (rc == ATOLOG_OK)
+		rc = store_check_unsynced(s);
+	if (rc == ATOLOG_OK)
+		rc = store_open_index(s);
+	if (rc == ATOLOG_OK)
+		rc = writer_init(s);
+	if (rc == ATOLOG_OK)
+		rc = recovery_run(s);
+	return rc;
+}
+
+int atolog_store_open(const char *dir, const atolog_options *opts,
+		      atolog_store **out)
+{
+	atolog_options defaults = { 0 };
+	atolog_store *s;
+	int rc;
+
+	err_begin(NULL);
+	if (!dir || !*dir || !out)
+		return err_set(ATOLOG_INVALID, "no store directory given");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(ENOMEM, "opening the store");
+	s->lock_fd = -1;
+	s->w.active.fd = -1;
+	s->opts = opts ? *opts : defaults;
+	if (!s->opts.segment_size)
+		s->opts.segment_size = ATOLOG_SEGMENT_SIZE_DEFAULT;
+	if (!s->opts.index_map_size)
+		s->opts.index_map_size = ATOLOG_INDEX_MAP_SIZE_DEFAULT;
+	s->readonly = (s->opts.flags & ATOLOG_OPEN_READONLY) != 0;
+	rc = store_check_options(&s->opts);
+	if (rc == ATOLOG_OK)
+		rc = store_init_paths(s, dir);
+	if (rc == ATOLOG_OK)
+		rc = segment_fds_init(&s->fds, s->segment_dir);
+	if (rc == ATOLOG_OK)
+		rc = s->readonly ? store_open_readonly(s) : store_open_writer(s);
+	if (rc != ATOLOG_OK) {
+		char msg[ERR_MSG_SIZE];
+
+		/* Closing must not overwrite the reason the open failed. */
+		snprintf(msg, sizeof(msg), "%s", err_message(NULL));
+		atolog_store_close(s);
+		err_begin(NULL);
+		return err_set(rc, "%s", msg);
+	}
+	*out = s;
+	return ATOLOG_OK;
+}
+
+int atolog_store_close(atolog_store *s)
+{
+	int rc = ATOLOG_OK;
+
+	if (!s)
+		return ATOLOG_OK;
+	err_begin(s);
+	writer_destroy(s);
+	index_close(s->idx); /* syncs a writer's index fully */
+	if (!s->readonly && s->lock_fd >= 0 && s->opts.sync == ATOLOG_SYNC_NONE) {
+		char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
+
+		/* The index is on disk now: a reboot no longer threatens it. */
+		if (!marker || (unlink(marker) != 0 && errno != ENOENT))
+			rc = err_errno(marker ? errno : ENOMEM, "removing the marker");
+		free(marker);
+	}
+	segment_fds_destroy(&s->fds);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->dir);
+	free(s->segment_dir);
+	free(s->index_dir);
+	free(s);
+	return rc;
+}
+
+int atolog_store_stats(atolog_store *s, atolog_stats *out)
+{
+	struct index_state state;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int rc;
+
+	err_begin(s);
+	*out = s->open_stats;
+	rc = index_state_get(s->idx, &state);
+	if (rc == ATOLOG_OK) {
+		out->n_records = state.n_records;
+		out->last_seq = state.last_seq;
+	} else if (rc != ATOLOG_NOTFOUND) {
+		return rc;
+	}
+	rc = segment_list(s->segment_dir, &ids, &n);
+	if (rc != ATOLOG_OK)
+		return rc;
+	out->n_segments = n;
+	out->log_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		segment_path(path, sizeof(path), s->segment_dir, ids[i]);
+		if (stat(path, &st) == 0)
+			out->log_bytes += (uint64_t)st.st_size;
+	}
+	free(ids);
+	out->index_bytes = index_file_size(s->idx);
+	return ATOLOG_OK;
+}
+
+void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
+			bool short_write)
+{
+	pthread_mutex_lock(&s->w.lock);
+	s->w.io.countdown[op] = nth;
+	s->w.io.err[op] = err;
+	s->w.io.short_write = short_write;
+	pthread_mutex_unlock(&s->w.lock);
+}

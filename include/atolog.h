@@ -1,0 +1,322 @@
+/*
+ * atolog.h - the one public header of atolog, a storage engine for LLM
+ * interactions.
+ *
+ * An interaction is one agent round trip: a prompt, the context pack that
+ * was assembled for it, the response (or a summary), the memories and chunks
+ * used, and who/where/when (client, project, session, UTC time). atolog keeps
+ * interactions in an append-only log of checksummed segment files and keeps
+ * LMDB indexes beside it, so that every query is a cursor seek.
+ *
+ * Conventions, for every function below:
+ *  - The return value is an int: ATOLOG_OK (0) on success, one of the
+ *    negative ATOLOG_* codes for atolog's own conditions, or a positive errno
+ *    value passed through from the operating system (EIO, ENOMEM, EACCES...).
+ *    atolog_strerror() names any of them; atolog_errmsg() gives the detailed
+ *    message of the last failure of the calling thread on a handle.
+ *  - Outputs are marked "out"; they are written only on success.
+ *  - Strings are NUL-terminated UTF-8. Input strings are borrowed for the
+ *    duration of the call only.
+ *  - The library never prints and never exits.
+ *  - A store handle may be used from any number of threads at once.
+ */
+#ifndef ATOLOG_H
+#define ATOLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Return codes. atolog's own codes live in [-31099, -31000]; positive
+ * values are errno values.
+ */
+#define ATOLOG_OK 0
+#define ATOLOG_NOTFOUND (-31000) /* no interaction with that id */
+#define ATOLOG_DONE (-31001)     /* an iterator has no more interactions */
+#define ATOLOG_INVALID (-31002)  /* bad argument or input; nothing changed */
+#define ATOLOG_TOOBIG (-31003)   /* a field or record is over its limit */
+#define ATOLOG_EXISTS (-31004)   /* the id or alias is already taken */
+#define ATOLOG_CORRUPT (-31005)  /* checksum or structure failure on disk */
+#define ATOLOG_LOCKED (-31006)   /* another process is the store's writer */
+#define ATOLOG_READONLY (-31007) /* a write on a read-only handle */
+#define ATOLOG_VERSION (-31008)  /* on-disk format newer than this build */
+#define ATOLOG_FULL (-31009)     /* the disk (or quota) is full */
+#define ATOLOG_FAILED (-31010)   /* an earlier I/O error poisoned the handle:
+				  * writes are refused until it is reopened */
+
+/* ------------------------------------------------------------------------
+ * Sizes, limits and defaults (documented in README.md).
+ */
+#define ATOLOG_ID_TEXT_LEN 36 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+#define ATOLOG_TEXT_MAX_BYTES (8u << 20)    /* prompt, response, summary */
+#define ATOLOG_NAME_MAX_BYTES 256u          /* project, client, session_id */
+#define ATOLOG_REF_MAX_BYTES 256u           /* one memory or chunk id */
+#define ATOLOG_REFS_MAX 10000u              /* memories_used, chunks_used */
+#define ATOLOG_CONTEXT_MAX_DEPTH 24u        /* nesting of context_pack */
+#define ATOLOG_RECORD_MAX_BYTES (16u << 20) /* one encoded interaction */
+#define ATOLOG_JSON_MAX_BYTES (32u << 20)   /* one JSON document in */
+#define ATOLOG_ALIASES_MAX 64u              /* aliases of one project */
+#define ATOLOG_SEGMENT_SIZE_DEFAULT (64ull << 20)
+#define ATOLOG_SEGMENT_SIZE_MIN (4ull << 10)
+#define ATOLOG_INDEX_MAP_SIZE_DEFAULT (1ull << 30) /* grows on demand */
+#define ATOLOG_LIST_LIMIT_DEFAULT 50 /* the seed's default page */
+#define ATOLOG_LIST_LIMIT_MAX 500    /* the seed's cap for listings */
+
+/* ------------------------------------------------------------------------
+ * Opening a store.
+ *
+ * A store is a directory: LOCK, segments/, index/. One process at a time
+ * opens it for writing (an flock on LOCK); any number of processes open it
+ * read-only at the same time, without locking against the writer.
+ */
+typedef struct atolog_store atolog_store;
+
+#define ATOLOG_OPEN_READONLY 0x1u /* never writes; the directory must exist */
+
+/* When an interaction is acknowledged (the record call returns). */
+typedef enum atolog_sync_mode {
+	ATOLOG_SYNC_ALWAYS = 0, /* after fdatasync of the log: survives power
+				 * loss. The default. */
+	ATOLOG_SYNC_NONE = 1,   /* after write(2): survives a crash of the
+				 * process, not of the machine. */
+} atolog_sync_mode;
+
+typedef struct atolog_options {
+	unsigned flags;           /* ATOLOG_OPEN_* */
+	atolog_sync_mode sync;    /* ATOLOG_SYNC_ALWAYS if zeroed */
+	uint64_t segment_size;    /* roll size; 0 = ATOLOG_SEGMENT_SIZE_DEFAULT */
+	uint64_t index_map_size;  /* initial LMDB map; 0 = default */
+} atolog_options;
+
+/*
+ * Opens (creating if needed, unless read-only) the store in directory dir.
+ * opts may be NULL for defaults. Opening for writing takes the writer lock,
+ * catches the index up with the log, truncates a torn tail and rebuilds a
+ * missing or damaged index.
+ * Returns ATOLOG_OK; ATOLOG_LOCKED (another writer); ATOLOG_CORRUPT (a bad
+ * frame followed by valid ones: the message names segment and offset; a
+ * read-only open still serves what is intact); ATOLOG_VERSION;
+ * ATOLOG_INVALID (bad options); ATOLOG_NOTFOUND (read-only open of a
+ * directory that holds no store); errno.
+ * On failure *out is untouched and atolog_errmsg(NULL) tells why.
+ */
+int atolog_store_open(const char *dir, const atolog_options *opts,
+		      atolog_store **out);
+
+/* Closes the store; NULL is allowed. Returns the first error met while
+ * flushing, after releasing everything regardless. */
+int atolog_store_close(atolog_store *store);
+
+typedef struct atolog_stats {
+	uint64_t n_records;         /* interactions in the index */
+	uint64_t last_seq;          /* highest sequence number used */
+	uint64_t n_segments;        /* segment files */
+	uint64_t log_bytes;         /* bytes in segment files */
+	uint64_t index_bytes;       /* bytes of the LMDB data file */
+	uint64_t recovered_frames;  /* frames indexed from the log at open */
+	uint64_t truncated_bytes;   /* torn tail cut off at open */
+	int index_rebuilt;          /* 1 if open rebuilt the whole index */
+} atolog_stats;
+
+/* Fills *out from the index and the segment directory (no log scan). */
+int atolog_store_stats(atolog_store *store, atolog_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Interactions.
+ *
+ * On input, NULL strings mean "" and NULL context_pack means {}. id "" asks
+ * for a generated id (a time-ordered UUID v7); has_created_at 0 asks for
+ * the current time. On output every field is set.
+ */
+typedef struct atolog_interaction {
+	char id[ATOLOG_ID_TEXT_LEN + 1]; /* lowercase canonical UUID text */
+	int has_created_at;              /* input: 1 if created_at is given */
+	int64_t created_at;              /* microseconds since 1970, UTC */
+	uint64_t seq;                    /* output: the store's total order */
+	const char *prompt;              /* required, not blank */
+	const char *response;
+	const char *response_summary;
+	const char *project;     /* canonicalised through the registry */
+	const char *client;
+	const char *session_id;
+	const char *const *memories_used;
+	size_t n_memories_used;
+	const char *const *chunks_used;
+	size_t n_chunks_used;
+	const char *context_pack; /* a JSON object, as compact text */
+} atolog_interaction;
+
+/*
+ * Stores one interaction. The prompt must hold a non-blank character; the
+ * project is canonicalised through the registry; strings must be valid
+ * UTF-8 within the limits above; context_pack must be a JSON object.
+ * If out is not NULL, *out receives the stored interaction (free it with
+ * atolog_interaction_free).
+ * Returns ATOLOG_OK once the interaction is durable per the sync mode and
+ * visible to every reader; ATOLOG_INVALID or ATOLOG_TOOBIG (nothing
+ * written); ATOLOG_EXISTS (an interaction with that id is stored);
+ * ATOLOG_READONLY; ATOLOG_FULL (nothing written); ATOLOG_FAILED; errno.
+ */
+int atolog_interaction_record(atolog_store *store, const atolog_interaction *in,
+			      atolog_interaction **out);
+
+/*
+ * Fetches the interaction with the given id (UUID text, any case).
+ * Returns ATOLOG_OK and *out (free with atolog_interaction_free);
+ * ATOLOG_NOTFOUND; ATOLOG_INVALID (not a UUID); ATOLOG_CORRUPT (its frame
+ * fails its checksum: never served); errno.
+ */
+int atolog_interaction_get(atolog_store *store, const char *id,
+			   atolog_interaction **out);
+
+/* Frees an interaction returned by this library; NULL is allowed. */
+void atolog_interaction_free(atolog_interaction *rec);
+
+/*
+ * Parses one JSON object with the seed service's POST body fields (prompt,
+ * response, response_summary, project, client, session_id, memories_used,
+ * chunks_used, context_pack) and, for imports, id and created_at (any ISO
+ * 8601 shape atolog_time_parse takes; created_at_iso wins when both are
+ * given). Unknown fields are ignored; "reinforce" and "extract" must be
+ * booleans when present. null means absent.
+ * Returns ATOLOG_OK and *out (free with atolog_interaction_free);
+ * ATOLOG_INVALID with a message naming the field; ATOLOG_TOOBIG.
+ */
+int atolog_interaction_from_json(const char *json, size_t len,
+				 atolog_interaction **out);
+
+/*
+ * Renders an interaction as one compact JSON object with the seed's field
+ * names (id, prompt, response, response_summary, project, client,
+ * session_id, memories_used, chunks_used, context_pack, created_at as
+ * "YYYY-MM-DD HH:MM:SS") plus created_at_iso (microseconds, Z) and seq.
+ * *out is malloc'ed, NUL-terminated, without a trailing newline; free() it.
+ * Returns ATOLOG_OK; ATOLOG_INVALID (context_pack is not JSON); ENOMEM.
+ */
+int atolog_interaction_to_json(const atolog_interaction *rec, char **out);
+
+/* ------------------------------------------------------------------------
+ * Queries. Both return an iterator; atolog_iter_next yields interactions
+ * one at a time, so a query never holds its whole result in memory.
+ */
+typedef struct atolog_iter atolog_iter;
+
+typedef struct atolog_query {
+	const char *project;    /* NULL or "" = any; aliases resolved */
+	const char *session_id; /* NULL or "" = any */
+	const char *client;     /* NULL or "" = any */
+	const char *since;      /* ISO 8601, inclusive, NULL or "" = no bound;
+				 * normalised like the seed: to UTC, whole
+				 * seconds */
+	long limit;             /* <= 0 returns nothing; no cap here (front
+				 * ends apply ATOLOG_LIST_LIMIT_MAX) */
+} atolog_query;
+
+/*
+ * Interactions matching every given filter, newest first (created_at
+ * descending, ties by sequence descending), at most limit of them.
+ * Returns ATOLOG_OK and *out; ATOLOG_INVALID (bad since: the message
+ * quotes it); errno.
+ */
+int atolog_list_open(atolog_store *store, const atolog_query *query,
+		     atolog_iter **out);
+
+/*
+ * Every interaction of a session, oldest first (created_at ascending, ties
+ * by sequence), streamed. Returns ATOLOG_OK and *out; ATOLOG_INVALID.
+ */
+int atolog_replay_open(atolog_store *store, const char *session_id,
+		       atolog_iter **out);
+
+/*
+ * Advances the iterator. On ATOLOG_OK, *rec points at an interaction owned
+ * by the iterator and valid until the next call or atolog_iter_close.
+ * Returns ATOLOG_OK; ATOLOG_DONE at the end; ATOLOG_CORRUPT (the message
+ * names segment and offset; the iterator is then finished); errno.
+ */
+int atolog_iter_next(atolog_iter *iter, const atolog_interaction **rec);
+
+/* Releases an iterator; NULL is allowed. */
+void atolog_iter_close(atolog_iter *iter);
+
+/* ------------------------------------------------------------------------
+ * The project registry: canonical project names and their aliases,
+ * matched without regard to ASCII case or surrounding blanks. Names that are
+ * not registered pass through unchanged. Registered projects are part of
+ * the log, so they survive an index rebuild.
+ */
+
+/*
+ * Registers project name with n_aliases aliases (adding aliases to it if it
+ * is already registered). Returns ATOLOG_OK; ATOLOG_EXISTS (the name or an
+ * alias already belongs to another project); ATOLOG_INVALID; ATOLOG_TOOBIG;
+ * ATOLOG_READONLY; errno. On error nothing is registered.
+ */
+int atolog_project_add(atolog_store *store, const char *name,
+		       const char *const *aliases, size_t n_aliases);
+
+/*
+ * The canonical name for name, or name itself when it is not registered:
+ * *out is malloc'ed; free() it. Returns ATOLOG_OK; ATOLOG_INVALID; errno.
+ */
+int atolog_project_resolve(atolog_store *store, const char *name, char **out);
+
+/* One registered project: the canonical name and its aliases. */
+typedef struct atolog_project {
+	const char *name;
+	const char *const *aliases;
+	size_t n_aliases;
+} atolog_project;
+
+/*
+ * Calls fn once per registered project, in name order, until fn returns
+ * non-zero (which is then returned). Returns ATOLOG_OK or an error.
+ */
+int atolog_project_foreach(atolog_store *store,
+			   int (*fn)(const atolog_project *project, void *ctx),
+			   void *ctx);
+
+/* ------------------------------------------------------------------------
+ * Time. Microseconds since 1970-01-01T00:00:00Z.
+ */
+
+/*
+ * Parses ISO 8601: YYYY-MM-DD, then optionally a 'T', 't' or space and
+ * HH:MM[:SS[.fraction]], then optionally Z or an offset +HH:MM, +HHMM,
+ * +HH; surrounding blanks ignored. A time without an offset is UTC. Digits
+ * of the fraction beyond microseconds are truncated.
+ * Returns ATOLOG_OK and *out_us; ATOLOG_INVALID.
+ */
+int atolog_time_parse(const char *text, int64_t *out_us);
+
+/* "YYYY-MM-DD HH:MM:SS" (the seed's storage form); buf >= 20 bytes. */
+#define ATOLOG_TIME_SEED_LEN 20
+void atolog_time_format_seed(int64_t us, char buf[ATOLOG_TIME_SEED_LEN]);
+
+/* "YYYY-MM-DDTHH:MM:SS.ffffffZ"; buf >= 28 bytes. */
+#define ATOLOG_TIME_ISO_LEN 28
+void atolog_time_format_iso(int64_t us, char buf[ATOLOG_TIME_ISO_LEN]);
+
+/* ------------------------------------------------------------------------
+ * Errors.
+ */
+
+/* A short static description of any code this library returns. */
+const char *atolog_strerror(int code);
+
+/*
+ * The message of the last failed call the calling thread made on store
+ * (NULL: on atolog_store_open or a call that takes no store), e.g.
+ * "segment 0000000000000003 offset 4168: frame checksum mismatch".
+ * Never NULL; "" if there is none. Valid until this thread's next call.
+ */
+const char *atolog_errmsg(const atolog_store *store);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATOLOG_H */

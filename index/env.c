@@ -1,0 +1,339 @@
+/*
+ * env.c - the LMDB environment: opening, transactions, map growth, and
+ * the meta database (layout version and indexing state).
+ *
+ * Map growth: LMDB fails a write with MDB_MAP_FULL when the map is used
+ * up. The writer then aborts, doubles the map under map_lock held
+ * exclusively (no transaction of this process may span a remap), and
+ * retries the whole batch. Other processes see MDB_MAP_RESIZED when they
+ * next begin a transaction and adopt the new size the same way.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "atolog.h"
+#include "error.h"
+#include "internal.h"
+
+static const char *const db_names[DB_COUNT] = {
+	[DB_BY_ID] = "by_id",           [DB_BY_TIME] = "by_time",
+	[DB_BY_PROJECT] = "by_project", [DB_BY_SESSION] = "by_session",
+	[DB_BY_CLIENT] = "by_client",   [DB_REGISTRY] = "registry",
+	[DB_META] = "meta",
+};
+
+int index_mdb_error(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return ATOLOG_OK;
+	case MDB_NOTFOUND:
+		return err_set(ATOLOG_NOTFOUND, "index: %s: not found", what);
+	case MDB_KEYEXIST:
+		return err_set(ATOLOG_EXISTS, "index: %s: key exists", what);
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		return err_set(ATOLOG_CORRUPT, "index: %s: %s", what,
+			       mdb_strerror(rc));
+	case ENOSPC:
+	case EDQUOT:
+		return err_set(ATOLOG_FULL, "index: %s: %s", what, mdb_strerror(rc));
+	default:
+		return err_set(rc > 0 ? rc : EIO, "index: %s: %s", what,
+			       mdb_strerror(rc));
+	}
+}
+
+/* Adopts a map grown by another process (MDB_MAP_RESIZED). */
+static int index_adopt_map_size(struct index *idx)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&idx->map_lock);
+	rc = mdb_env_set_mapsize(idx->env, 0);
+	pthread_rwlock_unlock(&idx->map_lock);
+	return index_mdb_error(rc, "adopting the grown map");
+}
+
+int index_txn_begin(struct index *idx, unsigned flags, MDB_txn **out)
+{
+	int rc;
+
+	for (;;) {
+		pthread_rwlock_rdlock(&idx->map_lock);
+		rc = mdb_txn_begin(idx->env, NULL, flags, out);
+		if (rc == MDB_SUCCESS)
+			return ATOLOG_OK;
+		pthread_rwlock_unlock(&idx->map_lock);
+		if (rc != MDB_MAP_RESIZED)
+			return index_mdb_error(rc, "beginning a transaction");
+		rc = index_adopt_map_size(idx);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+}
+
+int index_txn_end(struct index *idx, MDB_txn *txn, bool commit)
+{
+	int rc = MDB_SUCCESS;
+
+	if (commit)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&idx->map_lock);
+	return index_mdb_error(rc, "committing");
+}
+
+int index_txn_renew(struct index *idx, MDB_txn *txn)
+{
+	int rc;
+
+	for (;;) {
+		pthread_rwlock_rdlock(&idx->map_lock);
+		rc = mdb_txn_renew(txn);
+		if (rc == MDB_SUCCESS)
+			return ATOLOG_OK;
+		pthread_rwlock_unlock(&idx->map_lock);
+		if (rc != MDB_MAP_RESIZED)
+			return index_mdb_error(rc, "renewing a read transaction");
+		rc = index_adopt_map_size(idx);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+}
+
+void index_txn_reset(struct index *idx, MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+	pthread_rwlock_unlock(&idx->map_lock);
+}
+
+int index_grow_map(struct index *idx)
+{
+	MDB_envinfo info;
+	int rc;
+
+	pthread_rwlock_wrlock(&idx->map_lock);
+	rc = mdb_env_info(idx->env, &info);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_mapsize(idx->env, info.me_mapsize * 2);
+	pthread_rwlock_unlock(&idx->map_lock);
+	return index_mdb_error(rc, "growing the map");
+}
+
+static int index_open_dbs(struct index *idx)
+{
+	unsigned flags = idx->readonly ? 0 : MDB_CREATE;
+	MDB_txn *txn;
+	int rc;
+
+	rc = index_txn_begin(idx, idx->readonly ? MDB_RDONLY : 0, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	for (int i = 0; i < DB_COUNT; i++) {
+		int mrc = mdb_dbi_open(txn, db_names[i], flags, &idx->dbi[i]);
+
+		if (mrc != MDB_SUCCESS) {
+			index_txn_end(idx, txn, false);
+			return index_mdb_error(mrc, db_names[i]);
+		}
+	}
+	return index_txn_end(idx, txn, !idx->readonly);
+}
+
+static int index_env_create(struct index *idx, const struct index_options *o)
+{
+	unsigned flags = MDB_NOTLS;
+	int rc;
+
+	if (o->readonly)
+		flags |= MDB_RDONLY;
+	else
+		flags |= o->sync == INDEX_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC;
+	rc = mdb_env_create(&idx->env);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_maxdbs(idx->env, INDEX_MAX_DBS);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_maxreaders(idx->env, INDEX_MAX_READERS);
+	if (rc == MDB_SUCCESS && !o->readonly && o->map_size)
+		rc = mdb_env_set_mapsize(idx->env, o->map_size);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_open(idx->env, idx->path, flags, 0644);
+	if (rc == ENOENT && o->readonly)
+		return err_set(ATOLOG_NOTFOUND, "no index in %s", idx->path);
+	return index_mdb_error(rc, "opening the environment");
+}
+
+int index_open(const char *dir, const struct index_options *opts,
+	       struct index **out)
+{
+	struct index *idx = calloc(1, sizeof(*idx));
+	pthread_rwlockattr_t attr;
+	int rc, dead;
+
+	if (!idx || !(idx->path = strdup(dir))) {
+		free(idx);
+		return err_set(ENOMEM, "opening the index");
+	}
+	idx->readonly = opts->readonly;
+	pthread_rwlockattr_init(&attr);
+	/* A remap must not starve behind a stream of readers. */
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&idx->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (!opts->readonly && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		rc = err_errno(errno, "creating %s", dir);
+		goto fail;
+	}
+	rc = index_env_create(idx, opts);
+	if (rc == ATOLOG_OK)
+		rc = index_mdb_error(mdb_reader_check(idx->env, &dead),
+				     "clearing stale readers");
+	if (rc == ATOLOG_OK)
+		rc = index_open_dbs(idx);
+	if (rc != ATOLOG_OK)
+		goto fail;
+	*out = idx;
+	return ATOLOG_OK;
+fail:
+	index_close(idx);
+	return rc;
+}
+
+void index_close(struct index *idx)
+{
+	if (!idx)
+		return;
+	if (idx->env) {
+		if (!idx->readonly)
+			mdb_env_sync(idx->env, 1);
+		mdb_env_close(idx->env);
+	}
+	pthread_rwlock_destroy(&idx->map_lock);
+	free(idx->path);
+	free(idx);
+}
+
+uint64_t index_file_size(struct index *idx)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", idx->path);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * meta
+ */
+
+#define META_VERSION_KEY "version"
+#define META_STATE_KEY "state"
+
+static int meta_get(struct index *idx, const char *name, MDB_val *val,
+		    void *copy, size_t size)
+{
+	MDB_val key = { .mv_size = strlen(name), .mv_data = (void *)name };
+	MDB_txn *txn;
+	int rc, mrc;
+
+	rc = index_txn_begin(idx, MDB_RDONLY, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	mrc = mdb_get(txn, idx->dbi[DB_META], &key, val);
+	if (mrc == MDB_SUCCESS && val->mv_size != size)
+		mrc = MDB_CORRUPTED;
+	if (mrc == MDB_SUCCESS)
+		memcpy(copy, val->mv_data, size);
+	index_txn_end(idx, txn, false);
+	if (mrc == MDB_NOTFOUND)
+		return ATOLOG_NOTFOUND; /* expected on a fresh index */
+	return index_mdb_error(mrc, name);
+}
+
+int index_version(struct index *idx, uint32_t *out)
+{
+	uint8_t buf[4];
+	MDB_val val;
+	int rc = meta_get(idx, META_VERSION_KEY, &val, buf, sizeof(buf));
+
+	if (rc == ATOLOG_NOTFOUND) {
+		*out = 0;
+		return ATOLOG_OK;
+	}
+	if (rc == ATOLOG_OK)
+		*out = get_le32(buf);
+	return rc;
+}
+
+static void state_encode(const struct index_state *s, uint8_t out[STATE_VALUE_SIZE])
+{
+	memset(out, 0, STATE_VALUE_SIZE);
+	memcpy(out, s->store_id, INDEX_ID_SIZE);
+	put_le64(out + 16, s->segment);
+	put_le64(out + 24, s->end_offset);
+	put_le64(out + 32, s->last_frame_offset);
+	put_le32(out + 40, s->last_frame_length);
+	put_le64(out + 48, s->last_seq);
+	put_le64(out + 56, s->n_records);
+}
+
+int index_state_get(struct index *idx, struct index_state *out)
+{
+	uint8_t buf[STATE_VALUE_SIZE];
+	MDB_val val;
+	int rc = meta_get(idx, META_STATE_KEY, &val, buf, sizeof(buf));
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	memcpy(out->store_id, buf, INDEX_ID_SIZE);
+	out->segment = get_le64(buf + 16);
+	out->end_offset = get_le64(buf + 24);
+	out->last_frame_offset = get_le64(buf + 32);
+	out->last_frame_length = get_le32(buf + 40);
+	out->last_seq = get_le64(buf + 48);
+	out->n_records = get_le64(buf + 56);
+	return ATOLOG_OK;
+}
+
+int index_put_state(struct index *idx, MDB_txn *txn, const struct index_state *s)
+{
+	uint8_t buf[STATE_VALUE_SIZE];
+	MDB_val key = { .mv_size = strlen(META_STATE_KEY),
+			.mv_data = (void *)META_STATE_KEY };
+	MDB_val val = { .mv_size = sizeof(buf), .mv_data = buf };
+
+	state_encode(s, buf);
+	return mdb_put(txn, idx->dbi[DB_META], &key, &val, 0);
+}
+
+int index_clear(struct index *idx)
+{
+	uint8_t version[4];
+	MDB_val key = { .mv_size = strlen(META_VERSION_KEY),
+			.mv_data = (void *)META_VERSION_KEY };
+	MDB_val val = { .mv_size = sizeof(version), .mv_data = version };
+	MDB_txn *txn;
+	int rc, mrc = MDB_SUCCESS;
+
+	rc = index_txn_begin(idx, 0, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	for (int i = 0; i < DB_COUNT && mrc == MDB_SUCCESS; i++)
+		mrc = mdb_drop(txn, idx->dbi[i], 0);
+	put_le32(version, INDEX_VERSION);
+	if (mrc == MDB_SUCCESS)
+		mrc = mdb_put(txn, idx->dbi[DB_META], &key, &val, 0);
+	if (mrc != MDB_SUCCESS) {
+		index_txn_end(idx, txn, false);
+		return index_mdb_error(mrc, "clearing");
+	}
+	return index_txn_end(idx, txn, true);
+}

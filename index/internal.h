@@ -1,0 +1,107 @@
+/*
+ * internal.h - what the index's own files share: the handle, transaction
+ * helpers, and the key and value layouts (docs/FORMAT.md, "Index").
+ *
+ * Databases of the one LMDB environment:
+ *
+ *   by_id       id[16]                          -> id value (below)
+ *   by_time     time_key                        -> id[16]
+ *   by_project  project 0x00 time_key           -> id[16]
+ *   by_session  session_id 0x00 time_key        -> id[16]
+ *   by_client   client 0x00 time_key            -> id[16]
+ *   registry    folded name                     -> canonical 0x00 spelling
+ *   meta        "version" -> u32 LE; "state" -> state value (below)
+ *
+ *   time_key = BE64(created_at XOR 1<<63) BE64(seq): memcmp order is
+ *   (created_at, seq) order, negative times included. Names never contain
+ *   0x00, so "name 0x00" is an exact prefix and sorts before longer names.
+ *
+ *   id value (64 bytes, LE): segment u64 | offset u64 | length u32 |
+ *   reserved u32 | created_at i64 | seq u64 | XXH3(project) u64 |
+ *   XXH3(session_id) u64 | XXH3(client) u64
+ *
+ * Only by_id holds locations, so moving a frame (compaction) rewrites one
+ * row; the secondary indexes hold ids, and the hashes in the by_id row let a
+ * multi-filter query reject rows without reading the log.
+ */
+#ifndef ATOLOG_INDEX_INTERNAL_H
+#define ATOLOG_INDEX_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "bytes.h"
+#include "index.h"
+
+#define TIME_KEY_SIZE 16
+#define NAMED_KEY_MAX (256 + 1 + TIME_KEY_SIZE)
+#define ID_VALUE_SIZE 64
+#define STATE_VALUE_SIZE 64
+#define INDEX_MAX_READERS 1024
+#define INDEX_MAX_DBS 8
+
+enum index_db {
+	DB_BY_ID,
+	DB_BY_TIME,
+	DB_BY_PROJECT,
+	DB_BY_SESSION,
+	DB_BY_CLIENT,
+	DB_REGISTRY,
+	DB_META,
+	DB_COUNT
+};
+
+struct index {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	bool readonly;
+	/* Held shared by every transaction of this process and exclusively
+	 * while the map is resized: LMDB remaps on resize, which would pull
+	 * the memory from under a running transaction. */
+	pthread_rwlock_t map_lock;
+	char *path;
+};
+
+/* Maps an LMDB return code to atolog's (with the message). */
+int index_mdb_error(int rc, const char *what);
+
+/* Begins a transaction holding map_lock shared; end with index_txn_end. */
+int index_txn_begin(struct index *idx, unsigned flags, MDB_txn **out);
+/* Commits (commit true) or aborts, then releases map_lock. */
+int index_txn_end(struct index *idx, MDB_txn *txn, bool commit);
+/* Renews a reset read-only transaction under map_lock. */
+int index_txn_renew(struct index *idx, MDB_txn *txn);
+/* Resets a read-only transaction (keeps its reader slot). */
+void index_txn_reset(struct index *idx, MDB_txn *txn);
+/* Doubles the map size; no transaction of this process may be open. */
+int index_grow_map(struct index *idx);
+
+static inline void time_key_put(uint8_t out[TIME_KEY_SIZE], int64_t created_at,
+				uint64_t seq)
+{
+	put_be64(out, (uint64_t)created_at ^ (UINT64_C(1) << 63));
+	put_be64(out + 8, seq);
+}
+
+static inline int64_t time_key_time(const uint8_t *key)
+{
+	return (int64_t)(get_be64(key) ^ (UINT64_C(1) << 63));
+}
+
+/* name 0x00 time_key; returns the key length. */
+static inline size_t named_key_put(uint8_t *out, struct index_name name,
+				   int64_t created_at, uint64_t seq)
+{
+	for (size_t i = 0; i < name.len; i++)
+		out[i] = (uint8_t)name.ptr[i];
+	out[name.len] = 0;
+	time_key_put(out + name.len + 1, created_at, seq);
+	return name.len + 1 + TIME_KEY_SIZE;
+}
+
+uint64_t index_name_hash(struct index_name name);
+
+/* Writes the state row; an LMDB code, for the caller's batch loop. */
+int index_put_state(struct index *idx, MDB_txn *txn, const struct index_state *s);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * write.c - index_apply: one batch of entries, registry rows and the new
+ * indexing state, in one LMDB write transaction.
+ *
+ * Keeping the state in the same transaction as the entries is what makes
+ * recovery exact: whatever LMDB committed, meta says precisely how far the
+ * log is indexed, and the engine resumes there.
+ */
+#include <string.h>
+#include <xxhash.h>
+
+#include "atolog.h"
+#include "error.h"
+#include "internal.h"
+
+uint64_t index_name_hash(struct index_name name)
+{
+	return XXH3_64bits(name.ptr ? name.ptr : "", name.ptr ? name.len : 0);
+}
+
+static void id_value_put(uint8_t out[ID_VALUE_SIZE], const struct index_entry *e)
+{
+	memset(out, 0, ID_VALUE_SIZE);
+	put_le64(out, e->loc.segment);
+	put_le64(out + 8, e->loc.offset);
+	put_le32(out + 16, e->loc.length);
+	put_le64(out + 24, (uint64_t)e->created_at);
+	put_le64(out + 32, e->seq);
+	put_le64(out + 40, index_name_hash(e->project));
+	put_le64(out + 48, index_name_hash(e->session));
+	put_le64(out + 56, index_name_hash(e->client));
+}
+
+static int put_named(struct index *idx, MDB_txn *txn, enum index_db db,
+		     struct index_name name, const struct index_entry *e,
+		     MDB_val *id)
+{
+	uint8_t buf[NAMED_KEY_MAX];
+	MDB_val key = { .mv_data = buf };
+
+	key.mv_size = named_key_put(buf, name, e->created_at, e->seq);
+	return mdb_put(txn, idx->dbi[db], &key, id, 0);
+}
+
+/* Returns an LMDB code. */
+static int put_entry(struct index *idx, MDB_txn *txn, const struct index_entry *e)
+{
+	uint8_t value[ID_VALUE_SIZE], tkey[TIME_KEY_SIZE];
+	MDB_val id = { .mv_size = INDEX_ID_SIZE, .mv_data = (void *)e->id };
+	MDB_val val = { .mv_size = sizeof(value), .mv_data = value };
+	MDB_val key = { .mv_size = sizeof(tkey), .mv_data = tkey };
+	int rc;
+
+	id_value_put(value, e);
+	rc = mdb_put(txn, idx->dbi[DB_BY_ID], &id, &val, MDB_NOOVERWRITE);
+	if (rc != MDB_SUCCESS)
+		return rc;
+	time_key_put(tkey, e->created_at, e->seq);
+	rc = mdb_put(txn, idx->dbi[DB_BY_TIME], &key, &id, 0);
+	if (rc == MDB_SUCCESS)
+		rc = put_named(idx, txn, DB_BY_PROJECT, e->project, e, &id);
+	if (rc == MDB_SUCCESS)
+		rc = put_named(idx, txn, DB_BY_SESSION, e->session, e, &id);
+	if (rc == MDB_SUCCESS)
+		rc = put_named(idx, txn, DB_BY_CLIENT, e->client, e, &id);
+	return rc;
+}
+
+static int put_registry(struct index *idx, MDB_txn *txn,
+			const struct index_registry_row *row)
+{
+	uint8_t buf[2 * 256 + 2];
+	MDB_val key = { .mv_size = row->key.len, .mv_data = (void *)row->key.ptr };
+	MDB_val val = { .mv_data = buf };
+
+	if (row->canonical.len + row->spelling.len + 1 > sizeof(buf))
+		return MDB_BAD_VALSIZE;
+	memcpy(buf, row->canonical.ptr, row->canonical.len);
+	buf[row->canonical.len] = 0;
+	memcpy(buf + row->canonical.len + 1, row->spelling.ptr, row->spelling.len);
+	val.mv_size = row->canonical.len + 1 + row->spelling.len;
+	return mdb_put(txn, idx->dbi[DB_REGISTRY], &key, &val, 0);
+}
+
+/* One attempt; returns an LMDB code and leaves the transaction to the
+ * caller. *dup_at is set when an id already exists. */
+static int apply_once(struct index *idx, MDB_txn *txn,
+		      const struct index_batch *b, size_t *dup_at)
+{
+	int rc = MDB_SUCCESS;
+
+	for (size_t i = 0; i < b->n_entries && rc == MDB_SUCCESS; i++) {
+		rc = put_entry(idx, txn, &b->entries[i]);
+		if (rc == MDB_KEYEXIST && dup_at)
+			*dup_at = i;
+	}
+	for (size_t i = 0; i < b->n_registry && rc == MDB_SUCCESS; i++)
+		rc = put_registry(idx, txn, &b->registry[i]);
+	if (rc == MDB_SUCCESS)
+		rc = index_put_state(idx, txn, b->state);
+	return rc;
+}
+
+int index_apply(struct index *idx, const struct index_batch *batch,
+		size_t *dup_at)
+{
+	for (;;) {
+		MDB_txn *txn;
+		int rc, mrc;
+
+		rc = index_txn_begin(idx, 0, &txn);
+		if (rc != ATOLOG_OK)
+			return rc;
+		mrc = apply_once(idx, txn, batch, dup_at);
+		if (mrc == MDB_SUCCESS)
+			return index_txn_end(idx, txn, true);
+		index_txn_end(idx, txn, false);
+		if (mrc != MDB_MAP_FULL)
+			return index_mdb_error(mrc, "writing a batch");
+		rc = index_grow_map(idx);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+}

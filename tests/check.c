@@ -1,0 +1,98 @@
+/*
+ * check.c - the test harness behind check.h.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+
+#include <ftw.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int check_failures;
+static uint64_t rand_state;
+static uint64_t rand_seed;
+
+int check_report(const char *name)
+{
+	if (check_failures) {
+		fprintf(stderr, "%s: %d check(s) FAILED (seed %" PRIu64 ")\n", name,
+			check_failures, rand_seed);
+		return 1;
+	}
+	fprintf(stderr, "%s: ok\n", name);
+	return 0;
+}
+
+char *check_tmpdir(const char *name)
+{
+	const char *base = getenv("TMPDIR");
+	char *dir;
+
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&dir, "%s/atolog-%s-XXXXXX", base, name) < 0 || !mkdtemp(dir)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+void check_tmpdir_remove(char *dir)
+{
+	if (!getenv("ATOLOG_TEST_KEEP"))
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+void check_rand_init(const char *name)
+{
+	const char *env = getenv("ATOLOG_TEST_SEED");
+
+	rand_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	rand_state = rand_seed;
+	fprintf(stderr, "%s: seed %" PRIu64 " (replay with ATOLOG_TEST_SEED=%" PRIu64 ")\n",
+		name, rand_seed, rand_seed);
+}
+
+uint64_t check_seed(void)
+{
+	return rand_seed;
+}
+
+uint64_t check_rand(void)
+{
+	uint64_t z = (rand_state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+uint64_t check_rand_below(uint64_t n)
+{
+	return n ? check_rand() % n : 0;
+}
+
+char *check_path(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		exit(2);
+	return p;
+}
+
+long long check_file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}

@@ -1,0 +1,95 @@
+/*
+ * check.h - the test harness: CHECK macros that print file:line and keep
+ * going, a per-test scratch directory, and a seeded random generator whose
+ * seed is printed and can be replayed with ATOLOG_TEST_SEED=<n>.
+ */
+#ifndef ATOLOG_TEST_CHECK_H
+#define ATOLOG_TEST_CHECK_H
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atolog.h"
+
+extern int check_failures;
+
+#define CHECK(cond)                                                          \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                            \
+			check_failures++;                                    \
+		}                                                            \
+	} while (0)
+
+/* rc must equal want; prints both codes and the store's message. */
+#define CHECK_RC(rc, want, store)                                            \
+	do {                                                                 \
+		int check_rc_ = (rc), check_want_ = (want);                  \
+		if (check_rc_ != check_want_) {                              \
+			fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s): %s\n", \
+				__FILE__, __LINE__, #rc, check_rc_,          \
+				atolog_strerror(check_rc_), check_want_,     \
+				atolog_strerror(check_want_),                \
+				atolog_errmsg(store));                       \
+			check_failures++;                                    \
+		}                                                            \
+	} while (0)
+
+#define CHECK_OK(rc, store) CHECK_RC(rc, ATOLOG_OK, store)
+
+#define CHECK_STR(got, want)                                                 \
+	do {                                                                 \
+		const char *check_g_ = (got), *check_w_ = (want);            \
+		if (!check_g_ || !check_w_ || strcmp(check_g_, check_w_) != 0) { \
+			fprintf(stderr, "%s:%d: %s is \"%s\", want \"%s\"\n", \
+				__FILE__, __LINE__, #got,                    \
+				check_g_ ? check_g_ : "(null)",              \
+				check_w_ ? check_w_ : "(null)");             \
+			check_failures++;                                    \
+		}                                                            \
+	} while (0)
+
+#define CHECK_INT(got, want)                                                 \
+	do {                                                                 \
+		long long check_g_ = (long long)(got), check_w_ = (long long)(want); \
+		if (check_g_ != check_w_) {                                  \
+			fprintf(stderr, "%s:%d: %s is %lld, want %lld\n",    \
+				__FILE__, __LINE__, #got, check_g_, check_w_); \
+			check_failures++;                                    \
+		}                                                            \
+	} while (0)
+
+/* Message of the last failure must contain the text. */
+#define CHECK_MSG(store, text)                                               \
+	do {                                                                 \
+		const char *check_m_ = atolog_errmsg(store);                 \
+		if (!strstr(check_m_, (text))) {                             \
+			fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", \
+				__FILE__, __LINE__, check_m_, (text));       \
+			check_failures++;                                    \
+		}                                                            \
+	} while (0)
+
+/* Ends main: prints the verdict, returns the exit status. */
+int check_report(const char *name);
+
+/* A fresh empty directory under $TMPDIR, removed by check_tmpdir_remove. */
+char *check_tmpdir(const char *name);
+void check_tmpdir_remove(char *dir);
+
+/* Deterministic random numbers (splitmix64); seed printed at init. */
+void check_rand_init(const char *name);
+uint64_t check_rand(void);
+uint64_t check_rand_below(uint64_t n);
+uint64_t check_seed(void);
+
+/* Path helpers for tests that poke at files. */
+char *check_path(const char *dir, const char *name);
+/* Size of a file, or -1. */
+long long check_file_size(const char *path);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * cli.c - helpers shared by the subcommands (see cli.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+int cli_exit_code(int rc)
+{
+	switch (rc) {
+	case ATOLOG_OK:
+		return 0;
+	case ATOLOG_NOTFOUND:
+		return EXIT_NOTFOUND;
+	case ATOLOG_INVALID:
+	case ATOLOG_TOOBIG:
+	case ATOLOG_EXISTS:
+		return EXIT_USAGE;
+	default:
+		return EXIT_STORE;
+	}
+}
+
+int cli_fail(int rc, const atolog_store *store, const char *what)
+{
+	const char *detail = atolog_errmsg(store);
+
+	if (!*detail)
+		detail = atolog_strerror(rc);
+	fprintf(stderr, "atolog: %s: %s\n", what, detail);
+	return cli_exit_code(rc);
+}
+
+int cli_usage(const struct command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("atolog: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: atolog [--data DIR] %s %s\n", cmd->name, cmd->args);
+	return EXIT_USAGE;
+}
+
+static int cli_open(struct cli *cli, unsigned flags, atolog_store **out)
+{
+	atolog_options opts = { .flags = flags, .sync = cli->sync };
+
+	return atolog_store_open(cli->data_dir, &opts, out);
+}
+
+int cli_open_writer(struct cli *cli, atolog_store **out)
+{
+	int rc = cli_open(cli, 0, out);
+
+	return rc == ATOLOG_OK ? 0 : cli_fail(rc, NULL, cli->data_dir);
+}
+
+int cli_open_reader(struct cli *cli, atolog_store **out)
+{
+	char path[4096];
+	struct stat st;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/segments", cli->data_dir);
+	if (stat(path, &st) != 0) {
+		fprintf(stderr, "atolog: %s: no store here (record something first)\n",
+			cli->data_dir);
+		return EXIT_STORE;
+	}
+	rc = cli_open(cli, 0, out);
+	if (rc == ATOLOG_LOCKED || rc == EACCES || rc == EROFS)
+		rc = cli_open(cli, ATOLOG_OPEN_READONLY, out);
+	return rc == ATOLOG_OK ? 0 : cli_fail(rc, NULL, cli->data_dir);
+}
+
+int cli_read_all(FILE *f, size_t max, char **out, size_t *len)
+{
+	size_t cap = 64 * 1024, n = 0;
+	char *buf = malloc(cap + 1);
+
+	while (buf) {
+		size_t got;
+
+		if (n == cap) {
+			char *grown;
+
+			if (cap > max)
+				break;
+			cap *= 2;
+			grown = realloc(buf, cap + 1);
+			if (!grown) {
+				free(buf);
+				return ENOMEM;
+			}
+			buf = grown;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	if (!buf)
+		return ENOMEM;
+	if (ferror(f)) {
+		free(buf);
+		return EIO;
+	}
+	if (n > max) {
+		free(buf);
+		return ATOLOG_TOOBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int cli_print_interaction(const atolog_interaction *rec)
+{
+	char *line;
+	int rc = atolog_interaction_to_json(rec, &line);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	puts(line);
+	free(line);
+	return ferror(stdout) ? EIO : ATOLOG_OK;
+}
+
+bool cli_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}

@@ -1,0 +1,75 @@
+/*
+ * cli.h - what the atolog subcommands share: exit codes, opening the
+ * store, reporting errors, reading input and printing interactions.
+ *
+ * Conventions: machine output (JSON Lines) goes to stdout, human messages
+ * to stderr, one line per error. Exit codes: 0 ok, 1 not found, 2 usage
+ * or invalid input, 3 store error.
+ */
+#ifndef ATOLOG_CLI_H
+#define ATOLOG_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "atolog.h"
+
+#define EXIT_NOTFOUND 1
+#define EXIT_USAGE 2
+#define EXIT_STORE 3
+
+#define CLI_DEFAULT_DATA "./data"
+
+struct cli {
+	const char *data_dir;
+	atolog_sync_mode sync;
+	const char *prog;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *args;
+	const char *summary;
+};
+
+/* The exit code for an atolog return code. */
+int cli_exit_code(int rc);
+
+/* Prints "atolog: <what>: <detail>" and returns the exit code for rc. */
+int cli_fail(int rc, const atolog_store *store, const char *what);
+
+/* Prints a usage error for cmd and returns EXIT_USAGE. */
+int cli_usage(const struct command *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Opens the store for writing. */
+int cli_open_writer(struct cli *cli, atolog_store **out);
+/* Opens an existing store for reading: as its writer when no other process
+ * is (so a crash's tail is recovered first), else read-only beside it. */
+int cli_open_reader(struct cli *cli, atolog_store **out);
+
+/* Reads all of f, up to max bytes; *out is malloc'ed and NUL-terminated. */
+int cli_read_all(FILE *f, size_t max, char **out, size_t *len);
+
+/* Prints rec as one JSON line on stdout; returns an atolog code. */
+int cli_print_interaction(const atolog_interaction *rec);
+
+/* Parses a decimal long in [min, max]; false otherwise. */
+bool cli_parse_long(const char *s, long min, long max, long *out);
+
+/* The command table, for dispatch and help (tools/main.c). */
+extern const struct command cli_commands[];
+
+int cmd_record(struct cli *cli, int argc, char **argv);
+int cmd_get(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_replay(struct cli *cli, int argc, char **argv);
+int cmd_project(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_tour(struct cli *cli, int argc, char **argv);
+
+const struct command *cli_find_command(const char *name);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * main.c - the atolog command line: global options, then one subcommand.
+ *
+ *   atolog [--data DIR] [--sync always|none] COMMAND [ARGS...]
+ *
+ * Each subcommand is a thin program over include/atolog.h (tools/cmd_*.c).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+const struct command cli_commands[] = {
+	{ "record", cmd_record, "< interaction.json",
+	  "store one interaction read as a JSON object from stdin" },
+	{ "get", cmd_get, "ID", "print one interaction" },
+	{ "list", cmd_list,
+	  "[--project P] [--session S] [--client C] [--since T] [--limit N]",
+	  "interactions matching every filter, newest first" },
+	{ "replay", cmd_replay, "SESSION", "a whole session, oldest first" },
+	{ "project", cmd_project, "add NAME [--alias A]... | list",
+	  "the project registry" },
+	{ "stats", cmd_stats, "", "record count, sizes, segments" },
+	{ "tour", cmd_tour, "[--agents N] [--records N]",
+	  "capture synthetic interactions from concurrent agents, then query them" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct command *cli_find_command(const char *name)
+{
+	for (const struct command *c = cli_commands; c->name; c++) {
+		if (strcmp(c->name, name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: atolog [--data DIR] [--sync always|none] COMMAND [ARGS]\n\n"
+		     "  --data DIR    the store directory (default %s)\n"
+		     "  --sync MODE   always: acknowledge after fdatasync (default);\n"
+		     "                none: after write(2), survives a process crash only\n\n"
+		     "commands:\n", CLI_DEFAULT_DATA);
+	for (const struct command *c = cli_commands; c->name; c++)
+		fprintf(out, "  %-8s %s\n", c->name, c->summary);
+	fprintf(out, "\nexit: 0 ok, 1 not found, 2 usage or invalid input, "
+		     "3 store error\n");
+}
+
+static bool parse_sync(const char *s, atolog_sync_mode *out)
+{
+	if (strcmp(s, "always") == 0)
+		*out = ATOLOG_SYNC_ALWAYS;
+	else if (strcmp(s, "none") == 0)
+		*out = ATOLOG_SYNC_NONE;
+	else
+		return false;
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "sync", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli cli = { .data_dir = CLI_DEFAULT_DATA, .sync = ATOLOG_SYNC_ALWAYS,
+			   .prog = argv[0] };
+	const struct command *cmd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			cli.data_dir = optarg;
+			break;
+		case 's':
+			if (!parse_sync(optarg, &cli.sync)) {
+				fprintf(stderr, "atolog: unknown sync mode \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = cli_find_command(argv[optind]);
+	if (!cmd) {
+		fprintf(stderr, "atolog: unknown command \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* reset getopt for the subcommand */
+	return cmd->run(&cli, argc, argv);
+}
