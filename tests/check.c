@@ -1,7 +1,6 @@
 /*
  * check.c - the test harness behind check.h.
  */
-#define _GNU_SOURCE
 #include "check.h"
 
 #include <ftw.h>
