@@ -26,6 +26,12 @@ void err_begin(const void *owner)
 	err_slot.msg[0] = '\0';
 }
 
+void err_clear(void)
+{
+	err_slot.code = 0;
+	err_slot.msg[0] = '\0';
+}
+
 static void err_vformat(const char *fmt, va_list ap)
 {
 	vsnprintf(err_slot.msg, sizeof(err_slot.msg), fmt, ap);

@@ -22,6 +22,9 @@
 /* Marks the start of a public call on owner (may be NULL): clears the slot. */
 void err_begin(const void *owner);
 
+/* Forgets a failure that was handled (keeps the owner). */
+void err_clear(void);
+
 /* Records code with a printf-style message; returns code. */
 int err_set(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

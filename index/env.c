@@ -144,7 +144,9 @@ static int index_open_dbs(struct index *idx)
 			return index_mdb_error(mrc, db_names[i]);
 		}
 	}
-	return index_txn_end(idx, txn, !idx->readonly);
+	/* Committing (even a read-only transaction) is what keeps the handles
+	 * open beyond it; an abort would close them. */
+	return index_txn_end(idx, txn, true);
 }
 
 static int index_env_create(struct index *idx, const struct index_options *o)

@@ -1,0 +1,603 @@
+/*
+ * test_recovery.c - crashes and damage, and what a reopen makes of them.
+ *
+ *  - a writer child killed with SIGKILL mid-ingest: every id it reported
+ *    as acknowledged is present, intact and unique after reopen;
+ *  - torn tails written by hand (half a frame, garbage, a length past the
+ *    end) are cut off, and nothing acknowledged is lost;
+ *  - an index that lags the log is caught up from the tail only;
+ *  - an index that points past the log (the log lost its end) is rebuilt;
+ *  - a flipped byte inside an indexed frame is reported with segment and
+ *    offset on read, never served; with the index gone, the writer open
+ *    refuses the store and names the place; read-only still serves the rest;
+ *  - a deleted or garbage index is rebuilt from the log.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "codec.h"
+
+#define SEGMENT_SIZE (32 * 1024)
+#define KILL_ROUNDS 4
+#define FLIP_RECORDS 600
+
+static atolog_store *open_store(const char *dir, unsigned flags, int *rc_out)
+{
+	atolog_options o = { .flags = flags, .segment_size = SEGMENT_SIZE };
+	atolog_store *s = NULL;
+	int rc = atolog_store_open(dir, &o, &s);
+
+	if (rc_out)
+		*rc_out = rc;
+	else
+		CHECK_OK(rc, NULL);
+	return s;
+}
+
+static int record_prompt(atolog_store *s, const char *prompt, const char *session,
+			 char id_out[ATOLOG_ID_TEXT_LEN + 1])
+{
+	atolog_interaction in = { .prompt = prompt, .session_id = session,
+				  .project = "p", .client = "c" };
+	atolog_interaction *out = NULL;
+	int rc = atolog_interaction_record(s, &in, &out);
+
+	if (rc == ATOLOG_OK && id_out)
+		memcpy(id_out, out->id, ATOLOG_ID_TEXT_LEN + 1);
+	atolog_interaction_free(out);
+	return rc;
+}
+
+/* Fills a store with n records "r<i>" in session "s"; ids optional. */
+static void fill(const char *dir, int n, char (*ids)[ATOLOG_ID_TEXT_LEN + 1])
+{
+	atolog_store *s = open_store(dir, 0, NULL);
+	char prompt[64];
+
+	for (int i = 0; s && i < n; i++) {
+		snprintf(prompt, sizeof(prompt), "r%d", i);
+		CHECK_OK(record_prompt(s, prompt, "s", ids ? ids[i] : NULL), s);
+	}
+	CHECK_OK(atolog_store_close(s), NULL);
+}
+
+static long count_session(atolog_store *s, const char *session)
+{
+	const atolog_interaction *rec;
+	atolog_iter *it;
+	long n = 0;
+	int rc;
+
+	if (atolog_replay_open(s, session, &it) != ATOLOG_OK)
+		return -1;
+	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK)
+		n++;
+	atolog_iter_close(it);
+	return rc == ATOLOG_DONE ? n : -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Segment files, read directly.
+ */
+
+struct frame_pos {
+	uint64_t offset;
+	uint32_t length;
+	uint8_t kind;
+};
+
+/* Lists the frames of a segment file; returns how many. */
+static size_t list_frames(const char *path, struct frame_pos *out, size_t max)
+{
+	int fd = open(path, O_RDONLY);
+	uint8_t hdr[FRAME_HEADER_SIZE];
+	uint64_t off = SEGMENT_HEADER_SIZE;
+	size_t n = 0;
+
+	while (fd >= 0 && n < max &&
+	       pread(fd, hdr, sizeof(hdr), (off_t)off) == (ssize_t)sizeof(hdr)) {
+		struct frame_header h;
+
+		if (!frame_header_read(hdr, &h))
+			break;
+		out[n].offset = off;
+		out[n].length = FRAME_HEADER_SIZE + h.payload_len;
+		out[n].kind = h.kind;
+		off += out[n++].length;
+	}
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+static char *segment_file(const char *dir, uint64_t id)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "segments/%016" PRIx64 ".seg", id);
+	return check_path(dir, name);
+}
+
+static void append_bytes(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	CHECK(fd >= 0 && write(fd, buf, len) == (ssize_t)len);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void flip_byte(const char *path, uint64_t offset)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b = 0;
+
+	CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)offset) == 1);
+	b ^= 0x5a;
+	CHECK(pwrite(fd, &b, 1, (off_t)offset) == 1);
+	close(fd);
+}
+
+static void remove_index(const char *dir)
+{
+	char *data = check_path(dir, "index/data.mdb");
+	char *lock = check_path(dir, "index/lock.mdb");
+
+	CHECK(unlink(data) == 0);
+	unlink(lock);
+	free(data);
+	free(lock);
+}
+
+/* ------------------------------------------------------------------------
+ * SIGKILL mid-ingest.
+ */
+
+struct ack {
+	int round, n;
+	char id[ATOLOG_ID_TEXT_LEN + 1];
+};
+
+static void writer_child(const char *dir, int round, int fd)
+{
+	atolog_store *s = open_store(dir, 0, NULL);
+	char prompt[64], session[16];
+
+	snprintf(session, sizeof(session), "kill%d", round);
+	for (int n = 0; s; n++) {
+		struct ack a = { .round = round, .n = n };
+
+		snprintf(prompt, sizeof(prompt), "round %d record %d", round, n);
+		if (record_prompt(s, prompt, session, a.id) != ATOLOG_OK)
+			_exit(3);
+		if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a))
+			_exit(4);
+	}
+	_exit(5);
+}
+
+/* Runs a child until it has acknowledged `want` records, then kills it. */
+static size_t kill_round(const char *dir, int round, int want, struct ack *acks)
+{
+	int pipefd[2];
+	size_t n = 0;
+	pid_t pid;
+
+	CHECK(pipe(pipefd) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		writer_child(dir, round, pipefd[1]);
+	}
+	close(pipefd[1]);
+	while (n < (size_t)want &&
+	       read(pipefd[0], &acks[n], sizeof(*acks)) == (ssize_t)sizeof(*acks))
+		n++;
+	kill(pid, SIGKILL);
+	/* Acks the child wrote before it died are acknowledged too. */
+	while (read(pipefd[0], &acks[n], sizeof(*acks)) == (ssize_t)sizeof(*acks))
+		n++;
+	close(pipefd[0]);
+	waitpid(pid, NULL, 0);
+	return n;
+}
+
+static void check_acks(atolog_store *s, const struct ack *acks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		atolog_interaction *rec = NULL;
+		char prompt[64];
+
+		snprintf(prompt, sizeof(prompt), "round %d record %d", acks[i].round,
+			 acks[i].n);
+		CHECK_OK(atolog_interaction_get(s, acks[i].id, &rec), s);
+		if (rec)
+			CHECK_STR(rec->prompt, prompt);
+		atolog_interaction_free(rec);
+	}
+}
+
+static void test_sigkill(void)
+{
+	char *dir = check_tmpdir("kill");
+	struct ack *acks = calloc(4000, sizeof(*acks));
+	size_t total = 0;
+
+	for (int round = 0; round < KILL_ROUNDS; round++) {
+		int want = 20 + (int)check_rand_below(300);
+		size_t n = kill_round(dir, round, want, acks + total);
+		atolog_store *s = open_store(dir, 0, NULL);
+		char session[16];
+		atolog_stats st;
+
+		CHECK((int)n >= want);
+		total += n;
+		if (!s)
+			break;
+		check_acks(s, acks, total);
+		/* Unique: a record is in the session once, and the count of
+		 * records is at least the acknowledged ones (plus at most the
+		 * one in flight when the child died). */
+		snprintf(session, sizeof(session), "kill%d", round);
+		CHECK(count_session(s, session) >= (long)n);
+		CHECK(count_session(s, session) <= (long)n + 1);
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK(st.n_records >= total);
+		CHECK_OK(atolog_store_close(s), NULL);
+	}
+	fprintf(stderr, "test_recovery: sigkill: %zu acknowledged records over %d kills\n",
+		total, KILL_ROUNDS);
+	free(acks);
+	check_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------------------
+ * Torn tails.
+ */
+
+static void check_torn_tail(const void *junk, size_t len, const char *what)
+{
+	char *dir = check_tmpdir("torn");
+	char ids[20][ATOLOG_ID_TEXT_LEN + 1];
+	char *seg;
+	atolog_store *s;
+	atolog_stats st;
+
+	fill(dir, 20, ids);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	CHECK_OK(atolog_store_stats(s, &st), s);
+	atolog_store_close(s);
+	seg = segment_file(dir, st.n_segments);
+	append_bytes(seg, junk, len);
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		atolog_stats after;
+
+		CHECK_OK(atolog_store_stats(s, &after), s);
+		CHECK_INT(after.truncated_bytes, len);
+		CHECK_INT(after.n_records, 20);
+		CHECK_INT(count_session(s, "s"), 20);
+		for (int i = 0; i < 20; i++) {
+			atolog_interaction *rec = NULL;
+
+			CHECK_OK(atolog_interaction_get(s, ids[i], &rec), s);
+			atolog_interaction_free(rec);
+		}
+		/* The log goes on where the valid data ended. */
+		CHECK_OK(record_prompt(s, "after the tear", "s", NULL), s);
+		CHECK_OK(atolog_store_close(s), NULL);
+	}
+	s = open_store(dir, 0, NULL);
+	CHECK_INT(count_session(s, "s"), 21);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.truncated_bytes, 0);
+	}
+	atolog_store_close(s);
+	fprintf(stderr, "test_recovery: torn tail (%s): done\n", what);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+static void test_torn_tails(void)
+{
+	uint8_t junk[600];
+	uint8_t frame[FRAME_HEADER_SIZE + 100];
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)check_rand();
+	check_torn_tail(junk, sizeof(junk), "random bytes");
+	/* A plausible header whose frame runs past the end of the file. */
+	memset(frame, 'x', sizeof(frame));
+	frame_header_write(frame, FRAME_KIND_RECORD, 99, 100);
+	check_torn_tail(frame, FRAME_HEADER_SIZE + 40, "half a frame");
+	/* A complete frame with a bad checksum as the last one. */
+	frame[FRAME_HEADER_SIZE + 50] ^= 1;
+	check_torn_tail(frame, sizeof(frame), "bad checksum at the end");
+	/* Just part of a header. */
+	check_torn_tail(frame, 10, "part of a header");
+}
+
+/* Every cut of the last frame is a torn tail. */
+static void test_cut_every_byte(void)
+{
+	char *dir = check_tmpdir("cut");
+	struct frame_pos frames[64];
+	char *seg;
+	size_t n;
+	int failures = check_failures;
+
+	fill(dir, 5, NULL);
+	seg = segment_file(dir, 1);
+	n = list_frames(seg, frames, 64);
+	CHECK(n == 5);
+	for (uint32_t cut = 1; n == 5 && cut < frames[4].length; cut += 7) {
+		char *copy = check_tmpdir("cutcopy");
+		char *copy_seg = segment_file(copy, 1);
+		char cmd[1024];
+		atolog_store *s;
+
+		snprintf(cmd, sizeof(cmd), "cp -r %s/segments %s/", dir, copy);
+		CHECK(system(cmd) == 0);
+		CHECK(truncate(copy_seg, (off_t)(frames[4].offset + cut)) == 0);
+		s = open_store(copy, 0, NULL);
+		CHECK_INT(count_session(s, "s"), 4);
+		atolog_store_close(s);
+		free(copy_seg);
+		check_tmpdir_remove(copy);
+	}
+	fprintf(stderr, "test_recovery: cut at every 7th byte of the last frame: %s\n",
+		failures == check_failures ? "ok" : "FAILED");
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------------------
+ * The index behind the log, and beyond it.
+ */
+
+static void copy_index(const char *from, const char *to)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/index.saved && cp -r %s/index %s/index.saved",
+		 to, from, to);
+	CHECK(system(cmd) == 0);
+}
+
+static void restore_index(const char *dir)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/index && mv %s/index.saved %s/index",
+		 dir, dir, dir);
+	CHECK(system(cmd) == 0);
+}
+
+static void test_index_lags(void)
+{
+	char *dir = check_tmpdir("lag");
+	atolog_store *s;
+	atolog_stats st;
+
+	fill(dir, 100, NULL);
+	copy_index(dir, dir); /* the index as it was at 100 */
+	fill(dir, 60, NULL);
+	restore_index(dir); /* as if the last 60 never reached the index */
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.index_rebuilt, 0);
+		/* Only the tail is read: 60 records and the seals after them. */
+		CHECK(st.recovered_frames >= 60 && st.recovered_frames < 100);
+		CHECK_INT(st.n_records, 160);
+		CHECK_INT(count_session(s, "s"), 160);
+	}
+	atolog_store_close(s);
+	check_tmpdir_remove(dir);
+}
+
+static void test_index_past_log(void)
+{
+	char *dir = check_tmpdir("past");
+	char ids[10][ATOLOG_ID_TEXT_LEN + 1];
+	struct frame_pos frames[16];
+	atolog_interaction *rec = NULL;
+	atolog_store *s;
+	atolog_stats st;
+	char *seg;
+	size_t n;
+
+	fill(dir, 10, ids);
+	seg = segment_file(dir, 1);
+	n = list_frames(seg, frames, 16);
+	CHECK_INT(n, 10);
+	/* The log loses its last record; the index still names it. */
+	CHECK(n == 10 && truncate(seg, (off_t)frames[9].offset) == 0);
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.index_rebuilt, 1);
+		CHECK_INT(st.n_records, 9);
+		CHECK_RC(atolog_interaction_get(s, ids[9], &rec), ATOLOG_NOTFOUND, s);
+		CHECK_OK(atolog_interaction_get(s, ids[8], &rec), s);
+		atolog_interaction_free(rec);
+	}
+	atolog_store_close(s);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------------------
+ * Flipped bytes.
+ */
+
+static void check_corrupt_get(atolog_store *s, const char *id, const char *where)
+{
+	atolog_interaction *rec = NULL;
+
+	CHECK_RC(atolog_interaction_get(s, id, &rec), ATOLOG_CORRUPT, s);
+	CHECK_MSG(s, where);
+	CHECK(rec == NULL);
+}
+
+static void check_corrupt_replay(atolog_store *s, const char *where)
+{
+	const atolog_interaction *rec;
+	atolog_iter *it;
+	int rc;
+
+	CHECK_OK(atolog_replay_open(s, "s", &it), s);
+	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK)
+		CHECK(strcmp(rec->prompt, "r0") == 0 || strncmp(rec->prompt, "r", 1) == 0);
+	CHECK_RC(rc, ATOLOG_CORRUPT, s);
+	CHECK_MSG(s, where);
+	atolog_iter_close(it);
+}
+
+static void test_flipped_byte(bool in_last_segment)
+{
+	char *dir = check_tmpdir("flip");
+	char ids[FLIP_RECORDS][ATOLOG_ID_TEXT_LEN + 1];
+	struct frame_pos frames[256];
+	uint64_t seg_id;
+	atolog_store *s;
+	atolog_stats st;
+	char where[96], *seg;
+	size_t n, victim;
+	int rc;
+
+	fill(dir, FLIP_RECORDS, ids);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	CHECK_OK(atolog_store_stats(s, &st), s);
+	atolog_store_close(s);
+	CHECK(st.n_segments >= 3);
+	seg_id = in_last_segment ? st.n_segments : 2;
+	seg = segment_file(dir, seg_id);
+	n = list_frames(seg, frames, 256);
+	victim = n / 2;
+	CHECK(n >= 3 && frames[victim].kind == FRAME_KIND_RECORD);
+	flip_byte(seg, frames[victim].offset + FRAME_HEADER_SIZE + 5);
+	snprintf(where, sizeof(where), "segment %016" PRIx64 " offset %" PRIu64,
+		 seg_id, frames[victim].offset);
+
+	/* Index intact: the writer opens; the damaged record is never served. */
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		int bad = -1;
+
+		for (int i = 0; i < FLIP_RECORDS && bad < 0; i++) {
+			atolog_interaction *rec = NULL;
+
+			rc = atolog_interaction_get(s, ids[i], &rec);
+			if (rc == ATOLOG_CORRUPT)
+				bad = i;
+			else
+				CHECK_OK(rc, s);
+			atolog_interaction_free(rec);
+		}
+		CHECK(bad >= 0);
+		if (bad >= 0)
+			check_corrupt_get(s, ids[bad], where);
+		check_corrupt_replay(s, where);
+		atolog_store_close(s);
+	}
+
+	/* Index gone: rebuilding meets the damage and refuses, naming it. */
+	remove_index(dir);
+	s = open_store(dir, 0, &rc);
+	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, where);
+	CHECK(s == NULL);
+	atolog_store_close(s);
+	fprintf(stderr, "test_recovery: flipped byte in %s segment: reported as \"%s\"\n",
+		in_last_segment ? "the last" : "a sealed", atolog_errmsg(NULL));
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+/* Damage in the unindexed tail: the writer cannot index past it and
+ * refuses; a read-only open still serves everything indexed before it. */
+static void test_corrupt_tail_readonly(void)
+{
+	char *dir = check_tmpdir("tailflip");
+	char ids[100][ATOLOG_ID_TEXT_LEN + 1];
+	struct frame_pos frames[512];
+	atolog_interaction *rec = NULL;
+	atolog_store *s;
+	atolog_stats st;
+	char *seg;
+	size_t n;
+	int rc;
+
+	fill(dir, 100, ids);
+	copy_index(dir, dir);
+	fill(dir, 60, NULL);
+	restore_index(dir);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	CHECK_OK(atolog_store_stats(s, &st), s);
+	atolog_store_close(s);
+	seg = segment_file(dir, st.n_segments);
+	n = list_frames(seg, frames, 512);
+	CHECK(n >= 3);
+	flip_byte(seg, frames[n - 2].offset + FRAME_HEADER_SIZE + 3);
+	s = open_store(dir, 0, &rc);
+	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, "offset");
+	CHECK(s == NULL);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	CHECK_INT(count_session(s, "s"), 100);
+	if (s) {
+		CHECK_OK(atolog_interaction_get(s, ids[99], &rec), s);
+		atolog_interaction_free(rec);
+	}
+	atolog_store_close(s);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+static void test_garbage_index(void)
+{
+	char *dir = check_tmpdir("garbage");
+	char *data = check_path(dir, "index/data.mdb");
+	uint8_t junk[8192];
+	atolog_store *s;
+	atolog_stats st;
+	int fd;
+
+	fill(dir, 50, NULL);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)check_rand();
+	fd = open(data, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0 && write(fd, junk, sizeof(junk)) == (ssize_t)sizeof(junk));
+	close(fd);
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.index_rebuilt, 1);
+		CHECK_INT(count_session(s, "s"), 50);
+	}
+	atolog_store_close(s);
+	free(data);
+	check_tmpdir_remove(dir);
+}
+
+int main(void)
+{
+	check_rand_init("test_recovery");
+	test_sigkill();
+	test_torn_tails();
+	test_cut_every_byte();
+	test_index_lags();
+	test_index_past_log();
+	test_flipped_byte(false);
+	test_flipped_byte(true);
+	test_corrupt_tail_readonly();
+	test_garbage_index();
+	return check_report("test_recovery");
+}
