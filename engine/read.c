@@ -255,8 +255,8 @@ int atolog_list_open(atolog_store *s, const atolog_query *q, atolog_iter **out)
 		rc = time_parse(q->since, &since);
 		if (rc != ATOLOG_OK)
 			rc = err_context(rc, "since");
-		/* The seed compares at whole seconds: 12:00:00.7 lists 12:00:00.2. */
-		since = time_floor_second(since);
+		else /* the seed compares whole seconds: 12:00:00.7 lists 12:00:00.2 */
+			since = time_floor_second(since);
 	}
 	if (rc == ATOLOG_OK && !it->done)
 		rc = iter_filters(s, it, q);

@@ -59,7 +59,8 @@ static int arena_put(struct name_arena *a, struct text t, size_t *at)
 		a->buf = grown;
 		a->cap = cap;
 	}
-	memcpy(a->buf + a->len, t.ptr, t.len);
+	if (t.len > 0)
+		memcpy(a->buf + a->len, t.ptr, t.len);
 	*at = a->len;
 	a->len += t.len;
 	return ATOLOG_OK;

@@ -80,6 +80,11 @@ int index_txn_begin(struct index *idx, unsigned flags, MDB_txn **out)
 
 int index_txn_end(struct index *idx, MDB_txn *txn, bool commit)
 {
+	return index_mdb_error(index_txn_finish(idx, txn, commit), "committing");
+}
+
+int index_txn_finish(struct index *idx, MDB_txn *txn, bool commit)
+{
 	int rc = MDB_SUCCESS;
 
 	if (commit)
@@ -87,7 +92,7 @@ int index_txn_end(struct index *idx, MDB_txn *txn, bool commit)
 	else
 		mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&idx->map_lock);
-	return index_mdb_error(rc, "committing");
+	return rc;
 }
 
 int index_txn_renew(struct index *idx, MDB_txn *txn)

@@ -69,6 +69,8 @@ int index_mdb_error(int rc, const char *what);
 int index_txn_begin(struct index *idx, unsigned flags, MDB_txn **out);
 /* Commits (commit true) or aborts, then releases map_lock. */
 int index_txn_end(struct index *idx, MDB_txn *txn, bool commit);
+/* Commits or aborts, releases map_lock; returns the LMDB code. */
+int index_txn_finish(struct index *idx, MDB_txn *txn, bool commit);
 /* Renews a reset read-only transaction under map_lock. */
 int index_txn_renew(struct index *idx, MDB_txn *txn);
 /* Resets a read-only transaction (keeps its reader slot). */

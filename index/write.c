@@ -112,9 +112,13 @@ int index_apply(struct index *idx, const struct index_batch *batch,
 		if (rc != ATOLOG_OK)
 			return rc;
 		mrc = apply_once(idx, txn, batch, dup_at);
+		/* A commit can fill the map too (saving the free list). */
 		if (mrc == MDB_SUCCESS)
-			return index_txn_end(idx, txn, true);
-		index_txn_end(idx, txn, false);
+			mrc = index_txn_finish(idx, txn, true);
+		else
+			index_txn_finish(idx, txn, false);
+		if (mrc == MDB_SUCCESS)
+			return ATOLOG_OK;
 		if (mrc != MDB_MAP_FULL)
 			return index_mdb_error(mrc, "writing a batch");
 		rc = index_grow_map(idx);
