@@ -32,8 +32,10 @@ struct text {
  */
 bool text_is_utf8(const char *s, size_t len);
 bool text_is_blank(const char *s, size_t len); /* only spaces/controls */
-/* The registry's matching key: surrounding blanks trimmed, ASCII lowered.
- * out must hold len + 1 bytes; returns the key's length. */
+/* s without surrounding ASCII blanks (space, \t \n \v \f \r). */
+struct text text_trim(const char *s, size_t len);
+/* The registry's matching key: text_trim, then ASCII lowered (never the
+ * locale's rules). out must hold len + 1 bytes; returns the key's length. */
 size_t text_fold_name(const char *s, size_t len, char *out);
 
 /* ------------------------------------------------------------------------
@@ -196,13 +198,12 @@ struct frame_header {
 void frame_header_write(uint8_t *frame, uint8_t kind, uint64_t seq,
 			uint32_t len);
 
-/* Reads a header; false if its fields cannot belong to a frame (unknown
- * kind, reserved bits set, length over FRAME_PAYLOAD_MAX). */
+/* Reads a header; false if its fields cannot belong to a frame (kind 0,
+ * flags or reserved bits set, length over FRAME_PAYLOAD_MAX). */
 bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 		       struct frame_header *out);
 
-/* True when every byte of the header is zero: the end of written data in
- * a segment whose tail is pre-allocated. */
+/* True when every byte of the header is zero (space never written). */
 bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE]);
 
 /* ------------------------------------------------------------------------

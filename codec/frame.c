@@ -12,10 +12,11 @@
  *       24    -  payload      msgpack, payload_len bytes
  *
  * All integers little-endian. A frame is valid when its header fields are
- * plausible (known kind, zero reserved bits, bounded length) and the
- * checksum matches. A header of 24 zero bytes is never valid (kind 0): it
- * marks the end of written data in pre-allocated space. What to do with an
- * invalid frame is the engine's decision (recovery), not the codec's.
+ * plausible (non-zero kind, zero flags and reserved bytes, bounded length)
+ * and the checksum matches. Kind 0 is never valid, so bytes that were never
+ * written (zeros) can never pass for a frame. What to do with an invalid
+ * frame, or a valid one of an unknown kind, is the engine's decision
+ * (recovery), not the codec's.
  */
 #include <errno.h>
 #include <string.h>
@@ -52,8 +53,10 @@ bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 	out->flags = in[13];
 	out->reserved = (uint16_t)(in[14] | in[15] << 8);
 	out->seq = get_le64(in + 16);
-	return out->kind >= FRAME_KIND_RECORD && out->kind <= FRAME_KIND_SEAL &&
-	       out->flags == 0 && out->reserved == 0 &&
+	/* Any non-zero kind is plausible: a checksum-valid frame of a kind
+	 * this build does not know comes from a newer writer, which the
+	 * engine refuses by name rather than mistaking for damage. */
+	return out->kind != 0 && out->flags == 0 && out->reserved == 0 &&
 	       out->payload_len <= FRAME_PAYLOAD_MAX;
 }
 
@@ -108,6 +111,8 @@ int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
 		return err_set(ATOLOG_CORRUPT, "segment header checksum mismatch");
 	out->major = (uint16_t)(in[8] | in[9] << 8);
 	out->minor = (uint16_t)(in[10] | in[11] << 8);
+	if (out->major == 0)
+		return err_set(ATOLOG_CORRUPT, "segment format major 0 does not exist");
 	if (out->major > SEGMENT_FORMAT_MAJOR)
 		return err_set(ATOLOG_VERSION,
 			       "segment format %u.%u is newer than this build (%u.%u)",

@@ -19,8 +19,9 @@
  *
  * Forward compatibility: a reader ignores keys it does not know (a newer
  * writer may add some) and treats a missing optional key as empty; "v" is
- * bumped when a key is added, and a change a reader could misread gets a
- * new frame kind instead. id, created_at and prompt are required.
+ * bumped when a key is added. A change an older reader could misread needs
+ * a new frame kind, which older readers refuse (ATOLOG_VERSION) instead of
+ * misreading. id, created_at and prompt are required.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -369,6 +370,23 @@ static bool decode_entry(struct record_view *view, const msgpack_object_kv *kv,
 	return true; /* "v" and keys from newer writers */
 }
 
+/* The names become index keys: a checksum-valid frame from a dishonest
+ * writer must not smuggle in one that is too long or holds a 0x00. */
+static int decoded_names_ok(const struct record_fields *f)
+{
+	const struct text names[] = { f->project, f->client, f->session_id };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (names[i].len > ATOLOG_NAME_MAX_BYTES ||
+		    memchr(names[i].ptr, 0, names[i].len))
+			return err_set(ATOLOG_CORRUPT, "record holds a project, client "
+				       "or session_id that breaks the name rules");
+	}
+	if (f->created_at < TIME_MIN_US || f->created_at > TIME_MAX_US)
+		return err_set(ATOLOG_CORRUPT, "record created_at is out of range");
+	return ATOLOG_OK;
+}
+
 static int decode_map(struct record_view *view, const msgpack_object_map *map)
 {
 	struct text *next_ref;
@@ -386,7 +404,7 @@ static int decode_map(struct record_view *view, const msgpack_object_map *map)
 	if (have != HAVE_ALL)
 		return err_set(ATOLOG_CORRUPT,
 			       "record lacks a required field (id, created_at, prompt)");
-	return ATOLOG_OK;
+	return decoded_names_ok(&view->fields);
 }
 
 int record_view_decode(struct record_view *view, const void *payload, size_t len)

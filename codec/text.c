@@ -3,10 +3,8 @@
  * (msgpack str and JSON both promise it), a prompt is "blank" when it holds
  * only whitespace as Python's str.strip() sees it (the seed's rule), and
  * project names match the registry without regard to ASCII case or
- * surrounding blanks.
+ * surrounding ASCII blanks, the same in every locale.
  */
-#include <ctype.h>
-
 #include "codec.h"
 
 /* Decodes one code point at s[*i]; -1 when the sequence is not valid UTF-8
@@ -81,16 +79,35 @@ bool text_is_blank(const char *s, size_t len)
 	return true;
 }
 
+/* The registry's blanks: ASCII space, \t \n \v \f \r. Not isspace():
+ * that follows the host program's locale, and registry keys must not. */
+static bool ascii_blank(char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+struct text text_trim(const char *s, size_t len)
+{
+	struct text t = { .ptr = s, .len = len };
+
+	while (t.len > 0 && ascii_blank(t.ptr[0])) {
+		t.ptr++;
+		t.len--;
+	}
+	while (t.len > 0 && ascii_blank(t.ptr[t.len - 1]))
+		t.len--;
+	return t;
+}
+
 size_t text_fold_name(const char *s, size_t len, char *out)
 {
-	size_t start = 0, end = len, n = 0;
+	struct text t = text_trim(s, len);
 
-	while (start < end && isspace((unsigned char)s[start]))
-		start++;
-	while (end > start && isspace((unsigned char)s[end - 1]))
-		end--;
-	for (size_t i = start; i < end; i++)
-		out[n++] = (char)tolower((unsigned char)s[i]);
-	out[n] = '\0';
-	return n;
+	for (size_t i = 0; i < t.len; i++) {
+		char c = t.ptr[i];
+
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	out[t.len] = '\0';
+	return t.len;
 }

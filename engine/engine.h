@@ -135,13 +135,23 @@ struct scan_result {
 	uint8_t last_kind;    /* kind of the last valid frame, 0 if none */
 };
 
+struct scan_start {
+	uint64_t segment_id;
+	uint64_t offset;
+	uint8_t prev_kind; /* kind of the frame before offset, 0 if none */
+	/* After a machine crash under sync none, the OS may have written a
+	 * later page of the tail and not an earlier one; nothing after such a
+	 * hole was durable, so the hole ends the log instead of being damage. */
+	bool holes_are_torn;
+};
+
 /*
- * Calls fn for every valid frame of segment fd from offset start; prev_kind
- * is the kind of the frame before start (0 if none). A bad frame followed
- * by a valid one is corruption: ATOLOG_CORRUPT with segment and offset in
- * the message. fn returning non-zero stops with that code.
+ * Calls fn for every valid frame of segment fd from the start position. A
+ * bad frame followed by a valid one is corruption: ATOLOG_CORRUPT with
+ * segment and offset in the message (unless holes_are_torn). fn returning
+ * non-zero stops with that code.
  */
-int scan_segment(int fd, uint64_t segment_id, uint64_t start, uint8_t prev_kind,
+int scan_segment(int fd, const struct scan_start *from,
 		 int (*fn)(const struct log_frame *frame, void *ctx), void *ctx,
 		 struct scan_result *result);
 
@@ -170,6 +180,8 @@ struct atolog_store {
 	struct segment_fds fds;
 	struct writer w;
 	atolog_stats open_stats; /* recovery figures */
+	bool marker_present;      /* STORE_UNSYNCED_FILE exists */
+	bool after_machine_crash; /* it was left by an earlier boot */
 };
 
 /* engine/recovery.c: brings the index level with the log at open. */

@@ -191,6 +191,10 @@ static int recovery_frame(const struct log_frame *f, void *ctx)
 			rc = recovery_flush(r);
 	} else if (f->header.kind == FRAME_KIND_REGISTRY) {
 		rc = recovery_add_registry(r, f);
+	} else if (f->header.kind != FRAME_KIND_SEAL) {
+		rc = err_set(ATOLOG_VERSION, "segment %016" PRIx64 " offset %" PRIu64
+			     ": frame kind %u comes from a newer atolog", f->segment,
+			     f->offset, f->header.kind);
 	}
 	return rc;
 }
@@ -250,6 +254,9 @@ static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
 
 	if (rc != ATOLOG_OK)
 		return rc;
+	if (version > INDEX_VERSION)
+		return err_set(ATOLOG_VERSION, "the index has layout %u, newer than "
+			       "this build's %u", version, INDEX_VERSION);
 	if (version == INDEX_VERSION) {
 		rc = index_state_get(s->idx, &r->state);
 		if (rc == ATOLOG_OK &&
@@ -315,8 +322,14 @@ static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
 	if (memcmp(hdr.store_id, s->store_id, UUID_SIZE) != 0)
 		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64
 			     " belongs to another store", id);
-	if (rc == ATOLOG_OK)
-		rc = scan_segment(fd, id, offset, prev_kind, recovery_frame, r, &res);
+	if (rc == ATOLOG_OK) {
+		struct scan_start from = {
+			.segment_id = id, .offset = offset, .prev_kind = prev_kind,
+			.holes_are_torn = newest && s->after_machine_crash,
+		};
+
+		rc = scan_segment(fd, &from, recovery_frame, r, &res);
+	}
 	if (rc == ATOLOG_OK && !newest &&
 	    (res.end == SCAN_END_TORN || res.last_kind != FRAME_KIND_SEAL))
 		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
@@ -372,9 +385,9 @@ static int recovery_create(atolog_store *s)
 static int recovery_scan(struct recovery *r, const uint64_t *ids, size_t n)
 {
 	atolog_store *s = r->store;
-	uint8_t prev_kind, last_kind = 0;
-	uint64_t offset;
-	size_t first;
+	uint8_t prev_kind = 0, last_kind = 0;
+	uint64_t offset = SEGMENT_HEADER_SIZE;
+	size_t first = 0;
 	int rc;
 
 	rc = recovery_start(r, ids, n, &first, &offset, &prev_kind);

@@ -153,8 +153,8 @@ static int rest_is_zero(struct log_reader *r, uint64_t off, bool *zero)
 }
 
 /* Applies the rule in the header comment to a bad frame at off. */
-static int classify_stop(struct log_reader *r, uint64_t segment_id, uint64_t off,
-			 const char *why, struct scan_result *res)
+static int classify_stop(struct log_reader *r, const struct scan_start *from,
+			 uint64_t off, const char *why, struct scan_result *res)
 {
 	uint64_t next;
 	bool zero;
@@ -171,22 +171,23 @@ static int classify_stop(struct log_reader *r, uint64_t segment_id, uint64_t off
 	rc = find_valid_after(r, off, &next);
 	if (rc != ATOLOG_OK)
 		return rc;
-	if (next)
+	if (next && !from->holes_are_torn)
 		return err_set(ATOLOG_CORRUPT,
 			       "segment %016" PRIx64 " offset %" PRIu64
 			       ": %s, and a valid frame follows at offset %" PRIu64,
-			       segment_id, off, why, next);
+			       from->segment_id, off, why, next);
 	res->end = SCAN_END_TORN;
 	return ATOLOG_OK;
 }
 
-int scan_segment(int fd, uint64_t segment_id, uint64_t start, uint8_t prev_kind,
+int scan_segment(int fd, const struct scan_start *from,
 		 int (*fn)(const struct log_frame *frame, void *ctx), void *ctx,
 		 struct scan_result *res)
 {
+	const uint64_t segment_id = from->segment_id;
 	struct log_reader r = { .fd = fd };
+	uint64_t off = from->offset;
 	struct stat st;
-	uint64_t off = start;
 	int rc = ATOLOG_OK;
 
 	if (fstat(fd, &st) != 0)
@@ -194,7 +195,7 @@ int scan_segment(int fd, uint64_t segment_id, uint64_t start, uint8_t prev_kind,
 	r.file_size = (uint64_t)st.st_size;
 	memset(res, 0, sizeof(*res));
 	res->file_size = r.file_size;
-	res->last_kind = prev_kind;
+	res->last_kind = from->prev_kind;
 	while (rc == ATOLOG_OK) {
 		struct log_frame f = { .segment = segment_id };
 		const char *why;
@@ -208,7 +209,7 @@ int scan_segment(int fd, uint64_t segment_id, uint64_t start, uint8_t prev_kind,
 		if (rc != ATOLOG_OK)
 			break;
 		if (why) {
-			rc = classify_stop(&r, segment_id, off, why, res);
+			rc = classify_stop(&r, from, off, why, res);
 			break;
 		}
 		if (res->last_kind == FRAME_KIND_SEAL) {

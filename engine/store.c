@@ -11,6 +11,7 @@
  * segments are safe beside a writer, and the index only names complete
  * frames.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -116,13 +117,20 @@ static int store_drop_index(atolog_store *s)
 }
 
 /*
- * A sync-none writer lets the OS flush the index whenever it likes, so a
- * machine crash can leave data.mdb damaged. The marker file, holding the
- * boot id, says such a writer was running; if it is still there after a
- * reboot, the index is dropped and rebuilt. (A crash of the process alone
- * loses nothing: the page cache survives it.)
+ * The index-unsynced marker. A sync-none writer lets the OS flush the index
+ * whenever it likes, so a machine crash can leave data.mdb damaged; a crash
+ * of the process alone loses nothing (the page cache survives it). So while
+ * such a writer may have unflushed index pages, a marker file holds the
+ * boot id:
+ *   - at open, a marker from another boot means the machine crashed under
+ *     it: the index is dropped and rebuilt, and the newest segment may end
+ *     in holes the OS never wrote (recovery cuts there, see scan.c);
+ *   - a sync-none writer writes the marker (and syncs it and the directory)
+ *     before it touches the index;
+ *   - any other writer removes a marker only after flushing the index, and
+ *     a clean close removes it after the final flush.
  */
-static int store_check_unsynced(atolog_store *s)
+static int store_marker_read(atolog_store *s)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
 	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
@@ -131,27 +139,69 @@ static int store_check_unsynced(atolog_store *s)
 
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
-	read_boot_id(now);
 	f = fopen(marker, "re");
 	if (f) {
+		s->marker_present = true;
 		if (!fgets(then, sizeof(then), f))
 			then[0] = '\0';
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
-		if (now[0] == '\0' || strcmp(now, then) != 0)
+		read_boot_id(now);
+		if (now[0] == '\0' || strcmp(now, then) != 0) {
+			s->after_machine_crash = true;
 			rc = store_drop_index(s);
-	}
-	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_NONE) {
-		f = fopen(marker, "we");
-		if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
-		    fdatasync(fileno(f)) != 0)
-			rc = err_errno(errno, "writing %s", marker);
-		if (f)
-			fclose(f);
-	} else if (rc == ATOLOG_OK && unlink(marker) != 0 && errno != ENOENT) {
-		rc = err_errno(errno, "removing %s", marker);
+		}
 	}
 	free(marker);
+	return rc;
+}
+
+static int store_marker_write(atolog_store *s)
+{
+	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
+	char now[BOOT_ID_SIZE];
+	FILE *f;
+	int rc = ATOLOG_OK;
+
+	if (!marker)
+		return err_set(ENOMEM, "opening the store");
+	read_boot_id(now);
+	f = fopen(marker, "we");
+	if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
+	    fdatasync(fileno(f)) != 0)
+		rc = err_errno(errno, "writing %s", marker);
+	if (f)
+		fclose(f);
+	if (rc == ATOLOG_OK) {
+		int e = io_fsync_dir(NULL, s->dir);
+
+		if (e != 0)
+			rc = err_errno(e, "syncing %s", s->dir);
+	}
+	if (rc == ATOLOG_OK)
+		s->marker_present = true;
+	free(marker);
+	return rc;
+}
+
+/* Removes the marker once the index is flushed (a no-op without one). */
+static int store_marker_clear(atolog_store *s)
+{
+	char *marker;
+	int rc;
+
+	if (!s->marker_present)
+		return ATOLOG_OK;
+	rc = index_sync(s->idx);
+	if (rc != ATOLOG_OK)
+		return rc;
+	marker = path_join(s->dir, STORE_UNSYNCED_FILE);
+	if (!marker)
+		return err_set(ENOMEM, "removing the marker");
+	if (unlink(marker) != 0 && errno != ENOENT)
+		rc = err_errno(errno, "removing %s", marker);
+	free(marker);
+	s->marker_present = rc != ATOLOG_OK;
 	return rc;
 }
 
@@ -197,6 +247,26 @@ static int store_init_paths(atolog_store *s, const char *dir)
 	return ATOLOG_OK;
 }
 
+/* A reader never scans the log, but it must not read a format it does not
+ * know: the oldest and newest segment headers are checked. */
+static int store_check_segment_headers(atolog_store *s)
+{
+	struct segment_header hdr;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int fd, rc = segment_list(s->segment_dir, &ids, &n);
+
+	const size_t ends[2] = { 0, n - 1 };
+
+	for (size_t i = 0; rc == ATOLOG_OK && n > 0 && i < 2; i++) {
+		rc = segment_open(s->segment_dir, ids[ends[i]], O_RDONLY, &hdr, &fd);
+		if (rc == ATOLOG_OK)
+			close(fd);
+	}
+	free(ids);
+	return rc;
+}
+
 static int store_open_readonly(atolog_store *s)
 {
 	struct stat st;
@@ -205,7 +275,9 @@ static int store_open_readonly(atolog_store *s)
 
 	if (stat(s->segment_dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return err_set(ATOLOG_NOTFOUND, "%s holds no store", s->dir);
-	rc = store_open_index(s);
+	rc = store_check_segment_headers(s);
+	if (rc == ATOLOG_OK)
+		rc = store_open_index(s);
 	if (rc == ATOLOG_OK)
 		rc = index_version(s->idx, &version);
 	if (rc == ATOLOG_OK && version != INDEX_VERSION)
@@ -216,6 +288,27 @@ static int store_open_readonly(atolog_store *s)
 	return rc;
 }
 
+/* Removes segment files a crash left half-created (see segment_create). */
+static int store_remove_temp_segments(atolog_store *s)
+{
+	DIR *d = opendir(s->segment_dir);
+	struct dirent *de;
+	int rc = ATOLOG_OK;
+
+	if (!d)
+		return err_errno(errno, "listing %s", s->segment_dir);
+	while ((de = readdir(d)) != NULL && rc == ATOLOG_OK) {
+		size_t len = strlen(de->d_name);
+
+		if (len > 8 && strcmp(de->d_name + len - 8, ".seg.tmp") == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) != 0)
+			rc = err_errno(errno, "removing %s/%s", s->segment_dir,
+				       de->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
 static int store_open_writer(atolog_store *s)
 {
 	int rc = store_make_dirs(s);
@@ -223,13 +316,19 @@ static int store_open_writer(atolog_store *s)
 	if (rc == ATOLOG_OK)
 		rc = store_lock(s);
 	if (rc == ATOLOG_OK)
-		rc = store_check_unsynced(s);
+		rc = store_remove_temp_segments(s);
+	if (rc == ATOLOG_OK)
+		rc = store_marker_read(s);
+	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_NONE)
+		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK)
 		rc = writer_init(s);
 	if (rc == ATOLOG_OK)
 		rc = recovery_run(s);
+	if (rc == ATOLOG_OK && s->opts.sync != ATOLOG_SYNC_NONE)
+		rc = store_marker_clear(s);
 	return rc;
 }
 
@@ -282,15 +381,10 @@ int atolog_store_close(atolog_store *s)
 		return ATOLOG_OK;
 	err_begin(s);
 	writer_destroy(s);
-	index_close(s->idx); /* syncs a writer's index fully */
-	if (!s->readonly && s->lock_fd >= 0 && s->opts.sync == ATOLOG_SYNC_NONE) {
-		char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-
-		/* The index is on disk now: a reboot no longer threatens it. */
-		if (!marker || (unlink(marker) != 0 && errno != ENOENT))
-			rc = err_errno(marker ? errno : ENOMEM, "removing the marker");
-		free(marker);
-	}
+	/* Flushed, the index no longer fears a reboot. */
+	if (!s->readonly && s->idx && !s->w.failed)
+		rc = store_marker_clear(s);
+	index_close(s->idx);
 	segment_fds_destroy(&s->fds);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);

@@ -318,25 +318,12 @@ struct registration {
 /* Trims blanks; checks a project name or alias. */
 static int registry_name(const char *what, const char *s, struct text *out)
 {
-	size_t len;
-	int rc;
-
 	if (!s)
 		return err_set(ATOLOG_INVALID, "%s is NULL", what);
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	len = strlen(s);
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
-			   s[len - 1] == '\n' || s[len - 1] == '\r'))
-		len--;
-	if (len == 0)
+	*out = text_trim(s, strlen(s));
+	if (out->len == 0)
 		return err_set(ATOLOG_INVALID, "%s must be non-empty", what);
-	rc = record_check_name(what, s, len);
-	if (rc != ATOLOG_OK)
-		return rc;
-	out->ptr = s;
-	out->len = len;
-	return ATOLOG_OK;
+	return record_check_name(what, out->ptr, out->len);
 }
 
 /* Who owns a folded key now: *owner malloc'ed, NULL when nobody. */

@@ -69,7 +69,8 @@ extern "C" {
 /* ------------------------------------------------------------------------
  * Opening a store.
  *
- * A store is a directory: LOCK, segments/, index/. One process at a time
+ * A store is a directory: LOCK, segments/, index/ (and index-unsynced while
+ * a sync-none writer runs; see docs/FORMAT.md). One process at a time
  * opens it for writing (an flock on LOCK); any number of processes open it
  * read-only at the same time, without locking against the writer.
  */
@@ -96,12 +97,14 @@ typedef struct atolog_options {
  * Opens (creating if needed, unless read-only) the store in directory dir.
  * opts may be NULL for defaults. Opening for writing takes the writer lock,
  * catches the index up with the log, truncates a torn tail and rebuilds a
- * missing or damaged index.
- * Returns ATOLOG_OK; ATOLOG_LOCKED (another writer); ATOLOG_CORRUPT (a bad
- * frame followed by valid ones: the message names segment and offset; a
- * read-only open still serves what is intact); ATOLOG_VERSION;
- * ATOLOG_INVALID (bad options); ATOLOG_NOTFOUND (read-only open of a
- * directory that holds no store); errno.
+ * missing or damaged index. Opening read-only never scans or changes the
+ * log: it serves what the index names, checking every frame as it reads it.
+ * Returns ATOLOG_OK; ATOLOG_LOCKED (another writer); ATOLOG_CORRUPT (writer
+ * only: a bad frame followed by valid ones; the message names segment and
+ * offset; a read-only open still serves what is intact); ATOLOG_VERSION
+ * (segments or index from a newer atolog); ATOLOG_INVALID (bad options);
+ * ATOLOG_NOTFOUND (read-only open of a directory that holds no store, or
+ * whose index is missing); errno.
  * On failure *out is untouched and atolog_errmsg(NULL) tells why.
  */
 int atolog_store_open(const char *dir, const atolog_options *opts,

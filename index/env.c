@@ -228,6 +228,11 @@ void index_close(struct index *idx)
 	free(idx);
 }
 
+int index_sync(struct index *idx)
+{
+	return index_mdb_error(mdb_env_sync(idx->env, 1), "syncing");
+}
+
 uint64_t index_file_size(struct index *idx)
 {
 	char path[4096];

@@ -96,6 +96,9 @@ int index_open(const char *dir, const struct index_options *opts,
 	       struct index **out);
 void index_close(struct index *idx);
 
+/* Flushes everything, meta page included, to disk. */
+int index_sync(struct index *idx);
+
 /* The index layout version stored in meta, 0 if none. */
 int index_version(struct index *idx, uint32_t *out);
 

@@ -168,8 +168,10 @@ static void writer_child(const char *dir, int round, int fd)
 	atolog_store *s = open_store(dir, 0, NULL);
 	char prompt[64], session[16];
 
+	if (!s)
+		_exit(2);
 	snprintf(session, sizeof(session), "kill%d", round);
-	for (int n = 0; s; n++) {
+	for (int n = 0;; n++) {
 		struct ack a = { .round = round, .n = n };
 
 		snprintf(prompt, sizeof(prompt), "round %d record %d", round, n);
@@ -178,7 +180,6 @@ static void writer_child(const char *dir, int round, int fd)
 		if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a))
 			_exit(4);
 	}
-	_exit(5);
 }
 
 /* Runs a child until it has acknowledged `want` records, then kills it. */
@@ -587,6 +588,165 @@ static void test_garbage_index(void)
 	check_tmpdir_remove(dir);
 }
 
+/* ------------------------------------------------------------------------
+ * Frames a dishonest or newer writer could leave: checksum-valid, but not
+ * for this build to index.
+ */
+
+/* A complete, checksum-valid frame with the given kind and payload. */
+static size_t craft_frame(uint8_t *out, uint8_t kind, const void *payload,
+			  size_t len)
+{
+	memcpy(out + FRAME_HEADER_SIZE, payload, len);
+	frame_header_write(out, kind, 1000, (uint32_t)len);
+	return FRAME_HEADER_SIZE + len;
+}
+
+static void check_refused_frame(uint8_t kind, const void *payload, size_t len,
+				int want, const char *what)
+{
+	char *dir = check_tmpdir("crafted");
+	uint8_t *frame = malloc(FRAME_HEADER_SIZE + len);
+	char *seg;
+	long long size;
+	int rc;
+
+	fill(dir, 3, NULL);
+	seg = segment_file(dir, 1);
+	append_bytes(seg, frame, craft_frame(frame, kind, payload, len));
+	size = check_file_size(seg);
+	CHECK(open_store(dir, 0, &rc) == NULL);
+	CHECK_RC(rc, want, NULL);
+	CHECK_MSG(NULL, "segment 0000000000000001 offset");
+	CHECK_INT(check_file_size(seg), size); /* nothing cut */
+	fprintf(stderr, "test_recovery: %s: refused: %s\n", what, atolog_errmsg(NULL));
+	free(frame);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+static void test_crafted_frames(void)
+{
+	char *project = malloc(400);
+	struct record_fields f = { .created_at = 1, .prompt = { "p", 1 } };
+	msgpack_sbuffer sb;
+
+	memset(project, 'x', 400);
+	f.project.ptr = project;
+	f.project.len = 400;
+	f.id[0] = 1;
+	msgpack_sbuffer_init(&sb);
+	CHECK_OK(record_encode(&f, &sb), NULL);
+	check_refused_frame(FRAME_KIND_RECORD, sb.data, sb.size, ATOLOG_CORRUPT,
+			    "a 400-byte project name");
+	check_refused_frame(9, "\x80", 1, ATOLOG_VERSION, "a frame of kind 9");
+	msgpack_sbuffer_destroy(&sb);
+	free(project);
+}
+
+static void test_newer_segment_header(void)
+{
+	char *dir = check_tmpdir("major");
+	char *seg;
+	uint8_t hdr[SEGMENT_HEADER_SIZE];
+	struct segment_header h;
+	int fd, rc;
+
+	fill(dir, 3, NULL);
+	seg = segment_file(dir, 1);
+	fd = open(seg, O_RDWR);
+	CHECK(pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
+	CHECK_OK(segment_header_read(hdr, &h), NULL);
+	h.major = SEGMENT_FORMAT_MAJOR + 1;
+	segment_header_write(hdr, &h);
+	CHECK(pwrite(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
+	close(fd);
+	CHECK(open_store(dir, ATOLOG_OPEN_READONLY, &rc) == NULL);
+	CHECK_RC(rc, ATOLOG_VERSION, NULL);
+	CHECK(open_store(dir, 0, &rc) == NULL);
+	CHECK_RC(rc, ATOLOG_VERSION, NULL);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
+static void write_marker(const char *dir, const char *boot_id)
+{
+	char *marker = check_path(dir, "index-unsynced");
+	FILE *f = fopen(marker, "w");
+
+	CHECK(f && fprintf(f, "%s\n", boot_id) > 0);
+	if (f)
+		fclose(f);
+	free(marker);
+}
+
+static void read_boot_id(char *out, size_t size)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+	out[0] = '\0';
+	if (f && fgets(out, (int)size, f))
+		out[strcspn(out, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* Under sync none a machine crash may leave a hole before later frames:
+ * after a reboot that is the end of the log, not damage. */
+static void test_machine_crash_hole(void)
+{
+	char *dir = check_tmpdir("hole");
+	struct frame_pos frames[32];
+	uint8_t zeros[64] = { 0 };
+	char *seg, *tmp;
+	atolog_store *s;
+	atolog_stats st;
+	size_t n;
+	int fd;
+
+	fill(dir, 10, NULL);
+	seg = segment_file(dir, 1);
+	n = list_frames(seg, frames, 32);
+	CHECK_INT(n, 10);
+	fd = open(seg, O_RDWR);
+	CHECK(n == 10 && pwrite(fd, zeros, sizeof(zeros),
+				(off_t)frames[6].offset) == (ssize_t)sizeof(zeros));
+	close(fd);
+	/* Same boot: a process crash only. The hole is damage. */
+	{
+		char boot[64];
+		int rc;
+
+		read_boot_id(boot, sizeof(boot));
+		write_marker(dir, boot);
+		remove_index(dir);
+		CHECK(open_store(dir, 0, &rc) == NULL);
+		CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
+	}
+	write_marker(dir, "a-boot-long-ago");
+	tmp = check_path(dir, "segments/0000000000000002.seg.tmp");
+	{
+		FILE *f = fopen(tmp, "w");
+
+		CHECK(f != NULL);
+		if (f)
+			fclose(f);
+	}
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.index_rebuilt, 1);
+		CHECK_INT(st.n_records, 6);
+		CHECK(st.truncated_bytes > 0);
+		CHECK_INT(count_session(s, "s"), 6);
+	}
+	atolog_store_close(s);
+	CHECK_INT(check_file_size(tmp), -1); /* a half-made segment is gone */
+	free(tmp);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	check_rand_init("test_recovery");
@@ -599,5 +759,8 @@ int main(void)
 	test_flipped_byte(true);
 	test_corrupt_tail_readonly();
 	test_garbage_index();
+	test_crafted_frames();
+	test_newer_segment_header();
+	test_machine_crash_hole();
 	return check_report("test_recovery");
 }
