@@ -224,28 +224,59 @@ static int writer_commit(atolog_store *s, struct commit *c)
  * Interactions.
  */
 
-static int record_identity(atolog_store *s, const atolog_interaction *src,
-			   struct record_fields *f)
+/* The caller's id and created_at, when given; *given says which. */
+static int record_given_identity(const atolog_interaction *src,
+				 struct record_fields *f, bool *id_given)
 {
-	int64_t now = time_now_us();
-	int rc = ATOLOG_OK;
+	int rc;
 
+	*id_given = src->id[0] != '\0';
 	if (src->has_created_at) {
 		if (src->created_at < TIME_MIN_US || src->created_at > TIME_MAX_US)
 			return err_set(ATOLOG_INVALID,
 				       "created_at %" PRId64 " is outside years 1..9999",
 				       src->created_at);
 		f->created_at = src->created_at;
-	} else {
-		f->created_at = now;
 	}
-	if (src->id[0]) {
+	if (*id_given) {
 		rc = uuid_parse(src->id, f->id);
-		return rc == ATOLOG_OK ? rc : err_context(rc, "id");
+		if (rc != ATOLOG_OK)
+			return err_context(rc, "id");
 	}
+	return ATOLOG_OK;
+}
+
+static int record_identity(atolog_store *s, const atolog_interaction *src,
+			   struct record_fields *f)
+{
+	int64_t now = time_now_us();
+	bool id_given;
+	int rc = record_given_identity(src, f, &id_given);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (!src->has_created_at)
+		f->created_at = now;
+	if (id_given)
+		return ATOLOG_OK;
 	pthread_mutex_lock(&s->w.lock);
 	rc = uuid_v7_next(&s->w.ids, now, f->id);
 	pthread_mutex_unlock(&s->w.lock);
+	return rc;
+}
+
+int atolog_interaction_validate(const atolog_interaction *src)
+{
+	struct record_input in;
+	bool id_given;
+	int rc;
+
+	err_begin(NULL);
+	rc = record_input_init(&in, src);
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = record_given_identity(src, &in.fields, &id_given);
+	record_input_free(&in);
 	return rc;
 }
 

@@ -168,6 +168,15 @@ int atolog_interaction_record(atolog_store *store, const atolog_interaction *in,
 			      atolog_interaction **out);
 
 /*
+ * Checks an interaction as atolog_interaction_record would (prompt, UTF-8,
+ * limits, context_pack, id and created_at when given) without a store, so a
+ * front end can refuse bad input before it opens or creates anything.
+ * Returns ATOLOG_OK; ATOLOG_INVALID or ATOLOG_TOOBIG with the message
+ * naming the field (atolog_errmsg(NULL)); ENOMEM.
+ */
+int atolog_interaction_validate(const atolog_interaction *in);
+
+/*
  * Fetches the interaction with the given id (UUID text, any case).
  * Returns ATOLOG_OK and *out (free with atolog_interaction_free);
  * ATOLOG_NOTFOUND; ATOLOG_INVALID (not a UUID); ATOLOG_CORRUPT (its frame

@@ -28,7 +28,7 @@ static int project_add(struct cli *cli, const struct command *cmd, int argc,
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'a') {
 			free(aliases);
-			return cli_usage(cmd, "unknown option");
+			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 		}
 		aliases[n++] = optarg;
 	}

@@ -90,7 +90,7 @@ static int parse_list_args(const struct command *cmd, int argc, char **argv,
 				return cli_usage(cmd, "--limit wants an integer");
 			break;
 		default:
-			return cli_usage(cmd, "unknown option");
+			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 		}
 	}
 	if (optind != argc)

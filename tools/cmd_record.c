@@ -26,7 +26,7 @@ int cmd_record(struct cli *cli, int argc, char **argv)
 			printf("usage: atolog record %s\n", cmd->args);
 			return 0;
 		}
-		return cli_usage(cmd, "unknown option");
+		return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 	}
 	if (optind != argc)
 		return cli_usage(cmd, "record takes no arguments");
@@ -35,8 +35,12 @@ int cmd_record(struct cli *cli, int argc, char **argv)
 		return cli_fail(rc, NULL, "reading stdin");
 	rc = atolog_interaction_from_json(text, len, &in);
 	free(text);
-	if (rc != ATOLOG_OK)
+	if (rc == ATOLOG_OK)
+		rc = atolog_interaction_validate(in);
+	if (rc != ATOLOG_OK) {
+		atolog_interaction_free(in);
 		return cli_fail(rc, NULL, "invalid interaction");
+	}
 	rc = cli_open_writer(cli, &store);
 	if (rc != 0) {
 		atolog_interaction_free(in);

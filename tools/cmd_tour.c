@@ -237,7 +237,7 @@ int cmd_tour(struct cli *cli, int argc, char **argv)
 			printf("usage: atolog tour %s\n%s\n", cmd->args, cmd->summary);
 			return 0;
 		}
-		return cli_usage(cmd, "bad option");
+		return cli_usage(cmd, "bad option %s", argv[optind - 1]);
 	}
 	if (records < agents)
 		records = agents;

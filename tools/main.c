@@ -105,5 +105,6 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* reset getopt for the subcommand */
+	opterr = 0; /* subcommands report bad options as "atolog: ..." */
 	return cmd->run(&cli, argc, argv);
 }
