@@ -123,9 +123,10 @@ static int parse_fields(const json_t *obj, struct record_fields *f,
 	const json_t *ctx = json_object_get(obj, "context_pack");
 	int rc = ATOLOG_OK;
 
-	if (!prompt || !json_is_string(prompt))
-		return err_set(ATOLOG_INVALID, prompt ? "prompt must be a string"
-						      : "prompt is required");
+	if (is_absent(prompt))
+		return err_set(ATOLOG_INVALID, "prompt is required");
+	if (!json_is_string(prompt))
+		return err_set(ATOLOG_INVALID, "prompt must be a string");
 	f->prompt.ptr = json_string_value(prompt);
 	f->prompt.len = json_string_length(prompt);
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]) && !rc; i++)
@@ -209,17 +210,22 @@ static int set_field(json_t *obj, const char *key, json_t *value)
 	return value && json_object_set_new(obj, key, value) == 0 ? 0 : -1;
 }
 
+/* Parsed only when the chain below reaches it, so an earlier failure
+ * leaves nothing to free. */
+static json_t *context_of(const atolog_interaction *rec)
+{
+	return rec->context_pack ? json_loads(rec->context_pack, 0, NULL)
+				 : json_object();
+}
+
 static json_t *interaction_to_object(const atolog_interaction *rec)
 {
 	char seed_time[ATOLOG_TIME_SEED_LEN], iso_time[ATOLOG_TIME_ISO_LEN];
 	json_t *obj = json_object();
-	json_t *ctx;
 	int bad;
 
 	if (!obj)
 		return NULL;
-	ctx = rec->context_pack ? json_loads(rec->context_pack, 0, NULL)
-				: json_object();
 	atolog_time_format_seed(rec->created_at, seed_time);
 	atolog_time_format_iso(rec->created_at, iso_time);
 	bad = set_field(obj, "id", json_string(rec->id)) ||
@@ -235,7 +241,7 @@ static json_t *interaction_to_object(const atolog_interaction *rec)
 			refs_to_json(rec->memories_used, rec->n_memories_used)) ||
 	      set_field(obj, "chunks_used",
 			refs_to_json(rec->chunks_used, rec->n_chunks_used)) ||
-	      set_field(obj, "context_pack", ctx) ||
+	      set_field(obj, "context_pack", context_of(rec)) ||
 	      set_field(obj, "created_at", json_string(seed_time)) ||
 	      set_field(obj, "created_at_iso", json_string(iso_time)) ||
 	      set_field(obj, "seq", json_integer((json_int_t)rec->seq));

@@ -49,6 +49,7 @@ static int registry_take_aliases(struct registry_view *view,
 
 	if (val->type != MSGPACK_OBJECT_ARRAY)
 		return err_set(ATOLOG_CORRUPT, "registry aliases is not a list");
+	free(view->aliases); /* a repeated key: the last one wins */
 	view->aliases = calloc(arr->size + 1, sizeof(struct text));
 	if (!view->aliases)
 		return err_set(ENOMEM, "decoding a registry frame");

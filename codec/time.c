@@ -6,8 +6,10 @@
  * 1970-01-01T00:00:00Z (proleptic Gregorian, no leap seconds), which covers
  * years 0001..9999 with room to spare. Accepted input:
  *
- *   YYYY-MM-DD [ (T|t|' ') HH:MM [ :SS [ (.|,) fraction ] ] ] [ zone ]
+ *   YYYY-MM-DD [ (T|t|' ') HH:MM [ :SS [ (.|,) fraction ] ] [ zone ] ]
  *   zone = Z | z | (+|-)HH[:MM] | (+|-)HHMM
+ *
+ * (a zone belongs to a time of day: a bare date is a UTC midnight)
  *
  * surrounded by optional blanks. A time without a zone is UTC (the seed's
  * storage form "YYYY-MM-DD HH:MM:SS" is UTC by convention). Digits of the
