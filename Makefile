@@ -36,9 +36,10 @@ bench: deps
 	@cd build-bench && ctest -L bench --output-on-failure || true
 
 valgrind: deps
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
 	@cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-valgrind -j $(JOBS)
-	@cd build-valgrind && ATOLOG_TEST_VALGRIND=1 ctest -T memcheck -LE slow --output-on-failure
+	@./scripts/valgrind.sh build-valgrind
 
 clean:
 	rm -rf build build-test build-bench build-valgrind
