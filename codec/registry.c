@@ -63,6 +63,27 @@ static int registry_take_aliases(struct registry_view *view,
 	return ATOLOG_OK;
 }
 
+/* A name in a registry frame must obey the writer's rules: a log that
+ * breaks them was not written by atolog and is not replayed. */
+static bool registry_name_ok(struct text t)
+{
+	struct text trimmed = text_trim(t.ptr, t.len);
+
+	return trimmed.len > 0 && t.len <= ATOLOG_NAME_MAX_BYTES &&
+	       !memchr(t.ptr, 0, t.len) && text_is_utf8(t.ptr, t.len);
+}
+
+static int registry_check_names(const struct registry_view *view)
+{
+	bool ok = registry_name_ok(view->name);
+
+	for (size_t i = 0; ok && i < view->n_aliases; i++)
+		ok = registry_name_ok(view->aliases[i]);
+	return ok ? ATOLOG_OK
+		  : err_set(ATOLOG_CORRUPT, "registry frame holds a name that "
+			    "breaks the name rules");
+}
+
 int registry_decode(struct registry_view *view, const void *payload, size_t len)
 {
 	const msgpack_object_map *map;
@@ -96,6 +117,8 @@ int registry_decode(struct registry_view *view, const void *payload, size_t len)
 	}
 	if (rc == ATOLOG_OK && (!have_op || !have_name))
 		rc = err_set(ATOLOG_CORRUPT, "registry frame lacks op or name");
+	if (rc == ATOLOG_OK)
+		rc = registry_check_names(view);
 	return rc;
 }
 

@@ -249,15 +249,15 @@ static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
 			  size_t *first, uint64_t *offset, uint8_t *prev_kind)
 {
 	atolog_store *s = r->store;
-	uint32_t version;
+	uint32_t version = 0;
 	int rc = index_version(s->idx, &version);
 
-	if (rc != ATOLOG_OK)
+	if (rc != ATOLOG_OK && rc != ATOLOG_CORRUPT)
 		return rc;
 	if (version > INDEX_VERSION)
 		return err_set(ATOLOG_VERSION, "the index has layout %u, newer than "
 			       "this build's %u", version, INDEX_VERSION);
-	if (version == INDEX_VERSION) {
+	if (rc == ATOLOG_OK && version == INDEX_VERSION) {
 		rc = index_state_get(s->idx, &r->state);
 		if (rc == ATOLOG_OK &&
 		    memcmp(r->state.store_id, s->store_id, UUID_SIZE) == 0 &&
@@ -266,12 +266,12 @@ static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
 			*offset = r->state.end_offset;
 			return ATOLOG_OK;
 		}
-		if (rc != ATOLOG_OK && rc != ATOLOG_NOTFOUND)
+		if (rc != ATOLOG_OK && rc != ATOLOG_NOTFOUND && rc != ATOLOG_CORRUPT)
 			return rc;
 	}
-	/* Rebuild: the index is derived data. */
-	if (version != 0 || rc == ATOLOG_OK)
-		s->open_stats.index_rebuilt = 1;
+	/* Rebuild: the index is derived data, whatever is wrong with it. */
+	err_clear();
+	s->open_stats.index_rebuilt = 1;
 	rc = index_clear(s->idx);
 	if (rc != ATOLOG_OK)
 		return rc;

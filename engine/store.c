@@ -280,7 +280,10 @@ static int store_open_readonly(atolog_store *s)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK)
 		rc = index_version(s->idx, &version);
-	if (rc == ATOLOG_OK && version != INDEX_VERSION)
+	if (rc == ATOLOG_OK && version > INDEX_VERSION)
+		rc = err_set(ATOLOG_VERSION, "the index has layout %u, newer than "
+			     "this build's %u", version, INDEX_VERSION);
+	else if (rc == ATOLOG_OK && version != INDEX_VERSION)
 		rc = err_set(ATOLOG_VERSION,
 			     "the index has layout %u, this build reads %u: "
 			     "open the store for writing once to rebuild it",

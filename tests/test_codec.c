@@ -3083,7 +3083,11 @@ static void test_registry(void)
 {
 	const struct text name = { BYTES("Atolog \xc3\xa9") };
 	const struct text aliases[] = {
-		{ BYTES("atolog-core") }, { BYTES("\xe6\x97\xa5") }, { BYTES("") },
+		{ BYTES("atolog-core") }, { BYTES("\xe6\x97\xa5") }, { BYTES("x y") },
+	};
+	/* Names no writer registers: blank, holding 0x00, not UTF-8. */
+	const struct text bad_names[] = {
+		{ BYTES("") }, { BYTES(" \t") }, { BYTES("a\0b") }, { BYTES("\xff") },
 	};
 	struct registry_view view;
 	msgpack_sbuffer sb;
@@ -3091,6 +3095,16 @@ static void test_registry(void)
 	void *copy;
 
 	msgpack_sbuffer_init(&sb);
+	for (size_t i = 0; i < ARRAY_LEN(bad_names); i++) {
+		msgpack_sbuffer_clear(&sb);
+		CHECK_RC(registry_encode(name, &bad_names[i], 1, &sb), ATOLOG_OK, NULL);
+		CHECK_RC(registry_of(sb.data, sb.size, &view), ATOLOG_CORRUPT, NULL);
+		registry_view_free(&view);
+		msgpack_sbuffer_clear(&sb);
+		CHECK_RC(registry_encode(bad_names[i], NULL, 0, &sb), ATOLOG_OK, NULL);
+		CHECK_RC(registry_of(sb.data, sb.size, &view), ATOLOG_CORRUPT, NULL);
+		registry_view_free(&view);
+	}
 	for (size_t n = 0; n <= ARRAY_LEN(aliases); n++) {
 		msgpack_sbuffer_clear(&sb);
 		CHECK_RC(registry_encode(name, aliases, n, &sb), ATOLOG_OK, NULL);

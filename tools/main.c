@@ -73,7 +73,8 @@ int main(int argc, char **argv)
 	const struct command *cmd;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+	opterr = 0; /* every message starts "atolog: ", whatever argv[0] is */
+	while ((c = getopt_long(argc, argv, "+:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			cli.data_dir = optarg;
@@ -88,6 +89,9 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			fprintf(stderr, "atolog: %s option %s\n",
+				c == ':' ? "missing argument to" : "unknown",
+				argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -105,6 +109,5 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* reset getopt for the subcommand */
-	opterr = 0; /* subcommands report bad options as "atolog: ..." */
 	return cmd->run(&cli, argc, argv);
 }
