@@ -183,6 +183,8 @@ unsigned context_depth(const json_t *value, unsigned stop_at);
 #define FRAME_KIND_REGISTRY 2 /* a project registry change */
 #define FRAME_KIND_SEAL 3     /* last frame of a sealed segment */
 #define FRAME_PAYLOAD_MAX ATOLOG_RECORD_MAX_BYTES
+#define FRAME_FLAG_SYNC_START 0x01 /* first frame after a completed sync */
+#define FRAME_FLAGS_KNOWN FRAME_FLAG_SYNC_START
 
 struct frame_header {
 	uint64_t checksum;
@@ -195,11 +197,11 @@ struct frame_header {
 
 /* Fills the header at the start of frame, whose payload of len bytes
  * follows it, and computes the checksum over both. */
-void frame_header_write(uint8_t *frame, uint8_t kind, uint64_t seq,
-			uint32_t len);
+void frame_header_write(uint8_t *frame, uint8_t kind, uint8_t flags,
+			uint64_t seq, uint32_t len);
 
 /* Reads a header; false if its fields cannot belong to a frame (kind 0,
- * flags or reserved bits set, length over FRAME_PAYLOAD_MAX). */
+ * an unknown flag or reserved bit set, length over FRAME_PAYLOAD_MAX). */
 bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 		       struct frame_header *out);
 

@@ -6,13 +6,18 @@
  *                             by the payload (seed 0)
  *        8    4  payload_len  bytes of payload, <= FRAME_PAYLOAD_MAX
  *       12    1  kind         1 record, 2 registry, 3 seal
- *       13    1  flags        0 (reserved)
+ *       13    1  flags        bit 0 SYNC_START; others 0
  *       14    2  reserved     0
  *       16    8  seq          store sequence number (0 for seal frames)
  *       24    -  payload      msgpack, payload_len bytes
  *
+ * SYNC_START marks the first frame written after an fdatasync of its
+ * segment completed (and the first frame of a segment): everything before
+ * it was durable when it was written. Recovery uses it to tell the torn
+ * remains of an unsynced write from damage to durable data (engine/scan.c).
+ *
  * All integers little-endian. A frame is valid when its header fields are
- * plausible (non-zero kind, zero flags and reserved bytes, bounded length)
+ * plausible (non-zero kind, no unknown flag, zero reserved bytes, bounded length)
  * and the checksum matches. Kind 0 is never valid, so bytes that were never
  * written (zeros) can never pass for a frame. What to do with an invalid
  * frame, or a valid one of an unknown kind, is the engine's decision
@@ -33,11 +38,12 @@ static uint64_t frame_checksum(const uint8_t *frame, uint32_t len)
 	return XXH3_64bits(frame + 8, FRAME_HEADER_SIZE - 8 + (size_t)len);
 }
 
-void frame_header_write(uint8_t *out, uint8_t kind, uint64_t seq, uint32_t len)
+void frame_header_write(uint8_t *out, uint8_t kind, uint8_t flags, uint64_t seq,
+			uint32_t len)
 {
 	put_le32(out + 8, len);
 	out[12] = kind;
-	out[13] = 0;
+	out[13] = flags;
 	out[14] = 0;
 	out[15] = 0;
 	put_le64(out + 16, seq);
@@ -56,8 +62,8 @@ bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 	/* Any non-zero kind is plausible: a checksum-valid frame of a kind
 	 * this build does not know comes from a newer writer, which the
 	 * engine refuses by name rather than mistaking for damage. */
-	return out->kind != 0 && out->flags == 0 && out->reserved == 0 &&
-	       out->payload_len <= FRAME_PAYLOAD_MAX;
+	return out->kind != 0 && (out->flags & ~FRAME_FLAGS_KNOWN) == 0 &&
+	       out->reserved == 0 && out->payload_len <= FRAME_PAYLOAD_MAX;
 }
 
 bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE])

@@ -134,6 +134,8 @@ const char *atolog_strerror(int code)
 		return "disk full";
 	case ATOLOG_FAILED:
 		return "store handle failed after an I/O error; reopen it";
+	case ATOLOG_TIMEDOUT:
+		return "timed out waiting for room in the commit queue";
 	default:
 		break;
 	}

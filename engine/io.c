@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -56,6 +57,50 @@ int io_pwrite_all(struct io_faults *f, int fd, const void *buf, size_t len,
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int io_pwritev_all(struct io_faults *f, int fd, struct iovec *iov, int n_iov,
+		   uint64_t total, uint64_t off)
+{
+	int fault = io_fault_due(f, IO_WRITE);
+
+	if (fault) {
+		/* Half of the bytes land, then the error: a torn group. */
+		uint64_t left = f->short_write ? total / 2 : 0;
+
+		for (int i = 0; i < n_iov && left > 0; i++) {
+			size_t n = iov[i].iov_len < left ? iov[i].iov_len : (size_t)left;
+
+			if (pwrite(fd, iov[i].iov_base, n, (off_t)off) < 0)
+				return errno;
+			off += n;
+			left -= n;
+		}
+		return fault;
+	}
+	while (n_iov > 0) {
+		ssize_t n = pwritev(fd, iov, n_iov, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (n == 0)
+			return EIO;
+		off += (uint64_t)n;
+		/* Step over what was written; a partial iovec is trimmed. */
+		while (n_iov > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			n_iov--;
+		}
+		if (n_iov > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
 }

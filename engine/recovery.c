@@ -289,12 +289,13 @@ static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
  * The scan.
  */
 
+/* Cuts a torn tail; a clean zero tail is pre-allocated space and stays. */
 static int recovery_cut_tail(atolog_store *s, int fd, uint64_t id,
 			     const struct scan_result *res)
 {
 	int rc;
 
-	if (res->valid_end >= res->file_size)
+	if (res->end != SCAN_END_TORN)
 		return ATOLOG_OK;
 	rc = io_ftruncate(&s->w.io, fd, res->valid_end);
 	if (rc == 0)
@@ -325,7 +326,6 @@ static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
 	if (rc == ATOLOG_OK) {
 		struct scan_start from = {
 			.segment_id = id, .offset = offset, .prev_kind = prev_kind,
-			.holes_are_torn = newest && s->after_machine_crash,
 		};
 
 		rc = scan_segment(fd, &from, recovery_frame, r, &res);

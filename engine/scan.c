@@ -7,14 +7,16 @@
  * classifies the stop by one explicit rule:
  *
  *   - end of file, or zero bytes from there to the end of file (space that
- *     was never written): a clean end;
- *   - a bad frame with no valid frame anywhere after it in the segment:
- *     a torn tail, the remains of a write that never completed. Recovery
- *     cuts the file there. Nothing after it was acknowledged, because a
- *     write is acknowledged only after every byte before it is written;
- *   - a bad frame followed by a valid frame: corruption. Bytes that were
- *     once written and acknowledged have changed. This is reported with
- *     the segment and offset and never skipped.
+ *     was pre-allocated and never written): a clean end;
+ *   - a bad frame after which no valid frame carries SYNC_START: a torn
+ *     tail. Everything from the bad frame on was written after the last
+ *     completed fdatasync, so none of it was acknowledged as durable; the
+ *     OS may have written its pages in any order, leaving holes before
+ *     frames that did reach the disk. Recovery cuts the file there;
+ *   - a bad frame followed by a valid SYNC_START frame: corruption. That
+ *     frame was written after an fdatasync that covered the bad one, so
+ *     durable, acknowledged bytes have changed. This is reported with the
+ *     segment and offset and never skipped.
  *
  * A seal frame ends a segment: any valid frame after one is corruption.
  */
@@ -110,22 +112,33 @@ static int frame_at(struct log_reader *r, uint64_t off, struct log_frame *f,
 	return ATOLOG_OK;
 }
 
-/* The offset of the first valid frame after off, or 0 if there is none. */
-static int find_valid_after(struct log_reader *r, uint64_t off, uint64_t *found)
+/*
+ * The offset of the first valid SYNC_START frame after off, or 0 if there is
+ * none. Valid frames without the flag are stepped over whole; anything else
+ * is searched byte by byte, since a damaged length says nothing.
+ */
+static int find_sync_start_after(struct log_reader *r, uint64_t off,
+				 uint64_t *found)
 {
 	struct log_frame f;
 	const char *why;
+	uint64_t p = off + 1;
 	int rc;
 
 	*found = 0;
-	for (uint64_t p = off + 1; p + FRAME_HEADER_SIZE <= r->file_size; p++) {
+	while (p + FRAME_HEADER_SIZE <= r->file_size) {
 		rc = frame_at(r, p, &f, &why);
 		if (rc != ATOLOG_OK)
 			return rc;
-		if (!why) {
+		if (why) {
+			p++;
+			continue;
+		}
+		if (f.header.flags & FRAME_FLAG_SYNC_START) {
 			*found = p;
 			return ATOLOG_OK;
 		}
+		p += f.length;
 	}
 	return ATOLOG_OK;
 }
@@ -168,13 +181,14 @@ static int classify_stop(struct log_reader *r, const struct scan_start *from,
 		res->end = SCAN_END_CLEAN;
 		return ATOLOG_OK;
 	}
-	rc = find_valid_after(r, off, &next);
+	rc = find_sync_start_after(r, off, &next);
 	if (rc != ATOLOG_OK)
 		return rc;
-	if (next && !from->holes_are_torn)
+	if (next)
 		return err_set(ATOLOG_CORRUPT,
 			       "segment %016" PRIx64 " offset %" PRIu64
-			       ": %s, and a valid frame follows at offset %" PRIu64,
+			       ": %s, and a frame written after a later sync "
+			       "follows at offset %" PRIu64,
 			       from->segment_id, off, why, next);
 	res->end = SCAN_END_TORN;
 	return ATOLOG_OK;

@@ -157,16 +157,14 @@ int segment_open(const char *dir, uint64_t id, int flags,
 	return ATOLOG_OK;
 }
 
-int segment_append(struct io_faults *io, struct segment *seg, const void *buf,
-		   size_t len, bool *failed)
+/* After a failed append of rc: leave no partial frame behind, since the
+ * next append would bury it. Cutting back also drops the reserved tail;
+ * the segment is simply no longer pre-allocated. */
+static int segment_cut_back(struct io_faults *io, struct segment *seg, int rc,
+			    bool *failed)
 {
-	int rc = io_pwrite_all(io, seg->fd, buf, len, seg->size);
-	int cut;
+	int cut = io_ftruncate(io, seg->fd, seg->size);
 
-	if (rc == 0)
-		return ATOLOG_OK;
-	/* Leave no partial frame behind: the next append would bury it. */
-	cut = io_ftruncate(io, seg->fd, seg->size);
 	if (cut != 0) {
 		*failed = true;
 		return err_errno(cut, "segment %016" PRIx64
@@ -175,6 +173,40 @@ int segment_append(struct io_faults *io, struct segment *seg, const void *buf,
 	}
 	return err_errno(rc, "segment %016" PRIx64 ": appending at offset %" PRIu64,
 			 seg->id, seg->size);
+}
+
+int segment_append(struct io_faults *io, struct segment *seg, const void *buf,
+		   size_t len, bool *failed)
+{
+	int rc = io_pwrite_all(io, seg->fd, buf, len, seg->size);
+
+	return rc == 0 ? ATOLOG_OK : segment_cut_back(io, seg, rc, failed);
+}
+
+int segment_appendv(struct io_faults *io, struct segment *seg,
+		    struct iovec *iov, int n_iov, uint64_t total, bool *failed)
+{
+	int rc = io_pwritev_all(io, seg->fd, iov, n_iov, total, seg->size);
+
+	return rc == 0 ? ATOLOG_OK : segment_cut_back(io, seg, rc, failed);
+}
+
+void segment_preallocate(struct segment *seg, uint64_t size)
+{
+	/* Errors only lose the speed-up: ENOSPC shows up at the write. */
+	if (size > seg->size)
+		(void)fallocate(seg->fd, 0, 0, (off_t)size);
+}
+
+int segment_seal(struct io_faults *io, struct segment *seg)
+{
+	int rc = io_ftruncate(io, seg->fd, seg->size);
+
+	if (rc == 0)
+		rc = io_fdatasync(io, seg->fd);
+	if (rc != 0)
+		return err_errno(rc, "segment %016" PRIx64 ": sealing", seg->id);
+	return ATOLOG_OK;
 }
 
 int segment_read_frame(int fd, uint64_t segment_id, uint64_t offset,

@@ -117,18 +117,17 @@ static int store_drop_index(atolog_store *s)
 }
 
 /*
- * The index-unsynced marker. A sync-none writer lets the OS flush the index
- * whenever it likes, so a machine crash can leave data.mdb damaged; a crash
- * of the process alone loses nothing (the page cache survives it). So while
- * such a writer may have unflushed index pages, a marker file holds the
- * boot id:
+ * The index-unsynced marker. The index commits without syncing (unless
+ * ATOLOG_OPEN_INDEX_DURABLE): LMDB then leaves flushing to the OS, so a
+ * machine crash can leave data.mdb damaged, while a crash of the process
+ * alone loses nothing (the page cache survives it). So whenever the index
+ * may hold unflushed commits, a marker file holds the boot id:
  *   - at open, a marker from another boot means the machine crashed under
- *     it: the index is dropped and rebuilt, and the newest segment may end
- *     in holes the OS never wrote (recovery cuts there, see scan.c);
- *   - a sync-none writer writes the marker (and syncs it and the directory)
- *     before it touches the index;
- *   - any other writer removes a marker only after flushing the index, and
- *     a clean close removes it after the final flush.
+ *     it: the index is dropped and rebuilt from the log;
+ *   - before the first unflushed commit, the marker is written and synced
+ *     with its directory (store_marker_write);
+ *   - after a full flush of the index (idle for INDEX_IDLE_FLUSH_MS, at
+ *     close) it is removed (store_marker_clear).
  */
 static int store_marker_read(atolog_store *s)
 {
@@ -147,16 +146,14 @@ static int store_marker_read(atolog_store *s)
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
 		read_boot_id(now);
-		if (now[0] == '\0' || strcmp(now, then) != 0) {
-			s->after_machine_crash = true;
+		if (now[0] == '\0' || strcmp(now, then) != 0)
 			rc = store_drop_index(s);
-		}
 	}
 	free(marker);
 	return rc;
 }
 
-static int store_marker_write(atolog_store *s)
+int store_marker_write(atolog_store *s)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
 	char now[BOOT_ID_SIZE];
@@ -185,7 +182,7 @@ static int store_marker_write(atolog_store *s)
 }
 
 /* Removes the marker once the index is flushed (a no-op without one). */
-static int store_marker_clear(atolog_store *s)
+int store_marker_clear(atolog_store *s)
 {
 	char *marker;
 	int rc;
@@ -209,8 +206,8 @@ static int store_open_index(atolog_store *s)
 {
 	struct index_options io = {
 		.readonly = s->readonly,
-		.sync = s->opts.sync == ATOLOG_SYNC_NONE ? INDEX_SYNC_NONE
-							 : INDEX_SYNC_DATA,
+		.sync = s->opts.flags & ATOLOG_OPEN_INDEX_DURABLE ? INDEX_SYNC_DATA
+								  : INDEX_SYNC_NONE,
 		.map_size = s->opts.index_map_size,
 	};
 	int rc = index_open(s->index_dir, &io, &s->idx);
@@ -226,15 +223,30 @@ static int store_open_index(atolog_store *s)
 
 static int store_check_options(const atolog_options *o)
 {
-	if (o->sync != ATOLOG_SYNC_ALWAYS && o->sync != ATOLOG_SYNC_NONE)
+	if (o->sync != ATOLOG_SYNC_ALWAYS && o->sync != ATOLOG_SYNC_NONE &&
+	    o->sync != ATOLOG_SYNC_BATCH)
 		return err_set(ATOLOG_INVALID, "unknown sync mode %d", (int)o->sync);
 	if (o->segment_size < ATOLOG_SEGMENT_SIZE_MIN)
 		return err_set(ATOLOG_INVALID, "segment size %" PRIu64
 			       " is under the minimum of %llu", o->segment_size,
 			       ATOLOG_SEGMENT_SIZE_MIN);
-	if (o->flags & ~ATOLOG_OPEN_READONLY)
+	if (o->flags & ~(ATOLOG_OPEN_READONLY | ATOLOG_OPEN_INDEX_DURABLE))
 		return err_set(ATOLOG_INVALID, "unknown open flags 0x%x", o->flags);
 	return ATOLOG_OK;
+}
+
+static void store_default_options(atolog_options *o)
+{
+	if (!o->segment_size)
+		o->segment_size = ATOLOG_SEGMENT_SIZE_DEFAULT;
+	if (!o->index_map_size)
+		o->index_map_size = ATOLOG_INDEX_MAP_SIZE_DEFAULT;
+	if (!o->sync_interval_ms)
+		o->sync_interval_ms = ATOLOG_SYNC_INTERVAL_MS_DEFAULT;
+	if (!o->sync_bytes)
+		o->sync_bytes = ATOLOG_SYNC_BYTES_DEFAULT;
+	if (!o->queue_bytes)
+		o->queue_bytes = ATOLOG_QUEUE_BYTES_DEFAULT;
 }
 
 static int store_init_paths(atolog_store *s, const char *dir)
@@ -322,16 +334,19 @@ static int store_open_writer(atolog_store *s)
 		rc = store_remove_temp_segments(s);
 	if (rc == ATOLOG_OK)
 		rc = store_marker_read(s);
-	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_NONE)
+	/* Recovery itself commits: arm the marker first. */
+	if (rc == ATOLOG_OK && !(s->opts.flags & ATOLOG_OPEN_INDEX_DURABLE))
 		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
-	if (rc == ATOLOG_OK)
+	if (rc == ATOLOG_OK) {
 		rc = writer_init(s);
+		s->writer_ready = rc == ATOLOG_OK;
+	}
 	if (rc == ATOLOG_OK)
 		rc = recovery_run(s);
-	if (rc == ATOLOG_OK && s->opts.sync != ATOLOG_SYNC_NONE)
-		rc = store_marker_clear(s);
+	if (rc == ATOLOG_OK)
+		rc = writer_start(s);
 	return rc;
 }
 
@@ -351,10 +366,7 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
 	s->lock_fd = -1;
 	s->w.active.fd = -1;
 	s->opts = opts ? *opts : defaults;
-	if (!s->opts.segment_size)
-		s->opts.segment_size = ATOLOG_SEGMENT_SIZE_DEFAULT;
-	if (!s->opts.index_map_size)
-		s->opts.index_map_size = ATOLOG_INDEX_MAP_SIZE_DEFAULT;
+	store_default_options(&s->opts);
 	s->readonly = (s->opts.flags & ATOLOG_OPEN_READONLY) != 0;
 	rc = store_check_options(&s->opts);
 	if (rc == ATOLOG_OK)
@@ -383,11 +395,16 @@ int atolog_store_close(atolog_store *s)
 	if (!s)
 		return ATOLOG_OK;
 	err_begin(s);
-	writer_destroy(s);
-	/* Flushed, the index no longer fears a reboot. */
-	if (!s->readonly && s->idx && !s->w.failed)
-		rc = store_marker_clear(s);
+	if (s->writer_ready) {
+		rc = writer_stop(s);
+		/* Flushed, the index no longer fears a reboot. A handle that
+		 * failed keeps its marker: the next open rebuilds. */
+		if (rc == ATOLOG_OK && s->idx)
+			rc = store_marker_clear(s);
+	}
 	index_close(s->idx);
+	if (s->writer_ready)
+		writer_destroy(s);
 	segment_fds_destroy(&s->fds);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
@@ -400,7 +417,7 @@ int atolog_store_close(atolog_store *s)
 
 int atolog_store_stats(atolog_store *s, atolog_stats *out)
 {
-	struct index_state state;
+	struct index_state state = { .segment = 0 };
 	uint64_t *ids = NULL;
 	size_t n = 0;
 	int rc;
@@ -423,18 +440,35 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 		char path[PATH_MAX];
 		struct stat st;
 
+		/* The newest segment may be pre-allocated: count what is
+		 * indexed of it, not its reserved tail. */
+		if (i == n - 1 && state.segment == ids[i]) {
+			out->log_bytes += state.end_offset;
+			continue;
+		}
 		segment_path(path, sizeof(path), s->segment_dir, ids[i]);
 		if (stat(path, &st) == 0)
 			out->log_bytes += (uint64_t)st.st_size;
 	}
 	free(ids);
 	out->index_bytes = index_file_size(s->idx);
+	if (s->writer_ready) {
+		pthread_mutex_lock(&s->w.lock);
+		out->commit_groups = s->w.n_groups;
+		out->commit_frames = s->w.n_frames;
+		out->log_syncs = s->w.n_syncs;
+		out->index_commits = s->w.n_index_commits;
+		pthread_mutex_unlock(&s->w.lock);
+	}
 	return ATOLOG_OK;
 }
 
 void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
 			bool short_write)
 {
+	/* Set while no write is in flight (the log thread reads the plan
+	 * without the lock); the lock orders the update before the next
+	 * request the log thread takes. */
 	pthread_mutex_lock(&s->w.lock);
 	s->w.io.countdown[op] = nth;
 	s->w.io.err[op] = err;

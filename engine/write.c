@@ -1,17 +1,12 @@
 /*
- * write.c - the write path: interactions and project registrations become
- * frames at the end of the active segment, then index entries.
+ * write.c - what the write path does in the caller's thread: validate,
+ * canonicalise the project, give the record its id and time, encode it,
+ * then hand the frames to the commit pipeline (engine/commit.c) and wait.
+ * Encoding here, not in the log thread, is what lets many agents' records
+ * be prepared in parallel while one thread writes.
  *
- * One commit, under the writer lock:
- *   1. roll to a new segment if this frame would pass the size limit
- *      (seal frame, fdatasync, then create the next segment);
- *   2. give the frame the next sequence number and its checksum;
- *   3. append it (a failed append is cut back: engine/segment.c);
- *   4. fdatasync in sync mode always (a failed sync poisons the handle);
- *   5. index it, with the new state, in one LMDB transaction; if that
- *      fails, cut the frame off again, so the caller's error is the truth;
- *   6. only then return: the record is durable and visible to readers.
- * Validation, id generation and encoding happen before the lock.
+ * Project registrations take the same path under registry_lock, so that
+ * checking an alias is free and claiming it cannot race.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,39 +15,6 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "error.h"
-
-/* One frame to commit, and what the index learns from it. */
-struct commit {
-	msgpack_sbuffer *frame; /* FRAME_HEADER_SIZE reserved, then payload */
-	uint8_t kind;
-	struct index_entry *entry;             /* records */
-	const struct index_registry_row *rows; /* registrations */
-	size_t n_rows;
-	uint64_t seq; /* out */
-};
-
-int writer_init(atolog_store *s)
-{
-	pthread_mutex_init(&s->w.lock, NULL);
-	uuid_v7_init(&s->w.ids);
-	io_faults_init(&s->w.io);
-	return ATOLOG_OK;
-}
-
-void writer_destroy(atolog_store *s)
-{
-	if (s->readonly)
-		return;
-	if (s->w.active.fd >= 0) {
-		/* A clean close leaves everything durable, in every sync mode. */
-		if (!s->w.failed)
-			fdatasync(s->w.active.fd);
-		close(s->w.active.fd);
-		s->w.active.fd = -1;
-	}
-	pthread_mutex_destroy(&s->w.lock);
-}
 
 /* A buffer with room for the frame header in front of the payload. */
 static int frame_buffer_init(msgpack_sbuffer *sb)
@@ -63,161 +25,6 @@ static int frame_buffer_init(msgpack_sbuffer *sb)
 	if (msgpack_sbuffer_write(sb, header, sizeof(header)) != 0)
 		return err_set(ENOMEM, "allocating a frame");
 	return ATOLOG_OK;
-}
-
-static int writer_sync(atolog_store *s)
-{
-	int rc = io_fdatasync(&s->w.io, s->w.active.fd);
-
-	if (rc == 0)
-		return ATOLOG_OK;
-	/* After a failed fdatasync the kernel may have dropped the dirty
-	 * pages: what is on disk is unknown, so stop writing (invariant 4). */
-	s->w.failed = true;
-	return err_errno(rc, "segment %016" PRIx64 ": fdatasync", s->w.active.id);
-}
-
-/* Seals the active segment and starts the next one. */
-static int writer_roll(atolog_store *s)
-{
-	struct segment next;
-	msgpack_sbuffer sb;
-	int rc = frame_buffer_init(&sb);
-
-	if (rc == ATOLOG_OK)
-		rc = seal_encode(s->w.next_seq - 1, &sb);
-	if (rc == ATOLOG_OK) {
-		frame_header_write((uint8_t *)sb.data, FRAME_KIND_SEAL, 0,
-				   (uint32_t)(sb.size - FRAME_HEADER_SIZE));
-		rc = segment_append(&s->w.io, &s->w.active, sb.data, sb.size,
-				    &s->w.failed);
-	}
-	/* The seal must be durable before a newer segment exists: recovery
-	 * treats an unsealed older segment as damage. */
-	if (rc == ATOLOG_OK)
-		rc = writer_sync(s);
-	if (rc == ATOLOG_OK) {
-		s->w.active.size += sb.size;
-		rc = segment_create(&s->w.io, s->segment_dir, s->w.active.id + 1,
-				    s->store_id, &next);
-		if (rc != ATOLOG_OK)
-			s->w.failed = true; /* sealed with no successor */
-	}
-	if (rc == ATOLOG_OK) {
-		close(s->w.active.fd);
-		s->w.active = next;
-	}
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
-}
-
-/* Takes a frame back off the log after its index write failed. */
-static void writer_unappend(atolog_store *s, uint64_t offset)
-{
-	int rc = io_ftruncate(&s->w.io, s->w.active.fd, offset);
-
-	if (rc == 0 && s->opts.sync == ATOLOG_SYNC_ALWAYS)
-		rc = io_fdatasync(&s->w.io, s->w.active.fd);
-	if (rc != 0)
-		s->w.failed = true;
-}
-
-static struct index_state writer_next_state(const atolog_store *s,
-					    const struct commit *c,
-					    uint64_t offset, uint32_t length)
-{
-	struct index_state st = s->w.state;
-
-	st.segment = s->w.active.id;
-	st.end_offset = offset + length;
-	st.last_frame_offset = offset;
-	st.last_frame_length = length;
-	st.last_seq = c->seq;
-	if (c->kind == FRAME_KIND_RECORD)
-		st.n_records++;
-	return st;
-}
-
-static int writer_index(atolog_store *s, struct commit *c, uint64_t offset,
-			uint32_t length)
-{
-	struct index_state st = writer_next_state(s, c, offset, length);
-	struct index_batch b = { .state = &st, .registry = c->rows,
-				 .n_registry = c->n_rows };
-	int rc;
-
-	if (c->entry) {
-		c->entry->seq = c->seq;
-		c->entry->loc.segment = s->w.active.id;
-		c->entry->loc.offset = offset;
-		c->entry->loc.length = length;
-		b.entries = c->entry;
-		b.n_entries = 1;
-	}
-	rc = index_apply(s->idx, &b, NULL);
-	if (rc == ATOLOG_OK)
-		s->w.state = st;
-	return rc;
-}
-
-/* Steps 1-6 of the header comment; called with the writer lock held. */
-static int writer_commit_locked(atolog_store *s, struct commit *c)
-{
-	uint32_t length = (uint32_t)c->frame->size;
-	uint64_t offset;
-	int rc;
-
-	if (s->w.failed)
-		return err_set(ATOLOG_FAILED, "an earlier I/O error stopped writes; "
-			       "reopen the store");
-	if (s->w.active.size + length > s->opts.segment_size &&
-	    s->w.active.size > SEGMENT_HEADER_SIZE) {
-		rc = writer_roll(s);
-		if (rc != ATOLOG_OK)
-			return rc;
-	}
-	c->seq = s->w.next_seq;
-	frame_header_write((uint8_t *)c->frame->data, c->kind, c->seq,
-			   length - FRAME_HEADER_SIZE);
-	offset = s->w.active.size;
-	rc = segment_append(&s->w.io, &s->w.active, c->frame->data, length,
-			    &s->w.failed);
-	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_ALWAYS)
-		rc = writer_sync(s);
-	if (rc != ATOLOG_OK)
-		return rc;
-	rc = writer_index(s, c, offset, length);
-	if (rc != ATOLOG_OK) {
-		writer_unappend(s, offset);
-		return rc;
-	}
-	s->w.active.size += length;
-	s->w.next_seq++;
-	return ATOLOG_OK;
-}
-
-static int writer_commit(atolog_store *s, struct commit *c)
-{
-	struct index_loc loc;
-	int rc = ATOLOG_OK;
-
-	pthread_mutex_lock(&s->w.lock);
-	if (c->entry) {
-		rc = index_lookup(s->idx, c->entry->id, &loc);
-		if (rc == ATOLOG_OK) {
-			char id[ATOLOG_ID_TEXT_LEN + 1];
-
-			uuid_format(c->entry->id, id);
-			rc = err_set(ATOLOG_EXISTS, "an interaction with id %s "
-				     "is already stored", id);
-		} else if (rc == ATOLOG_NOTFOUND) {
-			rc = ATOLOG_OK;
-		}
-	}
-	if (rc == ATOLOG_OK)
-		rc = writer_commit_locked(s, c);
-	pthread_mutex_unlock(&s->w.lock);
-	return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -259,9 +66,9 @@ static int record_identity(atolog_store *s, const atolog_interaction *src,
 		f->created_at = now;
 	if (id_given)
 		return ATOLOG_OK;
-	pthread_mutex_lock(&s->w.lock);
+	pthread_mutex_lock(&s->w.ids_lock);
 	rc = uuid_v7_next(&s->w.ids, now, f->id);
-	pthread_mutex_unlock(&s->w.lock);
+	pthread_mutex_unlock(&s->w.ids_lock);
 	return rc;
 }
 
@@ -292,43 +99,145 @@ static void entry_of(const struct record_fields *f, struct index_entry *e)
 	e->client.len = f->client.len;
 }
 
+/* One interaction on its way: validated, encoded, and what it owns. */
+struct prepared {
+	struct record_input in;
+	char *project; /* canonical */
+	msgpack_sbuffer sb;
+};
+
+static int prepare(atolog_store *s, const atolog_interaction *src,
+		   struct prepared *p, struct commit_frame *f)
+{
+	int rc = record_input_init(&p->in, src);
+
+	if (rc == ATOLOG_OK)
+		rc = record_identity(s, src, &p->in.fields);
+	if (rc == ATOLOG_OK)
+		rc = store_resolve_project(s, p->in.fields.project.ptr,
+					   p->in.fields.project.len, &p->project);
+	if (rc == ATOLOG_OK) {
+		p->in.fields.project.ptr = p->project;
+		p->in.fields.project.len = strlen(p->project);
+		rc = frame_buffer_init(&p->sb);
+	}
+	if (rc == ATOLOG_OK)
+		rc = record_encode(&p->in.fields, &p->sb);
+	if (rc != ATOLOG_OK)
+		return rc;
+	f->data = (uint8_t *)p->sb.data;
+	f->len = (uint32_t)p->sb.size;
+	f->kind = FRAME_KIND_RECORD;
+	f->id_given = src->id[0] != '\0';
+	entry_of(&p->in.fields, &f->entry);
+	return ATOLOG_OK;
+}
+
+static void prepared_free(struct prepared *p)
+{
+	msgpack_sbuffer_destroy(&p->sb);
+	free(p->project);
+	record_input_free(&p->in);
+}
+
+/* Submits the frames that prepared well; the others keep their code. */
+static int submit_prepared(atolog_store *s, struct commit_frame *frames,
+			   size_t n, int *rcs)
+{
+	struct commit_frame *ok = calloc(n + 1, sizeof(*ok));
+	struct commit_req req = { .frames = ok };
+	size_t *where = calloc(n + 1, sizeof(*where));
+	int rc = ATOLOG_OK;
+
+	if (!ok || !where) {
+		free(ok);
+		free(where);
+		return err_set(ENOMEM, "submitting a batch");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i] == ATOLOG_OK) {
+			where[req.n_frames] = i;
+			ok[req.n_frames++] = frames[i];
+		}
+	}
+	if (req.n_frames > 0)
+		rc = commit_submit(s, &req);
+	for (size_t k = 0; k < req.n_frames; k++) {
+		frames[where[k]] = ok[k];
+		/* A store error before the frame got its own outcome. */
+		rcs[where[k]] = ok[k].rc != ATOLOG_OK ? ok[k].rc : rc;
+	}
+	free(ok);
+	free(where);
+	return rc;
+}
+
+int atolog_interaction_record_batch(atolog_store *s, const atolog_interaction *in,
+				    size_t n, int *rcs, atolog_interaction **out)
+{
+	struct prepared *p;
+	struct commit_frame *frames;
+	char first_msg[ERR_MSG_SIZE] = "";
+	int first = ATOLOG_OK;
+
+	err_begin(s);
+	if (s->readonly)
+		return err_set(ATOLOG_READONLY, "the store is open read-only");
+	if (n > 0 && (!in || !rcs))
+		return err_set(ATOLOG_INVALID, "record_batch needs items and codes");
+	p = calloc(n + 1, sizeof(*p));
+	frames = calloc(n + 1, sizeof(*frames));
+	if (!p || !frames) {
+		free(p);
+		free(frames);
+		return err_set(ENOMEM, "recording a batch");
+	}
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = prepare(s, &in[i], &p[i], &frames[i]);
+		if (rcs[i] != ATOLOG_OK && first == ATOLOG_OK) {
+			first = rcs[i];
+			snprintf(first_msg, sizeof(first_msg), "item %zu: %s", i,
+				 err_message(s));
+		}
+	}
+	submit_prepared(s, frames, n, rcs);
+	for (size_t i = 0; i < n; i++) {
+		if (out)
+			out[i] = NULL;
+		if (rcs[i] == ATOLOG_OK && out)
+			rcs[i] = record_fields_flatten(&p[i].in.fields, frames[i].seq,
+						       &out[i]);
+		if (rcs[i] != ATOLOG_OK && first == ATOLOG_OK) {
+			first = rcs[i];
+			snprintf(first_msg, sizeof(first_msg), "item %zu: %s", i,
+				 err_message(s));
+		}
+		prepared_free(&p[i]);
+	}
+	free(p);
+	free(frames);
+	return first == ATOLOG_OK ? ATOLOG_OK : err_set(first, "%s", first_msg);
+}
+
 int atolog_interaction_record(atolog_store *s, const atolog_interaction *src,
 			      atolog_interaction **out)
 {
-	struct record_input in;
-	struct index_entry entry = { 0 };
-	struct commit c = { .kind = FRAME_KIND_RECORD, .entry = &entry };
-	msgpack_sbuffer sb = { 0 };
-	char *project = NULL;
+	struct prepared p = { 0 };
+	struct commit_frame frame = { 0 };
 	int rc;
 
 	err_begin(s);
 	if (s->readonly)
 		return err_set(ATOLOG_READONLY, "the store is open read-only");
-	rc = record_input_init(&in, src);
-	if (rc != ATOLOG_OK)
-		return rc;
-	rc = record_identity(s, src, &in.fields);
-	if (rc == ATOLOG_OK)
-		rc = store_resolve_project(s, in.fields.project.ptr,
-					   in.fields.project.len, &project);
+	rc = prepare(s, src, &p, &frame);
 	if (rc == ATOLOG_OK) {
-		in.fields.project.ptr = project;
-		in.fields.project.len = strlen(project);
-		rc = frame_buffer_init(&sb);
-	}
-	if (rc == ATOLOG_OK)
-		rc = record_encode(&in.fields, &sb);
-	if (rc == ATOLOG_OK) {
-		entry_of(&in.fields, &entry);
-		c.frame = &sb;
-		rc = writer_commit(s, &c);
+		struct commit_req req = { .frames = &frame, .n_frames = 1 };
+
+		rc = commit_submit(s, &req);
 	}
 	if (rc == ATOLOG_OK && out)
-		rc = record_fields_flatten(&in.fields, c.seq, out);
-	msgpack_sbuffer_destroy(&sb);
-	free(project);
-	record_input_free(&in);
+		rc = record_fields_flatten(&p.in.fields, frame.seq, out);
+	prepared_free(&p);
 	return rc;
 }
 
@@ -451,8 +360,9 @@ static int registration_aliases(atolog_store *s, struct registration *r,
 static int registration_commit(atolog_store *s, struct registration *r)
 {
 	struct text canonical = { .ptr = r->canonical, .len = strlen(r->canonical) };
-	struct commit c = { .kind = FRAME_KIND_REGISTRY, .rows = r->rows,
-			    .n_rows = r->n_rows };
+	struct commit_frame frame = { .kind = FRAME_KIND_REGISTRY, .rows = r->rows,
+				      .n_rows = r->n_rows };
+	struct commit_req req = { .frames = &frame, .n_frames = 1 };
 	msgpack_sbuffer sb = { 0 };
 	int rc;
 
@@ -462,8 +372,9 @@ static int registration_commit(atolog_store *s, struct registration *r)
 	if (rc == ATOLOG_OK)
 		rc = registry_encode(canonical, r->aliases, r->n_aliases, &sb);
 	if (rc == ATOLOG_OK) {
-		c.frame = &sb;
-		rc = writer_commit_locked(s, &c);
+		frame.data = (uint8_t *)sb.data;
+		frame.len = (uint32_t)sb.size;
+		rc = commit_submit(s, &req);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
@@ -488,15 +399,15 @@ int atolog_project_add(atolog_store *s, const char *name,
 		return err_set(ENOMEM, "registering a project");
 	rc = registry_name("project name", name, &r->name);
 	/* Check and write under one lock, so two registrations cannot both
-	 * claim an alias. */
-	pthread_mutex_lock(&s->w.lock);
+	 * claim an alias; the commit returns once the index has it. */
+	pthread_mutex_lock(&s->w.registry_lock);
 	if (rc == ATOLOG_OK)
 		rc = registration_name(s, r);
 	if (rc == ATOLOG_OK)
 		rc = registration_aliases(s, r, aliases, n_aliases);
 	if (rc == ATOLOG_OK)
 		rc = registration_commit(s, r);
-	pthread_mutex_unlock(&s->w.lock);
+	pthread_mutex_unlock(&s->w.registry_lock);
 	free(r);
 	return rc;
 }

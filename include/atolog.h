@@ -47,6 +47,8 @@ extern "C" {
 #define ATOLOG_FULL (-31009)     /* the disk (or quota) is full */
 #define ATOLOG_FAILED (-31010)   /* an earlier I/O error poisoned the handle:
 				  * writes are refused until it is reopened */
+#define ATOLOG_TIMEDOUT (-31011) /* no room in the commit queue in time;
+				  * nothing was written */
 
 /* ------------------------------------------------------------------------
  * Sizes, limits and defaults (documented in README.md).
@@ -63,6 +65,9 @@ extern "C" {
 #define ATOLOG_SEGMENT_SIZE_DEFAULT (64ull << 20)
 #define ATOLOG_SEGMENT_SIZE_MIN (4ull << 10)
 #define ATOLOG_INDEX_MAP_SIZE_DEFAULT (1ull << 30) /* grows on demand */
+#define ATOLOG_SYNC_INTERVAL_MS_DEFAULT 2  /* batch: longest wait to sync */
+#define ATOLOG_SYNC_BYTES_DEFAULT (1u << 20) /* batch: sync once this much waits */
+#define ATOLOG_QUEUE_BYTES_DEFAULT (64u << 20) /* pending bytes before callers wait */
 #define ATOLOG_LIST_LIMIT_DEFAULT 50 /* the seed's default page */
 #define ATOLOG_LIST_LIMIT_MAX 500    /* the seed's cap for listings */
 
@@ -77,20 +82,45 @@ extern "C" {
 typedef struct atolog_store atolog_store;
 
 #define ATOLOG_OPEN_READONLY 0x1u /* never writes; the directory must exist */
+/* Sync every index transaction (LMDB's MDB_NOMETASYNC), so that a machine
+ * crash never costs an index rebuild, at the price of a second fdatasync
+ * on every commit's path. Without it the index is flushed when idle and at
+ * close, and rebuilt from the log after a machine crash that caught it
+ * unflushed. Either way the log is the truth and nothing acknowledged is
+ * lost. */
+#define ATOLOG_OPEN_INDEX_DURABLE 0x2u
 
-/* When an interaction is acknowledged (the record call returns). */
+/*
+ * When an interaction is acknowledged (the record call returns). Writes
+ * from all threads are committed in groups: one write(2) and at most one
+ * fdatasync per group, then one index transaction, then every caller of
+ * the group returns. In every mode a returned record is visible to every
+ * reader, in this process and others.
+ */
 typedef enum atolog_sync_mode {
-	ATOLOG_SYNC_ALWAYS = 0, /* after fdatasync of the log: survives power
+	ATOLOG_SYNC_ALWAYS = 0, /* after the group's fdatasync: survives power
 				 * loss. The default. */
-	ATOLOG_SYNC_NONE = 1,   /* after write(2): survives a crash of the
-				 * process, not of the machine. */
+	ATOLOG_SYNC_NONE = 1,   /* after the group's write(2): survives a crash
+				 * of the process, not of the machine. */
+	ATOLOG_SYNC_BATCH = 2,  /* after an fdatasync that runs once
+				 * sync_interval_ms have passed since the
+				 * oldest unsynced write, or once sync_bytes
+				 * wait: durable like ALWAYS, with fewer syncs
+				 * and up to sync_interval_ms more latency. */
 } atolog_sync_mode;
 
 typedef struct atolog_options {
-	unsigned flags;           /* ATOLOG_OPEN_* */
-	atolog_sync_mode sync;    /* ATOLOG_SYNC_ALWAYS if zeroed */
-	uint64_t segment_size;    /* roll size; 0 = ATOLOG_SEGMENT_SIZE_DEFAULT */
-	uint64_t index_map_size;  /* initial LMDB map; 0 = default */
+	unsigned flags;            /* ATOLOG_OPEN_* */
+	atolog_sync_mode sync;     /* ATOLOG_SYNC_ALWAYS if zeroed */
+	uint64_t segment_size;     /* roll size; 0 = ATOLOG_SEGMENT_SIZE_DEFAULT */
+	uint64_t index_map_size;   /* initial LMDB map; 0 = default */
+	uint32_t sync_interval_ms; /* batch; 0 = ATOLOG_SYNC_INTERVAL_MS_DEFAULT */
+	uint64_t sync_bytes;       /* batch; 0 = ATOLOG_SYNC_BYTES_DEFAULT */
+	uint64_t queue_bytes;      /* bytes of interactions waiting to commit
+				    * before callers wait for room; 0 =
+				    * ATOLOG_QUEUE_BYTES_DEFAULT */
+	uint32_t queue_timeout_ms; /* how long a caller waits for room before
+				    * ATOLOG_TIMEDOUT; 0 = for ever */
 } atolog_options;
 
 /*
@@ -123,6 +153,11 @@ typedef struct atolog_stats {
 	uint64_t recovered_frames;  /* frames indexed from the log at open */
 	uint64_t truncated_bytes;   /* torn tail cut off at open */
 	int index_rebuilt;          /* 1 if open rebuilt the whole index */
+	/* Since open, for this handle's writes: */
+	uint64_t commit_groups;     /* groups written (one write(2) each) */
+	uint64_t commit_frames;     /* frames in them */
+	uint64_t log_syncs;         /* fdatasyncs of the log */
+	uint64_t index_commits;     /* index transactions */
 } atolog_stats;
 
 /* Fills *out from the index and the segment directory (no log scan). */
@@ -159,13 +194,30 @@ typedef struct atolog_interaction {
  * UTF-8 within the limits above; context_pack must be a JSON object.
  * If out is not NULL, *out receives the stored interaction (free it with
  * atolog_interaction_free).
+ * Safe to call from any number of threads at once.
  * Returns ATOLOG_OK once the interaction is durable per the sync mode and
  * visible to every reader; ATOLOG_INVALID or ATOLOG_TOOBIG (nothing
  * written); ATOLOG_EXISTS (an interaction with that id is stored);
- * ATOLOG_READONLY; ATOLOG_FULL (nothing written); ATOLOG_FAILED; errno.
+ * ATOLOG_READONLY; ATOLOG_TIMEDOUT (the commit queue stayed full for
+ * queue_timeout_ms; nothing written); ATOLOG_FULL (nothing written);
+ * ATOLOG_FAILED; errno.
  */
 int atolog_interaction_record(atolog_store *store, const atolog_interaction *in,
 			      atolog_interaction **out);
+
+/*
+ * Stores n interactions as one commit (one write, at most one sync, one
+ * index transaction). Each item is checked on its own: rcs[i] receives its
+ * code, invalid items are refused and the valid ones are stored. If out is
+ * not NULL, out[i] receives item i as stored (NULL for a refused item; free
+ * each with atolog_interaction_free).
+ * Returns ATOLOG_OK when every item was stored, else the first item's error
+ * (ATOLOG_INVALID, ATOLOG_TOOBIG, ATOLOG_EXISTS for refused items; a store
+ * error such as ATOLOG_FULL when none of the valid items was stored).
+ */
+int atolog_interaction_record_batch(atolog_store *store,
+				    const atolog_interaction *in, size_t n,
+				    int *rcs, atolog_interaction **out);
 
 /*
  * Checks an interaction as atolog_interaction_record would (prompt, UTF-8,

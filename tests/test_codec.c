@@ -2839,7 +2839,7 @@ static void test_frame_roundtrip(void)
 			memset(frame, 0xee, FRAME_HEADER_SIZE);
 			for (uint32_t i = 0; i < len; i++)
 				frame[FRAME_HEADER_SIZE + i] = (uint8_t)check_rand();
-			frame_header_write(frame, kinds[k], seq, len);
+			frame_header_write(frame, kinds[k], 0, seq, len);
 			/* The layout, byte by byte. */
 			CHECK_INT(get_le32(frame + 8), len);
 			CHECK_INT(frame[12], kinds[k]);
@@ -2872,7 +2872,7 @@ static void test_frame_bitflips(void)
 
 	for (size_t i = 0; i < LEN; i++)
 		frame[FRAME_HEADER_SIZE + i] = (uint8_t)check_rand();
-	frame_header_write(frame, FRAME_KIND_RECORD, 42, LEN);
+	frame_header_write(frame, FRAME_KIND_RECORD, 0, 42, LEN);
 	CHECK(frame_checksum_ok(frame, LEN));
 	for (size_t bit = 0; bit < 8 * sizeof(frame); bit++) {
 		struct frame_header h;
@@ -2905,7 +2905,7 @@ static void test_frame_header_rejects(void)
 	uint8_t hdr[FRAME_HEADER_SIZE], zero[FRAME_HEADER_SIZE];
 	struct frame_header h;
 
-	frame_header_write(hdr, FRAME_KIND_SEAL, 7, 0);
+	frame_header_write(hdr, FRAME_KIND_SEAL, 0, 7, 0);
 	CHECK(frame_header_read(hdr, &h));
 	/* codec.h: only kind 0 is implausible; a checksum-valid frame of an
 	 * unknown kind is the engine's to refuse (ATOLOG_VERSION), so the
@@ -2920,8 +2920,11 @@ static void test_frame_header_rejects(void)
 	hdr[12] = FRAME_KIND_RECORD;
 	for (unsigned b = 0; b < 8; b++) {
 		hdr[13] = (uint8_t)(1u << b);
-		if (frame_header_read(hdr, &h))
-			FAIL("flags bit %u accepted", b);
+		/* Only SYNC_START (bit 0) has a meaning in format 1. */
+		if (frame_header_read(hdr, &h) != (b == 0))
+			FAIL("flags bit %u %s", b, b == 0 ? "refused" : "accepted");
+		if (b == 0)
+			CHECK_INT(h.flags, FRAME_FLAG_SYNC_START);
 		hdr[13] = 0;
 		hdr[14] = (uint8_t)(1u << b);
 		if (frame_header_read(hdr, &h))
