@@ -41,7 +41,7 @@
 struct commit_group {
 	struct commit_req *reqs; /* in queue order, linked by next */
 	struct index_entry *entries;
-	size_t n_entries;
+	size_t n_entries, max_entries; /* max: record frames in the requests */
 	struct index_registry_row *rows;
 	size_t n_rows;
 	uint64_t bytes;
@@ -167,6 +167,7 @@ static int group_alloc(struct commit_group *g)
 			n_rows += r->frames[i].n_rows;
 		}
 	}
+	g->max_entries = n_entries;
 	g->entries = calloc(n_entries + 1, sizeof(*g->entries));
 	g->rows = calloc(n_rows + 1, sizeof(*g->rows));
 	if (!g->entries || !g->rows)
@@ -227,7 +228,7 @@ static int group_check_ids(atolog_store *s, struct commit_group *g)
 	if (!any_given)
 		return ATOLOG_OK;
 	wait_index_drained(&s->w);
-	refs = calloc(g->n_entries + 1, sizeof(*refs));
+	refs = calloc(g->max_entries + 1, sizeof(*refs));
 	if (!refs)
 		return err_set(ENOMEM, "checking ids");
 	for (struct commit_req *r = g->reqs; r; r = r->next) {
@@ -237,8 +238,13 @@ static int group_check_ids(atolog_store *s, struct commit_group *g)
 
 			if (f->kind != FRAME_KIND_RECORD || f->rc != ATOLOG_OK)
 				continue;
-			if (f->id_given && index_lookup(s->idx, f->entry.id, &loc) == ATOLOG_OK)
+			int found = f->id_given ? index_lookup(s->idx, f->entry.id, &loc)
+						: ATOLOG_NOTFOUND;
+
+			if (found == ATOLOG_OK)
 				fail_exists(r, f);
+			else if (found != ATOLOG_NOTFOUND)
+				req_fail(r, f, found, err_message(s));
 			else
 				refs[n++] = (struct frame_ref){ r, f, order++ };
 		}
@@ -398,6 +404,8 @@ static int log_sync_release(atolog_store *s, struct commit_group *head,
 	pthread_mutex_lock(&w->lock);
 	w->n_syncs++;
 	pthread_mutex_unlock(&w->lock);
+	if (w->on_sync)
+		w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	w->sync_start_next = true;
 	w->unsynced_bytes = 0;
 	if (head)
@@ -484,7 +492,7 @@ static struct commit_req *log_wait_locked(atolog_store *s, struct unsynced *u)
 	struct writer *w = &s->w;
 	struct commit_req *reqs;
 
-	while (!w->queue_head && !w->stopping) {
+	while ((!w->queue_head || w->paused) && !w->stopping) {
 		if (u->n == 0) {
 			pthread_cond_wait(&w->log_wake, &w->lock);
 			continue;
@@ -688,6 +696,8 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 		rc = err_set(ATOLOG_INVALID, "the store is closing");
 	if (rc != ATOLOG_OK) {
 		pthread_mutex_unlock(&w->lock);
+		for (size_t i = 0; i < req->n_frames; i++)
+			req->frames[i].rc = rc; /* refused before the queue */
 		return rc;
 	}
 	req->next = NULL;
@@ -744,6 +754,8 @@ int writer_roll(atolog_store *s)
 		rc = segment_seal(&w->io, &w->active);
 		if (rc != ATOLOG_OK)
 			w->io_failed = true;
+		else if (w->on_sync)
+			w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	}
 	if (rc == ATOLOG_OK) {
 		rc = segment_create(&w->io, s->segment_dir, w->active.id + 1,
@@ -832,6 +844,24 @@ int writer_stop(atolog_store *s)
 	if (rc == ATOLOG_OK && w->failed_rc)
 		rc = err_set(w->failed_rc, "%s", w->failed_msg);
 	return rc;
+}
+
+void store_observe_syncs(atolog_store *s,
+			 void (*fn)(uint64_t segment, uint64_t size, void *ctx),
+			 void *ctx)
+{
+	pthread_mutex_lock(&s->w.lock);
+	s->w.on_sync = fn;
+	s->w.on_sync_ctx = ctx;
+	pthread_mutex_unlock(&s->w.lock);
+}
+
+void store_pause_log(atolog_store *s, bool paused)
+{
+	pthread_mutex_lock(&s->w.lock);
+	s->w.paused = paused;
+	pthread_cond_signal(&s->w.log_wake);
+	pthread_mutex_unlock(&s->w.lock);
 }
 
 void writer_destroy(atolog_store *s)

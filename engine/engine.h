@@ -223,6 +223,10 @@ struct writer {
 	struct commit_group *ready_head, *ready_tail;
 	uint64_t groups_written, groups_indexed;
 	bool stopping, log_done, started;
+	bool paused;                  /* test hook: the log thread takes nothing */
+	/* Test hook: told (segment, bytes) after each fdatasync of the log. */
+	void (*on_sync)(uint64_t segment, uint64_t size, void *ctx);
+	void *on_sync_ctx;
 	int failed_rc;                /* sticky: every later write fails */
 	char failed_msg[ERR_MSG_SIZE];
 	struct index_state state;     /* what the index holds */
@@ -275,6 +279,14 @@ int store_read_record(atolog_store *store, const struct index_loc *loc,
  * *out is malloc'ed. */
 int store_resolve_project(atolog_store *store, const char *name, size_t len,
 			  char **out);
+
+/* Test hook: fn learns how far each fdatasync of the log reached. */
+void store_observe_syncs(atolog_store *store,
+			 void (*fn)(uint64_t segment, uint64_t size, void *ctx),
+			 void *ctx);
+
+/* Test hook: hold the log thread (requests queue up) or let it go. */
+void store_pause_log(atolog_store *store, bool paused);
 
 /* Test hook: make the nth (0 = next) call of op fail with err. */
 void store_inject_fault(atolog_store *store, enum io_op op, long nth, int err,

@@ -164,8 +164,7 @@ static int submit_prepared(atolog_store *s, struct commit_frame *frames,
 		rc = commit_submit(s, &req);
 	for (size_t k = 0; k < req.n_frames; k++) {
 		frames[where[k]] = ok[k];
-		/* A store error before the frame got its own outcome. */
-		rcs[where[k]] = ok[k].rc != ATOLOG_OK ? ok[k].rc : rc;
+		rcs[where[k]] = ok[k].rc;
 	}
 	free(ok);
 	free(where);
