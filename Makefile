@@ -6,12 +6,15 @@
 #   make test    sanitizer build in build-test/, then the whole suite
 #   make bench   optimised build, then the benchmarks
 #   make valgrind  the suite under valgrind (no sanitizers), build-valgrind/
+#   make stress  the crash loop: KILLS=n or SECONDS=s (default 600 s)
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test bench valgrind clean
+STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
+
+.PHONY: all deps build run test bench stress valgrind clean
 
 all: build
 
@@ -34,6 +37,9 @@ bench: deps
 	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	@cd build-bench && ctest -L bench --output-on-failure || true
+
+stress: build
+	./build/tests/atolog_stress $(STRESS_ARGS)
 
 valgrind: deps
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
