@@ -245,7 +245,8 @@ int cmd_tour(struct cli *cli, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	fprintf(stderr, "atolog tour on %s (sync %s)\n", cli->data_dir,
-		cli->sync == ATOLOG_SYNC_ALWAYS ? "always" : "none");
+		cli->sync == ATOLOG_SYNC_ALWAYS ? "always" :
+		cli->sync == ATOLOG_SYNC_BATCH ? "batch" : "none");
 	rc = atolog_project_add(store, "atolog", (const char *const *)aliases, 2);
 	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "project add");
 	if (rc == 0)

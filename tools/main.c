@@ -1,7 +1,7 @@
 /*
  * main.c - the atolog command line: global options, then one subcommand.
  *
- *   atolog [--data DIR] [--sync always|none] COMMAND [ARGS...]
+ *   atolog [--data DIR] [--sync always|batch|none] COMMAND [ARGS...]
  *
  * Each subcommand is a thin program over include/atolog.h (tools/cmd_*.c).
  */
@@ -38,9 +38,10 @@ const struct command *cli_find_command(const char *name)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: atolog [--data DIR] [--sync always|none] COMMAND [ARGS]\n\n"
+	fprintf(out, "usage: atolog [--data DIR] [--sync always|batch|none] COMMAND [ARGS]\n\n"
 		     "  --data DIR    the store directory (default %s)\n"
 		     "  --sync MODE   always: acknowledge after fdatasync (default);\n"
+		     "                batch: after an fdatasync shared by a few ms of writes;\n"
 		     "                none: after write(2), survives a process crash only\n\n"
 		     "commands:\n", CLI_DEFAULT_DATA);
 	for (const struct command *c = cli_commands; c->name; c++)
@@ -53,6 +54,8 @@ static bool parse_sync(const char *s, atolog_sync_mode *out)
 {
 	if (strcmp(s, "always") == 0)
 		*out = ATOLOG_SYNC_ALWAYS;
+	else if (strcmp(s, "batch") == 0)
+		*out = ATOLOG_SYNC_BATCH;
 	else if (strcmp(s, "none") == 0)
 		*out = ATOLOG_SYNC_NONE;
 	else
