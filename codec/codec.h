@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
 #include <msgpack.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
 
 #include "atolog.h"
 #include "bytes.h"
@@ -92,14 +93,14 @@ struct record_fields {
 	struct text *chunks_used;
 	size_t n_chunks_used;
 	/* Exactly one of these holds the context pack (or neither: {}). */
-	const json_t *context_json;          /* from callers */
-	const msgpack_object *context_mp;    /* from the log */
+	struct text context_bytes;           /* encoded map, from callers */
+	const msgpack_object *context_mp;    /* decoded, from the log */
 };
 
-/* Owns what record_fields_from_interaction allocated. */
+/* Owns what record_input_init allocated. */
 struct record_input {
 	struct record_fields fields;
-	json_t *context_owned;
+	msgpack_sbuffer context_sb; /* behind fields.context_bytes */
 	struct text *refs_owned;
 };
 
@@ -166,14 +167,29 @@ void registry_view_free(struct registry_view *view);
 bool mp_is_bounded(const void *buf, size_t len, unsigned max_depth);
 
 /* ------------------------------------------------------------------------
- * context_pack: JSON object <-> msgpack map (codec/context.c).
+ * context_pack: JSON object <-> msgpack map, and JSON output helpers
+ * (codec/context.c).
  */
-int context_pack_json(msgpack_packer *pk, const json_t *value);
-/* Converts a msgpack object (from the log) to JSON; ATOLOG_CORRUPT if it
- * holds something JSON cannot (non-string keys, ext). */
-int context_to_json(const msgpack_object *obj, json_t **out);
-/* Nesting depth of a JSON value (scalars 0, {} 1, ...). */
-unsigned context_depth(const json_t *value, unsigned stop_at);
+/* Appends the msgpack map of a JSON object text to out. ATOLOG_INVALID
+ * (not JSON, not an object), ATOLOG_TOOBIG (nested too deep), ENOMEM. */
+int context_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out);
+/* Renders a msgpack object (from the log) as compact JSON text, malloc'ed;
+ * ATOLOG_CORRUPT if it holds what JSON cannot (non-string keys, bin, ext). */
+int context_to_json(const msgpack_object *obj, char **out);
+/* Emits a msgpack object into a generator; -1 if JSON cannot hold it. */
+int context_gen(yajl_gen g, const msgpack_object *obj);
+/* A compact generator. */
+yajl_gen json_gen_new(void);
+/* Emits a string after checking its UTF-8 strictly (yajl's own check lets
+ * overlong forms and surrogates through); -1 if it is not valid. */
+int json_gen_string(yajl_gen g, const char *s, size_t len);
+/* Copies the generator's text out (malloc'ed, NUL-terminated). */
+int json_gen_take(yajl_gen g, char **out);
+/* yajl's reason for a parse error, on one line, with the byte offset. */
+void json_parse_reason(yajl_handle h, const char *text, size_t len, char *out,
+		       size_t size);
+/* Emits the JSON text as one value of the generator's document. */
+int json_gen_copy(yajl_gen g, const char *json, size_t len);
 
 /* ------------------------------------------------------------------------
  * Frames (codec/frame.c). See docs/FORMAT.md, "Frame".

@@ -1,11 +1,15 @@
 /*
  * json.c - the seed service's JSON shape of an interaction, both ways.
  *
- * In: the seed's POST /interactions body. Known fields must have their
- * type (null counts as absent); unknown fields are ignored, as the seed's
- * request model ignores them; "reinforce" and "extract" (the seed's memory
- * hooks) are accepted as booleans and otherwise ignored here. id and
- * created_at (or the more precise created_at_iso) are taken for imports.
+ * In: the seed's POST /interactions body, parsed in one pass of yajl's
+ * SAX parser. Known fields must have their type (null counts as absent);
+ * unknown fields are skipped whatever they hold, as the seed's request
+ * model ignores them; "reinforce" and "extract" (the seed's memory hooks)
+ * are accepted as booleans and otherwise ignored here. id and created_at
+ * (or the more precise created_at_iso) are taken for imports. The context
+ * pack is copied into a generator as it streams by, so the body is parsed
+ * once. Strings of the record may not hold a NUL byte (they are C strings
+ * in the API); the context pack's may.
  *
  * Out: exactly the seed's field names, created_at in its storage form
  * "YYYY-MM-DD HH:MM:SS", plus created_at_iso (microseconds) and seq.
@@ -14,259 +18,546 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <yajl/yajl_parse.h>
+
 #include "codec.h"
 #include "error.h"
 
-static const char *const text_fields[] = {
-	"response", "response_summary", "project", "client", "session_id",
+enum body_field {
+	F_UNKNOWN, F_PROMPT, F_RESPONSE, F_SUMMARY, F_PROJECT, F_CLIENT,
+	F_SESSION, F_MEMORIES, F_CHUNKS, F_CONTEXT, F_ID, F_CREATED_AT,
+	F_CREATED_AT_ISO, F_REINFORCE, F_EXTRACT, F_COUNT
 };
 
-static bool is_absent(const json_t *v)
-{
-	return !v || json_is_null(v);
-}
+static const char *const field_names[F_COUNT] = {
+	[F_PROMPT] = "prompt", [F_RESPONSE] = "response",
+	[F_SUMMARY] = "response_summary", [F_PROJECT] = "project",
+	[F_CLIENT] = "client", [F_SESSION] = "session_id",
+	[F_MEMORIES] = "memories_used", [F_CHUNKS] = "chunks_used",
+	[F_CONTEXT] = "context_pack", [F_ID] = "id", [F_CREATED_AT] = "created_at",
+	[F_CREATED_AT_ISO] = "created_at_iso", [F_REINFORCE] = "reinforce",
+	[F_EXTRACT] = "extract",
+};
 
-static int want_string(const json_t *obj, const char *field, struct text *out)
-{
-	const json_t *v = json_object_get(obj, field);
+/* A list of strings being collected (memories_used, chunks_used). */
+struct ref_list {
+	struct text *items;
+	size_t n, cap;
+};
 
-	if (is_absent(v)) {
-		out->ptr = "";
-		out->len = 0;
-		return ATOLOG_OK;
+struct body_parser {
+	unsigned depth;       /* 1 inside the body object */
+	enum body_field field; /* the key whose value comes next */
+	unsigned skip_depth;  /* > 0 while skipping an unknown value */
+	bool in_list;         /* inside memories_used / chunks_used */
+	unsigned ctx_depth;   /* > 0 while copying context_pack */
+	char *texts[F_COUNT]; /* string fields, NUL-terminated copies */
+	bool context_null;
+	struct ref_list refs[2];
+	yajl_gen context;     /* the context pack as it is copied */
+	int rc;
+	char why[160];
+};
+
+static int body_fail(struct body_parser *p, int rc, const char *fmt, const char *arg)
+{
+	if (p->rc == ATOLOG_OK) {
+		p->rc = rc;
+		snprintf(p->why, sizeof(p->why), fmt, arg);
 	}
-	if (!json_is_string(v))
-		return err_set(ATOLOG_INVALID, "%s must be a string", field);
-	out->ptr = json_string_value(v);
-	out->len = json_string_length(v);
-	return ATOLOG_OK;
+	return 0;
 }
 
-static int want_refs(const json_t *obj, const char *field, struct text **out,
-		     size_t *n)
+static int type_error(struct body_parser *p, const char *want)
 {
-	const json_t *v = json_object_get(obj, field);
-	struct text *refs;
-	json_t *item;
-	size_t i;
+	char what[96];
 
-	*out = NULL;
-	*n = 0;
-	if (is_absent(v))
-		return ATOLOG_OK;
-	if (!json_is_array(v))
-		return err_set(ATOLOG_INVALID, "%s must be a list of strings", field);
-	if (json_array_size(v) > ATOLOG_REFS_MAX)
-		return err_set(ATOLOG_TOOBIG, "%s has %zu entries, over the limit of %u",
-			       field, json_array_size(v), ATOLOG_REFS_MAX);
-	refs = calloc(json_array_size(v) + 1, sizeof(*refs));
-	if (!refs)
-		return err_set(ENOMEM, "parsing %s", field);
-	json_array_foreach(v, i, item) {
-		if (!json_is_string(item)) {
-			free(refs);
-			return err_set(ATOLOG_INVALID,
-				       "%s[%zu] must be a string", field, i);
+	snprintf(what, sizeof(what), "%s must be %s", field_names[p->field], want);
+	return body_fail(p, ATOLOG_INVALID, "%s", what);
+}
+
+/* An entry of memories_used / chunks_used that is not a string. */
+static int list_item_error(struct body_parser *p)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "%s[%zu] must be a string",
+		 field_names[p->field], p->refs[p->field == F_CHUNKS].n);
+	return body_fail(p, ATOLOG_INVALID, "%s", what);
+}
+
+static const char *field_want(enum body_field f)
+{
+	switch (f) {
+	case F_MEMORIES:
+	case F_CHUNKS:
+		return "a list of strings";
+	case F_CONTEXT:
+		return "a JSON object";
+	case F_REINFORCE:
+	case F_EXTRACT:
+		return "true or false";
+	default:
+		return "a string";
+	}
+}
+
+/* Where a value may go: 1 continue, 0 stop. Handles skipping and lists. */
+static int value_arrives(struct body_parser *p, bool opens)
+{
+	if (p->depth == 0)
+		return body_fail(p, ATOLOG_INVALID, "%s", "expected a JSON object");
+	if (p->skip_depth) {
+		p->skip_depth += opens;
+		return 1;
+	}
+	return 1;
+}
+
+static char *copy_text(const unsigned char *s, size_t len)
+{
+	char *t = malloc(len + 1);
+
+	if (t) {
+		memcpy(t, s, len);
+		t[len] = '\0';
+	}
+	return t;
+}
+
+static int take_string(struct body_parser *p, const unsigned char *s, size_t len)
+{
+	if (memchr(s, 0, len))
+		return body_fail(p, ATOLOG_INVALID, "%s holds a NUL character",
+				 field_names[p->field]);
+	if (p->in_list) {
+		struct ref_list *l = &p->refs[p->field == F_CHUNKS];
+
+		if (l->n == ATOLOG_REFS_MAX)
+			return body_fail(p, ATOLOG_TOOBIG, "%s has too many entries",
+					 field_names[p->field]);
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 8;
+			struct text *grown = realloc(l->items, cap * sizeof(*grown));
+
+			if (!grown)
+				return body_fail(p, ENOMEM, "%s", "out of memory");
+			l->items = grown;
+			l->cap = cap;
 		}
-		refs[i].ptr = json_string_value(item);
-		refs[i].len = json_string_length(item);
+		l->items[l->n].ptr = copy_text(s, len);
+		l->items[l->n].len = len;
+		if (!l->items[l->n++].ptr)
+			return body_fail(p, ENOMEM, "%s", "out of memory");
+		return 1;
 	}
-	*out = refs;
-	*n = json_array_size(v);
-	return ATOLOG_OK;
+	free(p->texts[p->field]);
+	p->texts[p->field] = copy_text(s, len);
+	return p->texts[p->field] ? 1 : body_fail(p, ENOMEM, "%s", "out of memory");
 }
 
-static int want_bool(const json_t *obj, const char *field)
+static bool is_text_field(enum body_field f)
 {
-	const json_t *v = json_object_get(obj, field);
+	return f != F_UNKNOWN && f != F_MEMORIES && f != F_CHUNKS &&
+	       f != F_CONTEXT && f != F_REINFORCE && f != F_EXTRACT;
+}
 
-	if (!is_absent(v) && !json_is_boolean(v))
-		return err_set(ATOLOG_INVALID, "%s must be true or false", field);
-	return ATOLOG_OK;
+/* A value that belongs to the record (not to context_pack). */
+static int on_body_scalar(struct body_parser *p, bool is_string, bool is_bool,
+			  bool is_null, const unsigned char *s, size_t len)
+{
+	if (!value_arrives(p, false) || p->skip_depth || p->field == F_UNKNOWN)
+		return p->rc == ATOLOG_OK;
+	if (p->in_list)
+		return is_string ? take_string(p, s, len) : list_item_error(p);
+	if (is_null) {
+		/* null means absent, in every field. */
+		if (is_text_field(p->field)) {
+			free(p->texts[p->field]);
+			p->texts[p->field] = NULL;
+		}
+		if (p->field == F_MEMORIES || p->field == F_CHUNKS)
+			p->refs[p->field == F_CHUNKS].n = 0;
+		p->context_null |= p->field == F_CONTEXT;
+		return 1;
+	}
+	if (is_bool && (p->field == F_REINFORCE || p->field == F_EXTRACT))
+		return 1;
+	if (is_string && is_text_field(p->field))
+		return take_string(p, s, len);
+	return type_error(p, field_want(p->field));
+}
+
+/* ------------------------------------------------------------------------
+ * The callbacks: inside context_pack they copy into its generator.
+ */
+
+static bool copying(const struct body_parser *p)
+{
+	return p->ctx_depth > 0;
+}
+
+static int gen_ok(struct body_parser *p, yajl_gen_status st)
+{
+	return st == yajl_gen_status_ok ? 1 : body_fail(p, ENOMEM, "%s", "out of memory");
+}
+
+static int on_null(void *ctx)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_null(p->context));
+	return on_body_scalar(p, false, false, true, NULL, 0);
+}
+
+static int on_boolean(void *ctx, int v)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_bool(p->context, v));
+	return on_body_scalar(p, false, true, false, NULL, 0);
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_number(p->context, s, len));
+	return on_body_scalar(p, false, false, false, NULL, 0);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_string(p->context, s, len));
+	return on_body_scalar(p, true, false, false, s, len);
+}
+
+static enum body_field field_of(const unsigned char *s, size_t len)
+{
+	for (int f = F_PROMPT; f < F_COUNT; f++) {
+		if (strlen(field_names[f]) == len && memcmp(field_names[f], s, len) == 0)
+			return (enum body_field)f;
+	}
+	return F_UNKNOWN;
+}
+
+static int on_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_string(p->context, s, len));
+	if (p->depth == 1 && !p->skip_depth)
+		p->field = field_of(s, len);
+	return 1;
+}
+
+static int open_context(struct body_parser *p)
+{
+	/* A fresh generator each time: a repeated key's last value wins. */
+	if (p->context)
+		yajl_gen_free(p->context);
+	p->context = json_gen_new();
+	if (!p->context)
+		return body_fail(p, ENOMEM, "%s", "out of memory");
+	p->context_null = false;
+	p->ctx_depth = 1;
+	return gen_ok(p, yajl_gen_map_open(p->context));
+}
+
+static int on_start_map(void *ctx)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p)) {
+		p->ctx_depth++;
+		return gen_ok(p, yajl_gen_map_open(p->context));
+	}
+	if (p->depth == 0) {
+		p->depth = 1;
+		return 1;
+	}
+	if (!value_arrives(p, true) || p->skip_depth)
+		return p->rc == ATOLOG_OK;
+	if (p->field == F_CONTEXT && !p->in_list)
+		return open_context(p);
+	if (p->field == F_UNKNOWN) {
+		p->skip_depth = 1;
+		return 1;
+	}
+	return type_error(p, field_want(p->field));
+}
+
+static int on_end_map(void *ctx)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p)) {
+		p->ctx_depth--;
+		return gen_ok(p, yajl_gen_map_close(p->context));
+	}
+	if (p->skip_depth) {
+		p->skip_depth--;
+		return 1;
+	}
+	p->depth = 0;
+	return 1;
+}
+
+static int on_start_array(void *ctx)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_array_open(p->context));
+	if (!value_arrives(p, true) || p->skip_depth)
+		return p->rc == ATOLOG_OK;
+	if (p->in_list)
+		return list_item_error(p);
+	if (p->field == F_MEMORIES || p->field == F_CHUNKS) {
+		p->refs[p->field == F_CHUNKS].n = 0; /* a repeated key: the last wins */
+		p->in_list = true;
+		return 1;
+	}
+	if (p->field == F_UNKNOWN) {
+		p->skip_depth = 1;
+		return 1;
+	}
+	return type_error(p, field_want(p->field));
+}
+
+static int on_end_array(void *ctx)
+{
+	struct body_parser *p = ctx;
+
+	if (copying(p))
+		return gen_ok(p, yajl_gen_array_close(p->context));
+	if (p->skip_depth) {
+		p->skip_depth--;
+		return 1;
+	}
+	p->in_list = false;
+	return 1;
+}
+
+static const yajl_callbacks body_callbacks = {
+	.yajl_null = on_null,
+	.yajl_boolean = on_boolean,
+	.yajl_number = on_number,
+	.yajl_string = on_string,
+	.yajl_start_map = on_start_map,
+	.yajl_map_key = on_map_key,
+	.yajl_end_map = on_end_map,
+	.yajl_start_array = on_start_array,
+	.yajl_end_array = on_end_array,
+};
+
+static void body_free(struct body_parser *p)
+{
+	for (int f = 0; f < F_COUNT; f++)
+		free(p->texts[f]);
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < p->refs[k].n; i++)
+			free((char *)p->refs[k].items[i].ptr);
+		free(p->refs[k].items);
+	}
+	if (p->context)
+		yajl_gen_free(p->context);
+}
+
+/* ------------------------------------------------------------------------
+ * From the parsed body to an interaction.
+ */
+
+static struct text text_or_empty(const char *s)
+{
+	struct text t = { .ptr = s ? s : "", .len = s ? strlen(s) : 0 };
+
+	return t;
 }
 
 /* id and created_at, when an import supplies them. */
-static int want_identity(const json_t *obj, struct record_fields *f,
+static int body_identity(struct body_parser *p, struct record_fields *f,
 			 bool *has_id, bool *has_time)
 {
-	const json_t *id = json_object_get(obj, "id");
-	const json_t *t = json_object_get(obj, "created_at_iso");
+	const char *t = p->texts[F_CREATED_AT_ISO] ? p->texts[F_CREATED_AT_ISO]
+						   : p->texts[F_CREATED_AT];
 	int rc;
 
-	*has_id = !is_absent(id);
-	if (*has_id) {
-		if (!json_is_string(id))
-			return err_set(ATOLOG_INVALID, "id must be a string");
-		rc = uuid_parse(json_string_value(id), f->id);
-		if (rc != ATOLOG_OK)
-			return err_context(rc, "id");
-	}
-	if (is_absent(t))
-		t = json_object_get(obj, "created_at");
-	*has_time = !is_absent(t);
-	if (*has_time) {
-		if (!json_is_string(t))
-			return err_set(ATOLOG_INVALID, "created_at must be a string");
-		rc = time_parse(json_string_value(t), &f->created_at);
-		if (rc != ATOLOG_OK)
-			return err_context(rc, "created_at");
-	}
+	*has_id = p->texts[F_ID] != NULL;
+	if (*has_id && (rc = uuid_parse(p->texts[F_ID], f->id)) != ATOLOG_OK)
+		return err_context(rc, "id");
+	*has_time = t != NULL;
+	if (*has_time && (rc = time_parse(t, &f->created_at)) != ATOLOG_OK)
+		return err_context(rc, "created_at");
 	return ATOLOG_OK;
 }
 
-static int parse_fields(const json_t *obj, struct record_fields *f,
-			bool *has_id, bool *has_time)
+/* The context pack's text, when the body had one, as a msgpack object. */
+static int body_context(struct body_parser *p, msgpack_sbuffer *sb,
+			struct record_fields *f)
 {
-	struct text *texts[] = { &f->response, &f->response_summary, &f->project,
-				 &f->client, &f->session_id };
-	const json_t *prompt = json_object_get(obj, "prompt");
-	const json_t *ctx = json_object_get(obj, "context_pack");
-	int rc = ATOLOG_OK;
+	const unsigned char *buf;
+	size_t len;
+	int rc;
 
-	if (is_absent(prompt))
-		return err_set(ATOLOG_INVALID, "prompt is required");
-	if (!json_is_string(prompt))
-		return err_set(ATOLOG_INVALID, "prompt must be a string");
-	f->prompt.ptr = json_string_value(prompt);
-	f->prompt.len = json_string_length(prompt);
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]) && !rc; i++)
-		rc = want_string(obj, text_fields[i], texts[i]);
-	if (!rc && !is_absent(ctx) && !json_is_object(ctx))
-		rc = err_set(ATOLOG_INVALID, "context_pack must be a JSON object");
-	f->context_json = is_absent(ctx) ? NULL : ctx;
-	if (!rc)
-		rc = want_bool(obj, "reinforce");
-	if (!rc)
-		rc = want_bool(obj, "extract");
-	if (!rc)
-		rc = want_identity(obj, f, has_id, has_time);
+	if (!p->context || p->context_null)
+		return ATOLOG_OK;
+	yajl_gen_get_buf(p->context, &buf, &len);
+	rc = context_json_to_msgpack((const char *)buf, len, sb);
+	if (rc == ATOLOG_OK) {
+		f->context_bytes.ptr = sb->data;
+		f->context_bytes.len = sb->size;
+	}
 	return rc;
+}
+
+static int body_to_interaction(struct body_parser *p, atolog_interaction **out)
+{
+	struct record_fields f = { 0 };
+	msgpack_sbuffer sb;
+	bool has_id = false, has_time = false;
+	int rc;
+
+	if (!p->texts[F_PROMPT])
+		return err_set(ATOLOG_INVALID, "prompt is required");
+	f.prompt = text_or_empty(p->texts[F_PROMPT]);
+	f.response = text_or_empty(p->texts[F_RESPONSE]);
+	f.response_summary = text_or_empty(p->texts[F_SUMMARY]);
+	f.project = text_or_empty(p->texts[F_PROJECT]);
+	f.client = text_or_empty(p->texts[F_CLIENT]);
+	f.session_id = text_or_empty(p->texts[F_SESSION]);
+	f.memories_used = p->refs[0].items;
+	f.n_memories_used = p->refs[0].n;
+	f.chunks_used = p->refs[1].items;
+	f.n_chunks_used = p->refs[1].n;
+	msgpack_sbuffer_init(&sb);
+	rc = body_identity(p, &f, &has_id, &has_time);
+	if (rc == ATOLOG_OK)
+		rc = body_context(p, &sb, &f);
+	if (rc == ATOLOG_OK)
+		rc = record_fields_flatten(&f, 0, out);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (!has_id)
+		(*out)->id[0] = '\0';
+	(*out)->has_created_at = has_time;
+	if (!has_time)
+		(*out)->created_at = 0;
+	return ATOLOG_OK;
 }
 
 int atolog_interaction_from_json(const char *json, size_t len,
 				 atolog_interaction **out)
 {
-	struct record_fields f = { 0 };
-	atolog_interaction *rec;
-	bool has_id = false, has_time = false;
-	json_error_t jerr;
-	json_t *obj;
+	struct body_parser p = { .rc = ATOLOG_OK };
+	yajl_handle h;
+	yajl_status st;
+	char reason[160] = "";
 	int rc;
 
 	err_begin(NULL);
 	if (len > ATOLOG_JSON_MAX_BYTES)
 		return err_set(ATOLOG_TOOBIG, "JSON document is %zu bytes, over the limit of %u",
 			       len, ATOLOG_JSON_MAX_BYTES);
-	obj = json_loadb(json, len, 0, &jerr);
-	if (!obj)
-		return err_set(ATOLOG_INVALID, "malformed JSON at line %d column %d: %s",
-			       jerr.line, jerr.column, jerr.text);
-	if (!json_is_object(obj)) {
-		json_decref(obj);
-		return err_set(ATOLOG_INVALID, "expected a JSON object");
-	}
-	rc = parse_fields(obj, &f, &has_id, &has_time);
-	if (!rc)
-		rc = want_refs(obj, "memories_used", &f.memories_used,
-			       &f.n_memories_used);
-	if (!rc)
-		rc = want_refs(obj, "chunks_used", &f.chunks_used, &f.n_chunks_used);
-	if (!rc)
-		rc = record_fields_flatten(&f, 0, &rec);
-	free(f.memories_used);
-	free(f.chunks_used);
-	json_decref(obj);
-	if (rc != ATOLOG_OK)
-		return rc;
-	if (!has_id)
-		rec->id[0] = '\0';
-	rec->has_created_at = has_time;
-	if (!has_time)
-		rec->created_at = 0;
-	*out = rec;
-	return ATOLOG_OK;
+	h = yajl_alloc(&body_callbacks, NULL, &p);
+	if (!h)
+		return err_set(ENOMEM, "parsing JSON");
+	st = yajl_parse(h, (const unsigned char *)json, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	if (st == yajl_status_error)
+		json_parse_reason(h, json, len, reason, sizeof(reason));
+	yajl_free(h);
+	if (p.rc != ATOLOG_OK)
+		rc = err_set(p.rc, "%s", p.why);
+	else if (st != yajl_status_ok)
+		rc = err_set(ATOLOG_INVALID, "malformed JSON: %s", reason);
+	else
+		rc = body_to_interaction(&p, out);
+	body_free(&p);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------
  * Out.
  */
 
-static json_t *refs_to_json(const char *const *refs, size_t n)
+static int gen_key(yajl_gen g, const char *key)
 {
-	json_t *arr = json_array();
+	return json_gen_string(g, key, strlen(key));
+}
 
-	for (size_t i = 0; arr && i < n; i++) {
-		if (json_array_append_new(arr, json_string(refs[i])) != 0) {
-			json_decref(arr);
-			return NULL;
-		}
+static int gen_text(yajl_gen g, const char *key, const char *value)
+{
+	const char *v = value ? value : "";
+
+	return gen_key(g, key) || json_gen_string(g, v, strlen(v)) ? -1 : 0;
+}
+
+static int gen_refs(yajl_gen g, const char *key, const char *const *refs, size_t n)
+{
+	if (gen_key(g, key) != 0 || yajl_gen_array_open(g) != yajl_gen_status_ok)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (json_gen_string(g, refs[i], strlen(refs[i])) != 0)
+			return -1;
 	}
-	return arr;
+	return yajl_gen_array_close(g) == yajl_gen_status_ok ? 0 : -1;
 }
 
-static int set_field(json_t *obj, const char *key, json_t *value)
+static int gen_context(yajl_gen g, const char *context)
 {
-	/* json_object_set_new releases value itself when it fails. */
-	return value && json_object_set_new(obj, key, value) == 0 ? 0 : -1;
+	const char *c = context ? context : "{}";
+
+	if (gen_key(g, "context_pack") != 0)
+		return -1;
+	return json_gen_copy(g, c, strlen(c));
 }
 
-/* Parsed only when the chain below reaches it, so an earlier failure
- * leaves nothing to free. */
-static json_t *context_of(const atolog_interaction *rec)
-{
-	return rec->context_pack ? json_loads(rec->context_pack, 0, NULL)
-				 : json_object();
-}
-
-static json_t *interaction_to_object(const atolog_interaction *rec)
+static int gen_interaction(yajl_gen g, const atolog_interaction *rec)
 {
 	char seed_time[ATOLOG_TIME_SEED_LEN], iso_time[ATOLOG_TIME_ISO_LEN];
-	json_t *obj = json_object();
-	int bad;
 
-	if (!obj)
-		return NULL;
 	atolog_time_format_seed(rec->created_at, seed_time);
 	atolog_time_format_iso(rec->created_at, iso_time);
-	bad = set_field(obj, "id", json_string(rec->id)) ||
-	      set_field(obj, "prompt", json_string(rec->prompt ? rec->prompt : "")) ||
-	      set_field(obj, "response", json_string(rec->response ? rec->response : "")) ||
-	      set_field(obj, "response_summary",
-			json_string(rec->response_summary ? rec->response_summary : "")) ||
-	      set_field(obj, "project", json_string(rec->project ? rec->project : "")) ||
-	      set_field(obj, "client", json_string(rec->client ? rec->client : "")) ||
-	      set_field(obj, "session_id",
-			json_string(rec->session_id ? rec->session_id : "")) ||
-	      set_field(obj, "memories_used",
-			refs_to_json(rec->memories_used, rec->n_memories_used)) ||
-	      set_field(obj, "chunks_used",
-			refs_to_json(rec->chunks_used, rec->n_chunks_used)) ||
-	      set_field(obj, "context_pack", context_of(rec)) ||
-	      set_field(obj, "created_at", json_string(seed_time)) ||
-	      set_field(obj, "created_at_iso", json_string(iso_time)) ||
-	      set_field(obj, "seq", json_integer((json_int_t)rec->seq));
-	if (bad) {
-		json_decref(obj);
-		return NULL;
-	}
-	return obj;
+	if (yajl_gen_map_open(g) != yajl_gen_status_ok ||
+	    gen_text(g, "id", rec->id) || gen_text(g, "prompt", rec->prompt) ||
+	    gen_text(g, "response", rec->response) ||
+	    gen_text(g, "response_summary", rec->response_summary) ||
+	    gen_text(g, "project", rec->project) ||
+	    gen_text(g, "client", rec->client) ||
+	    gen_text(g, "session_id", rec->session_id) ||
+	    gen_refs(g, "memories_used", rec->memories_used, rec->n_memories_used) ||
+	    gen_refs(g, "chunks_used", rec->chunks_used, rec->n_chunks_used) ||
+	    gen_context(g, rec->context_pack) ||
+	    gen_text(g, "created_at", seed_time) ||
+	    gen_text(g, "created_at_iso", iso_time) || gen_key(g, "seq") ||
+	    yajl_gen_integer(g, (long long)rec->seq) != yajl_gen_status_ok)
+		return -1;
+	return yajl_gen_map_close(g) == yajl_gen_status_ok ? 0 : -1;
 }
 
 int atolog_interaction_to_json(const atolog_interaction *rec, char **out)
 {
-	json_t *obj;
-	char *text;
+	yajl_gen g;
+	int rc;
 
 	err_begin(NULL);
-	obj = interaction_to_object(rec);
-	if (!obj)
-		return err_set(ATOLOG_INVALID,
-			       "interaction %s cannot be rendered as JSON "
-			       "(invalid UTF-8 or context_pack)", rec->id);
-	text = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (!text)
+	g = json_gen_new();
+	if (!g)
 		return err_set(ENOMEM, "rendering interaction %s", rec->id);
-	*out = text;
-	return ATOLOG_OK;
+	rc = gen_interaction(g, rec) == 0
+		     ? json_gen_take(g, out)
+		     : err_set(ATOLOG_INVALID, "interaction %s cannot be rendered as "
+			       "JSON (invalid UTF-8 or context_pack)", rec->id);
+	yajl_gen_free(g);
+	return rc;
 }

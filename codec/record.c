@@ -84,29 +84,18 @@ static int refs_init(const char *field, const char *const *src, size_t n,
 	return ATOLOG_OK;
 }
 
-static int context_init(const char *text, json_t **out)
+static int context_init(struct record_input *in, const char *text)
 {
-	json_error_t jerr;
-	json_t *value;
+	int rc;
 
-	*out = NULL;
+	msgpack_sbuffer_init(&in->context_sb);
 	if (!text)
 		return ATOLOG_OK;
-	value = json_loads(text, 0, &jerr);
-	if (!value)
-		return err_set(ATOLOG_INVALID, "context_pack is not JSON: %s",
-			       jerr.text);
-	if (!json_is_object(value)) {
-		json_decref(value);
-		return err_set(ATOLOG_INVALID, "context_pack must be a JSON object");
-	}
-	if (context_depth(value, ATOLOG_CONTEXT_MAX_DEPTH) >
-	    ATOLOG_CONTEXT_MAX_DEPTH) {
-		json_decref(value);
-		return err_set(ATOLOG_TOOBIG, "context_pack nests deeper than %u levels",
-			       ATOLOG_CONTEXT_MAX_DEPTH);
-	}
-	*out = value;
+	rc = context_json_to_msgpack(text, strlen(text), &in->context_sb);
+	if (rc != ATOLOG_OK)
+		return rc;
+	in->fields.context_bytes.ptr = in->context_sb.data;
+	in->fields.context_bytes.len = in->context_sb.size;
 	return ATOLOG_OK;
 }
 
@@ -174,8 +163,7 @@ int record_input_init(struct record_input *in, const atolog_interaction *src)
 		rc = refs_init("chunks_used", src->chunks_used,
 			       src->n_chunks_used, f->chunks_used);
 	if (rc == ATOLOG_OK)
-		rc = context_init(src->context_pack, &in->context_owned);
-	f->context_json = in->context_owned;
+		rc = context_init(in, src->context_pack);
 	if (rc != ATOLOG_OK)
 		record_input_free(in);
 	return rc;
@@ -183,7 +171,7 @@ int record_input_init(struct record_input *in, const atolog_interaction *src)
 
 void record_input_free(struct record_input *in)
 {
-	json_decref(in->context_owned);
+	msgpack_sbuffer_destroy(&in->context_sb);
 	free(in->refs_owned);
 	memset(in, 0, sizeof(*in));
 }
@@ -216,12 +204,15 @@ static int pack_refs(msgpack_packer *pk, const char *key,
 	return 0;
 }
 
-static int pack_context(msgpack_packer *pk, const struct record_fields *f)
+static int pack_context(msgpack_packer *pk, msgpack_sbuffer *out,
+			const struct record_fields *f)
 {
 	if (pack_key(pk, "context_pack") != 0)
 		return -1;
-	if (f->context_json)
-		return context_pack_json(pk, f->context_json) == ATOLOG_OK ? 0 : -1;
+	/* Already msgpack: appended as it is (the packer writes to out too). */
+	if (f->context_bytes.len)
+		return msgpack_sbuffer_write(out, f->context_bytes.ptr,
+					     f->context_bytes.len);
 	if (f->context_mp)
 		return msgpack_pack_object(pk, *f->context_mp);
 	return msgpack_pack_map(pk, 0);
@@ -246,7 +237,7 @@ int record_encode(const struct record_fields *f, msgpack_sbuffer *out)
 	      pack_text(&pk, "session_id", f->session_id) ||
 	      pack_refs(&pk, "memories_used", f->memories_used, f->n_memories_used) ||
 	      pack_refs(&pk, "chunks_used", f->chunks_used, f->n_chunks_used) ||
-	      pack_context(&pk, f);
+	      pack_context(&pk, out, f);
 	if (bad)
 		return err_set(ENOMEM, "encoding the record");
 	if (out->size - start > ATOLOG_RECORD_MAX_BYTES)
@@ -467,19 +458,25 @@ static size_t refs_bytes(const struct text *refs, size_t n)
 
 static int context_text(const struct record_fields *f, char **out)
 {
-	json_t *owned = NULL;
-	const json_t *value = f->context_json;
+	msgpack_unpacked u;
+	size_t off = 0;
 	int rc;
 
-	if (!value && f->context_mp) {
-		rc = context_to_json(f->context_mp, &owned);
-		if (rc != ATOLOG_OK)
-			return rc;
-		value = owned;
+	if (f->context_mp)
+		return context_to_json(f->context_mp, out);
+	if (!f->context_bytes.len) {
+		*out = strdup("{}");
+		return *out ? ATOLOG_OK : err_set(ENOMEM, "rendering context_pack");
 	}
-	*out = value ? json_dumps(value, JSON_COMPACT) : strdup("{}");
-	json_decref(owned);
-	return *out ? ATOLOG_OK : err_set(ENOMEM, "rendering context_pack");
+	/* Bytes this process encoded: well-formed by construction. */
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, f->context_bytes.ptr, f->context_bytes.len,
+				&off) != MSGPACK_UNPACK_SUCCESS)
+		rc = err_set(ENOMEM, "rendering context_pack");
+	else
+		rc = context_to_json(&u.data, out);
+	msgpack_unpacked_destroy(&u);
+	return rc;
 }
 
 static const char *const *flat_refs(struct flat_writer *w, const char **slots,

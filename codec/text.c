@@ -5,6 +5,8 @@
  * project names match the registry without regard to ASCII case or
  * surrounding ASCII blanks, the same in every locale.
  */
+#include <string.h>
+
 #include "codec.h"
 
 /* Decodes one code point at s[*i]; -1 when the sequence is not valid UTF-8
@@ -41,11 +43,25 @@ static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
 	return cp;
 }
 
+/* True when the 8 bytes at p are all ASCII (the common case, checked a
+ * word at a time; memcpy keeps the load aligned-safe). */
+static bool ascii8(const char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return (w & UINT64_C(0x8080808080808080)) == 0;
+}
+
 bool text_is_utf8(const char *s, size_t len)
 {
 	size_t i = 0;
 
 	while (i < len) {
+		if (len - i >= 8 && ascii8(s + i)) {
+			i += 8;
+			continue;
+		}
 		if (utf8_next((const unsigned char *)s, len, &i) < 0)
 			return false;
 	}

@@ -2,9 +2,23 @@
 # Installs the Debian packages atolog builds and tests with, and nothing
 # else. apt-get update runs only when something is actually missing, so a
 # machine that already has everything never touches the network.
+#
+#   scripts/deps.sh          what the library, the CLI and the tests need
+#   scripts/deps.sh bench    that, plus what the benchmarks need (SQLite for
+#                            the baseline, gnuplot for the charts)
 set -eu
 
-PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libjansson-dev"
+PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev"
+BENCH_PACKAGES="libsqlite3-dev gnuplot-nox"
+
+case "${1:-}" in
+"") ;;
+bench) PACKAGES="$PACKAGES $BENCH_PACKAGES" ;;
+*)
+	echo "usage: $0 [bench]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for pkg in $PACKAGES; do

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include <yajl/yajl_gen.h>
 
 #include "cli.h"
 
@@ -46,23 +46,34 @@ static int project_add(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
+static int gen_string(yajl_gen g, const char *s)
+{
+	return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) !=
+	       yajl_gen_status_ok;
+}
+
 static int print_project(const atolog_project *p, void *ctx)
 {
-	json_t *obj = json_object(), *aliases = json_array();
-	char *line;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *line;
+	size_t len;
+	int bad;
 
 	(void)ctx;
-	for (size_t i = 0; i < p->n_aliases; i++)
-		json_array_append_new(aliases, json_string(p->aliases[i]));
-	json_object_set_new(obj, "name", json_string(p->name));
-	json_object_set_new(obj, "aliases", aliases);
-	line = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (!line)
+	if (!g)
 		return ENOMEM;
-	puts(line);
-	free(line);
-	return 0;
+	bad = yajl_gen_map_open(g) != yajl_gen_status_ok || gen_string(g, "name") ||
+	      gen_string(g, p->name) || gen_string(g, "aliases") ||
+	      yajl_gen_array_open(g) != yajl_gen_status_ok;
+	for (size_t i = 0; !bad && i < p->n_aliases; i++)
+		bad = gen_string(g, p->aliases[i]);
+	bad = bad || yajl_gen_array_close(g) != yajl_gen_status_ok ||
+	      yajl_gen_map_close(g) != yajl_gen_status_ok ||
+	      yajl_gen_get_buf(g, &line, &len) != yajl_gen_status_ok;
+	if (!bad)
+		printf("%.*s\n", (int)len, (const char *)line);
+	yajl_gen_free(g);
+	return bad ? ENOMEM : 0;
 }
 
 static int project_list(struct cli *cli, const struct command *cmd, int argc)
