@@ -334,14 +334,40 @@ static int group_add_frame(atolog_store *s, struct commit_group *g,
 }
 
 /* Appends every frame still OK; on failure says whether it is for good. */
+/*
+ * Takes a failed group back off the log: the whole group, not only the
+ * part whose write failed (a large group is written in several pwritevs).
+ * Possible only if no roll made part of it durable; otherwise, or if the
+ * cut fails, the handle fails for good (*for_good).
+ */
+static void group_unwrite(atolog_store *s, const struct group_writer *gw,
+			  uint64_t start, bool *for_good)
+{
+	struct writer *w = &s->w;
+	int rc;
+
+	*for_good = gw->rolled || w->io_failed;
+	if (*for_good)
+		return;
+	rc = io_ftruncate(&w->io, w->active.fd, start);
+	if (rc != 0) {
+		w->io_failed = true;
+		*for_good = true;
+		return;
+	}
+	w->active.size = start;
+}
+
 static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 {
 	struct writer *w = &s->w;
 	struct group_writer gw = { .n_iov = 0 };
-	uint64_t seq_before = w->next_seq;
+	uint64_t seq_before = w->next_seq, start = w->active.size;
 	struct index_state state_before = w->log_state;
+	bool sync_start_before = w->sync_start_next;
 	int rc = ATOLOG_OK;
 
+	*for_good = false;
 	for (struct commit_req *r = g->reqs; r && rc == ATOLOG_OK; r = r->next) {
 		for (size_t i = 0; i < r->n_frames && rc == ATOLOG_OK; i++) {
 			if (r->frames[i].rc == ATOLOG_OK)
@@ -350,11 +376,13 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 	}
 	if (rc == ATOLOG_OK)
 		rc = group_flush(s, &gw);
-	*for_good = rc != ATOLOG_OK && (gw.rolled || w->io_failed);
+	if (rc != ATOLOG_OK)
+		group_unwrite(s, &gw, start, for_good);
 	if (rc != ATOLOG_OK && !*for_good) {
-		/* Cut back cleanly (segment_append): as if never written. */
+		/* As if never written. */
 		w->next_seq = seq_before;
 		w->log_state = state_before;
+		w->sync_start_next = sync_start_before;
 	}
 	g->state = w->log_state;
 	return rc;
@@ -481,28 +509,21 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 		}
 		u->tail = g;
 		s->w.unsynced_bytes += g->bytes;
-		if (batch_sync_due(s, u))
-			unsynced_flush(s, u);
 	}
 }
 
-/* Waits for work: queued requests, a due batch sync, or the stop. */
+/* Waits for work. Returns the queued requests, or NULL when there are none
+ * and either batch mode holds unsynced groups (nothing else is coming to
+ * share their sync, so it runs now) or the writer is stopping. */
 static struct commit_req *log_wait_locked(atolog_store *s, struct unsynced *u)
 {
 	struct writer *w = &s->w;
 	struct commit_req *reqs;
 
 	while ((!w->queue_head || w->paused) && !w->stopping) {
-		if (u->n == 0) {
-			pthread_cond_wait(&w->log_wake, &w->lock);
-			continue;
-		}
-		if (batch_sync_due(s, u))
+		if (u->n > 0)
 			return NULL;
-		struct timespec until = deadline_in_us(
-			(int64_t)s->opts.sync_interval_ms * 1000 -
-			(mono_us() - w->unsynced_since));
-		pthread_cond_timedwait(&w->log_wake, &w->lock, &until);
+		pthread_cond_wait(&w->log_wake, &w->lock);
 	}
 	reqs = w->queue_head;
 	w->queue_head = w->queue_tail = NULL;
@@ -520,19 +541,16 @@ static void *log_thread_main(void *arg)
 	for (;;) {
 		struct commit_req *reqs = log_wait_locked(s, &u);
 
-		if (!reqs && w->stopping)
+		if (!reqs && u.n == 0 && w->stopping)
 			break;
 		pthread_mutex_unlock(&w->lock);
 		if (reqs)
 			log_group_run(s, reqs, &u);
-		if (batch_sync_due(s, &u))
+		/* Batch: sync when the queue ran dry, or when it is due. */
+		if (!reqs || batch_sync_due(s, &u))
 			unsynced_flush(s, &u);
 		pthread_mutex_lock(&w->lock);
 	}
-	pthread_mutex_unlock(&w->lock);
-	/* Closing: whatever batch still holds is synced before it is acked. */
-	unsynced_flush(s, &u);
-	pthread_mutex_lock(&w->lock);
 	w->log_done = true;
 	pthread_cond_signal(&w->index_wake);
 	pthread_mutex_unlock(&w->lock);
@@ -579,8 +597,7 @@ static int index_groups(atolog_store *s, struct commit_group *groups)
 	struct index_registry_row *rows = NULL;
 	int rc = merge_groups(groups, &b, &entries, &rows);
 
-	if (rc == ATOLOG_OK && !s->marker_present &&
-	    !(s->opts.flags & ATOLOG_OPEN_INDEX_DURABLE))
+	if (rc == ATOLOG_OK && !s->marker_present && store_needs_marker(s))
 		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
 		rc = index_apply(s->idx, &b, NULL);
@@ -814,6 +831,7 @@ int writer_start(atolog_store *s)
 		return err_set(EAGAIN, "starting the index thread");
 	}
 	w->started = true;
+	w->ran = true;
 	return ATOLOG_OK;
 }
 
@@ -832,7 +850,7 @@ int writer_stop(atolog_store *s)
 		pthread_join(w->index_thread, NULL);
 		w->started = false;
 	}
-	if (w->active.fd >= 0 && !w->io_failed) {
+	if (w->ran && w->active.fd >= 0 && !w->io_failed) {
 		/* A clean close leaves the log durable and exact in every mode. */
 		int e = io_ftruncate(&w->io, w->active.fd, w->active.size);
 

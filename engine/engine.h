@@ -6,8 +6,8 @@
  * index (LMDB). Its invariants:
  *
  *  1. The log is the truth. The index only ever points at frames that were
- *     completely written (and, in sync mode always, made durable) before
- *     the index transaction that names them committed.
+ *     completely written (and, in sync modes always and batch, made
+ *     durable) before the index transaction that names them committed.
  *  2. A segment is append-only while it is the newest one ("active") and
  *     immutable once a newer one exists ("sealed"); a sealed segment ends
  *     with a seal frame.
@@ -36,8 +36,9 @@
 #define STORE_LOCK_FILE "LOCK"
 #define STORE_SEGMENT_DIR "segments"
 #define STORE_INDEX_DIR "index"
-/* Present while a sync-none writer may have index pages only in the page
- * cache; holds the boot id, so a reboot (a machine crash) is detectable. */
+/* Present while the index may hold commits not yet flushed to disk (or, in
+ * sync none, name log bytes not yet flushed); holds the boot id, so a
+ * reboot (a machine crash) is detectable. */
 #define STORE_UNSYNCED_FILE "index-unsynced"
 #define SEGMENT_SUFFIX ".seg"
 #define SEGMENT_NAME_LEN 20         /* 16 hex digits + ".seg" */
@@ -223,6 +224,7 @@ struct writer {
 	struct commit_group *ready_head, *ready_tail;
 	uint64_t groups_written, groups_indexed;
 	bool stopping, log_done, started;
+	bool ran;                     /* the threads started once: close trims */
 	bool paused;                  /* test hook: the log thread takes nothing */
 	/* Test hook: told (segment, bytes) after each fdatasync of the log. */
 	void (*on_sync)(uint64_t segment, uint64_t size, void *ctx);
@@ -261,10 +263,11 @@ void writer_destroy(atolog_store *store);
 /* Queues req and waits until its frames are committed (or refused);
  * returns the first frame's error, with its message. */
 int commit_submit(atolog_store *store, struct commit_req *req);
-/* Seals the active segment and starts the next (log thread, recovery). */
+/* Seals the active segment and starts the next (log thread). */
 int writer_roll(atolog_store *store);
 
 /* engine/store.c: the index-unsynced marker (see the comment there). */
+bool store_needs_marker(const atolog_store *store);
 int store_marker_write(atolog_store *store);
 int store_marker_clear(atolog_store *store);
 

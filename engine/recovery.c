@@ -337,6 +337,15 @@ static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
 			     id, res.valid_end);
 	if (rc == ATOLOG_OK && newest)
 		rc = recovery_cut_tail(s, fd, id, &res);
+	/* What the last writer left may be only in the page cache: make it
+	 * durable before new frames follow, so the first of them may say
+	 * SYNC_START truthfully. */
+	if (rc == ATOLOG_OK && newest) {
+		int e = io_fdatasync(&s->w.io, fd);
+
+		if (e != 0)
+			rc = err_errno(e, "segment %016" PRIx64 ": syncing at open", id);
+	}
 	if (rc != ATOLOG_OK || !newest) {
 		close(fd);
 		return rc;

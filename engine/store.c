@@ -5,7 +5,7 @@
  *   <dir>/LOCK            flock'ed by the one writer process; holds its pid
  *   <dir>/segments/       the log (engine/segment.c)
  *   <dir>/index/          the LMDB environment (index/)
- *   <dir>/index-unsynced  present while a sync-none writer runs
+ *   <dir>/index-unsynced  present while the index may be unflushed
  *
  * Readers never take the lock: LMDB read transactions and pread on
  * segments are safe beside a writer, and the index only names complete
@@ -129,28 +129,61 @@ static int store_drop_index(atolog_store *s)
  *   - after a full flush of the index (idle for INDEX_IDLE_FLUSH_MS, at
  *     close) it is removed (store_marker_clear).
  */
-static int store_marker_read(atolog_store *s)
+/* Whether a marker exists, and whether an earlier boot left it. */
+static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
 	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
 	FILE *f;
-	int rc = ATOLOG_OK;
 
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
+	*present = *other_boot = false;
 	f = fopen(marker, "re");
 	if (f) {
-		s->marker_present = true;
+		*present = true;
 		if (!fgets(then, sizeof(then), f))
 			then[0] = '\0';
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
 		read_boot_id(now);
-		if (now[0] == '\0' || strcmp(now, then) != 0)
-			rc = store_drop_index(s);
+		*other_boot = now[0] == '\0' || strcmp(now, then) != 0;
 	}
 	free(marker);
+	return ATOLOG_OK;
+}
+
+/* A writer drops an index a machine crash may have damaged. */
+static int store_marker_read(atolog_store *s)
+{
+	bool other_boot;
+	int rc = store_marker_check(s, &s->marker_present, &other_boot);
+
+	if (rc == ATOLOG_OK && other_boot)
+		rc = store_drop_index(s);
 	return rc;
+}
+
+/* A reader cannot rebuild, so it refuses such an index. */
+static int store_marker_refuse(atolog_store *s)
+{
+	bool present, other_boot;
+	int rc = store_marker_check(s, &present, &other_boot);
+
+	if (rc == ATOLOG_OK && other_boot)
+		rc = err_set(ATOLOG_CORRUPT, "the machine stopped while the index of "
+			     "%s was not flushed: open the store for writing once "
+			     "to rebuild it", s->dir);
+	return rc;
+}
+
+/* The index needs the marker unless every commit of it is synced AND the
+ * log it names is synced too (with INDEX_DURABLE under sync none, the
+ * index could outlive the log bytes it names). */
+bool store_needs_marker(const atolog_store *s)
+{
+	return !(s->opts.flags & ATOLOG_OPEN_INDEX_DURABLE) ||
+	       s->opts.sync == ATOLOG_SYNC_NONE;
 }
 
 int store_marker_write(atolog_store *s)
@@ -289,6 +322,8 @@ static int store_open_readonly(atolog_store *s)
 		return err_set(ATOLOG_NOTFOUND, "%s holds no store", s->dir);
 	rc = store_check_segment_headers(s);
 	if (rc == ATOLOG_OK)
+		rc = store_marker_refuse(s);
+	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK)
 		rc = index_version(s->idx, &version);
@@ -335,7 +370,7 @@ static int store_open_writer(atolog_store *s)
 	if (rc == ATOLOG_OK)
 		rc = store_marker_read(s);
 	/* Recovery itself commits: arm the marker first. */
-	if (rc == ATOLOG_OK && !(s->opts.flags & ATOLOG_OPEN_INDEX_DURABLE))
+	if (rc == ATOLOG_OK && store_needs_marker(s))
 		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);

@@ -65,7 +65,7 @@ extern "C" {
 #define ATOLOG_SEGMENT_SIZE_DEFAULT (64ull << 20)
 #define ATOLOG_SEGMENT_SIZE_MIN (4ull << 10)
 #define ATOLOG_INDEX_MAP_SIZE_DEFAULT (1ull << 30) /* grows on demand */
-#define ATOLOG_SYNC_INTERVAL_MS_DEFAULT 2  /* batch: longest wait to sync */
+#define ATOLOG_SYNC_INTERVAL_MS_DEFAULT 2  /* batch: longest delay of a sync */
 #define ATOLOG_SYNC_BYTES_DEFAULT (1u << 20) /* batch: sync once this much waits */
 #define ATOLOG_QUEUE_BYTES_DEFAULT (64u << 20) /* pending bytes before callers wait */
 #define ATOLOG_LIST_LIMIT_DEFAULT 50 /* the seed's default page */
@@ -102,11 +102,13 @@ typedef enum atolog_sync_mode {
 				 * loss. The default. */
 	ATOLOG_SYNC_NONE = 1,   /* after the group's write(2): survives a crash
 				 * of the process, not of the machine. */
-	ATOLOG_SYNC_BATCH = 2,  /* after an fdatasync that runs once
-				 * sync_interval_ms have passed since the
-				 * oldest unsynced write, or once sync_bytes
-				 * wait: durable like ALWAYS, with fewer syncs
-				 * and up to sync_interval_ms more latency. */
+	ATOLOG_SYNC_BATCH = 2,  /* after an fdatasync shared by every group
+				 * that arrives while the log is busy: the
+				 * log keeps appending while records wait,
+				 * and syncs when none are left, or when the
+				 * oldest unsynced write is sync_interval_ms
+				 * old, or sync_bytes wait. Durable like
+				 * ALWAYS, with fewer syncs under load. */
 } atolog_sync_mode;
 
 typedef struct atolog_options {

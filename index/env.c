@@ -161,8 +161,9 @@ static int index_env_create(struct index *idx, const struct index_options *o)
 
 	if (o->readonly)
 		flags |= MDB_RDONLY;
-	else
-		flags |= o->sync == INDEX_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC;
+	else  /* WRITEMAP: a commit writes no pages, it only publishes them. */
+		flags |= MDB_WRITEMAP |
+			 (o->sync == INDEX_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC);
 	rc = mdb_env_create(&idx->env);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_maxdbs(idx->env, INDEX_MAX_DBS);

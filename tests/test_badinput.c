@@ -359,6 +359,48 @@ static void test_failed_roll(void)
 	check_tmpdir_remove(dir);
 }
 
+/* A group too large for one pwritev fails in its second write: the whole
+ * group comes off the log, not only the part that failed. */
+static void test_failed_large_group(void)
+{
+	char *dir = check_tmpdir("large");
+	atolog_store *s = open_store(dir, 0, 0);
+	enum { N = 700 };
+	atolog_interaction *items = calloc(N, sizeof(*items));
+	int *rcs = calloc(N, sizeof(*rcs));
+	struct snapshot before;
+	atolog_stats st;
+
+	CHECK_OK(record_text(s, "before"), s);
+	before = snap(s);
+	for (int i = 0; i < N; i++) {
+		items[i].prompt = "large group";
+		items[i].session_id = "large";
+	}
+	store_inject_fault(s, IO_WRITE, 1, ENOSPC, false);
+	CHECK_RC(atolog_interaction_record_batch(s, items, N, rcs, NULL), ATOLOG_FULL, s);
+	for (int i = 0; i < N; i++)
+		CHECK_RC(rcs[i], ATOLOG_FULL, s);
+	CHECK_UNCHANGED(s, before);
+	CHECK_OK(record_text(s, "after"), s);
+	atolog_store_close(s);
+	/* Rebuilt from the log alone, the failed group must not reappear. */
+	{
+		char *data = check_path(dir, "index/data.mdb");
+
+		CHECK(unlink(data) == 0);
+		free(data);
+	}
+	s = open_store(dir, 0, 0);
+	CHECK_OK(atolog_store_stats(s, &st), s);
+	CHECK_INT(st.index_rebuilt, 1);
+	CHECK_INT(st.n_records, before.n_records + 1);
+	atolog_store_close(s);
+	free(items);
+	free(rcs);
+	check_tmpdir_remove(dir);
+}
+
 static void test_map_growth(void)
 {
 	char *dir = check_tmpdir("map");
@@ -397,6 +439,7 @@ int main(void)
 	test_failed_truncate(dir);
 	test_failed_sync(dir);
 	test_failed_roll();
+	test_failed_large_group();
 	test_map_growth();
 	check_tmpdir_remove(dir);
 	return check_report("test_badinput");

@@ -723,6 +723,10 @@ static void check_hole(atolog_sync_mode mode, int want)
 				(off_t)frames[6].offset) == (ssize_t)sizeof(zeros));
 	close(fd);
 	write_marker(dir, "a-boot-long-ago"); /* the index is dropped */
+	/* A reader cannot rebuild: it refuses an index the crash may have hurt. */
+	CHECK(open_store(dir, ATOLOG_OPEN_READONLY, &rc) == NULL);
+	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, "open the store for writing once");
 	tmp = check_path(dir, "segments/0000000000000002.seg.tmp");
 	fclose(fopen(tmp, "w"));
 	s = open_store(dir, 0, &rc);
