@@ -88,10 +88,16 @@ static int context_init(struct record_input *in, const char *text)
 {
 	int rc;
 
+	size_t len = text ? strlen(text) : 0;
+
 	msgpack_sbuffer_init(&in->context_sb);
 	if (!text)
 		return ATOLOG_OK;
-	rc = context_json_to_msgpack(text, strlen(text), &in->context_sb);
+	/* msgpack is about as long as its JSON; sizing the buffer here avoids
+	 * msgpack-c's 8 KiB first allocation for every record. */
+	in->context_sb.data = malloc(len + 64);
+	in->context_sb.alloc = in->context_sb.data ? len + 64 : 0;
+	rc = context_json_to_msgpack(text, len, &in->context_sb);
 	if (rc != ATOLOG_OK)
 		return rc;
 	in->fields.context_bytes.ptr = in->context_sb.data;

@@ -689,8 +689,11 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 	int rc = ATOLOG_OK;
 
 	req->bytes = 0;
-	for (size_t i = 0; i < req->n_frames; i++)
-		req->bytes += req->frames[i].len;
+	for (size_t i = 0; i < req->n_frames; i++) {
+		req->frames[i].queued = req->frames[i].rc == ATOLOG_OK;
+		if (req->frames[i].queued)
+			req->bytes += req->frames[i].len;
+	}
 	if (s->opts.queue_timeout_ms)
 		until = deadline_in_us((int64_t)s->opts.queue_timeout_ms * 1000);
 	pthread_mutex_lock(&w->lock);
@@ -713,8 +716,10 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 		rc = err_set(ATOLOG_INVALID, "the store is closing");
 	if (rc != ATOLOG_OK) {
 		pthread_mutex_unlock(&w->lock);
-		for (size_t i = 0; i < req->n_frames; i++)
-			req->frames[i].rc = rc; /* refused before the queue */
+		for (size_t i = 0; i < req->n_frames; i++) {
+			if (req->frames[i].rc == ATOLOG_OK)
+				req->frames[i].rc = rc; /* refused before the queue */
+		}
 		return rc;
 	}
 	req->next = NULL;
@@ -729,7 +734,7 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 		pthread_cond_wait(&w->acked, &w->lock);
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < req->n_frames; i++) {
-		if (req->frames[i].rc != ATOLOG_OK)
+		if (req->frames[i].queued && req->frames[i].rc != ATOLOG_OK)
 			return err_set(req->frames[i].rc, "%s", req->msg);
 	}
 	return ATOLOG_OK;

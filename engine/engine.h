@@ -187,7 +187,8 @@ struct commit_frame {
 	struct index_entry entry;              /* records */
 	const struct index_registry_row *rows; /* registrations */
 	size_t n_rows;
-	int rc;         /* out: this frame's outcome */
+	int rc;         /* in: not OK means "skip me"; out: the outcome */
+	bool queued;    /* it was OK when submitted */
 	uint64_t seq;   /* out */
 };
 
@@ -261,7 +262,8 @@ int writer_start(atolog_store *store);
 int writer_stop(atolog_store *store);
 void writer_destroy(atolog_store *store);
 /* Queues req and waits until its frames are committed (or refused);
- * returns the first frame's error, with its message. */
+ * frames whose rc is not OK are passed over. Returns the first error of a
+ * frame it queued, with its message. */
 int commit_submit(atolog_store *store, struct commit_req *req);
 /* Seals the active segment and starts the next (log thread). */
 int writer_roll(atolog_store *store);

@@ -99,18 +99,23 @@ static void entry_of(const struct record_fields *f, struct index_entry *e)
 	e->client.len = f->client.len;
 }
 
-/* One interaction on its way: validated, encoded, and what it owns. */
+/* One interaction on its way: validated, encoded, and what it owns. Its
+ * frame lives in a buffer shared by the whole call (one allocation for a
+ * batch, not one per record: per-record buffers made the heap grow and
+ * shrink by megabytes per batch, page faults included). */
 struct prepared {
 	struct record_input in;
-	char *project; /* canonical */
-	msgpack_sbuffer sb;
+	char *project;   /* canonical */
+	size_t offset;   /* of the frame in the shared buffer */
 };
 
 static int prepare(atolog_store *s, const atolog_interaction *src,
-		   struct prepared *p, struct commit_frame *f)
+		   struct prepared *p, struct commit_frame *f, msgpack_sbuffer *sb)
 {
+	static const char header[FRAME_HEADER_SIZE];
 	int rc = record_input_init(&p->in, src);
 
+	p->offset = sb->size;
 	if (rc == ATOLOG_OK)
 		rc = record_identity(s, src, &p->in.fields);
 	if (rc == ATOLOG_OK)
@@ -119,14 +124,16 @@ static int prepare(atolog_store *s, const atolog_interaction *src,
 	if (rc == ATOLOG_OK) {
 		p->in.fields.project.ptr = p->project;
 		p->in.fields.project.len = strlen(p->project);
-		rc = frame_buffer_init(&p->sb);
+		if (msgpack_sbuffer_write(sb, header, sizeof(header)) != 0)
+			rc = err_set(ENOMEM, "allocating a frame");
 	}
 	if (rc == ATOLOG_OK)
-		rc = record_encode(&p->in.fields, &p->sb);
-	if (rc != ATOLOG_OK)
+		rc = record_encode(&p->in.fields, sb);
+	if (rc != ATOLOG_OK) {
+		sb->size = p->offset; /* nothing of it stays in the buffer */
 		return rc;
-	f->data = (uint8_t *)p->sb.data;
-	f->len = (uint32_t)p->sb.size;
+	}
+	f->len = (uint32_t)(sb->size - p->offset);
 	f->kind = FRAME_KIND_RECORD;
 	f->id_given = src->id[0] != '\0';
 	entry_of(&p->in.fields, &f->entry);
@@ -135,70 +142,96 @@ static int prepare(atolog_store *s, const atolog_interaction *src,
 
 static void prepared_free(struct prepared *p)
 {
-	msgpack_sbuffer_destroy(&p->sb);
 	free(p->project);
 	record_input_free(&p->in);
 }
 
-/* Submits the frames that prepared well; the others keep their code. */
-static int submit_prepared(atolog_store *s, struct commit_frame *frames,
-			   size_t n, int *rcs)
+/* Submits every frame; those that did not prepare carry their code, and
+ * the log thread passes over them (it writes only frames still OK). */
+static void submit_prepared(atolog_store *s, struct commit_frame *frames,
+			    size_t n, int *rcs)
 {
-	struct commit_frame *ok = calloc(n + 1, sizeof(*ok));
-	struct commit_req req = { .frames = ok };
-	size_t *where = calloc(n + 1, sizeof(*where));
-	int rc = ATOLOG_OK;
+	struct commit_req req = { .frames = frames, .n_frames = n };
+	bool any = false;
 
-	if (!ok || !where) {
-		free(ok);
-		free(where);
-		return err_set(ENOMEM, "submitting a batch");
-	}
 	for (size_t i = 0; i < n; i++) {
-		if (rcs[i] == ATOLOG_OK) {
-			where[req.n_frames] = i;
-			ok[req.n_frames++] = frames[i];
-		}
+		frames[i].rc = rcs[i];
+		any |= rcs[i] == ATOLOG_OK;
 	}
-	if (req.n_frames > 0)
-		rc = commit_submit(s, &req);
-	for (size_t k = 0; k < req.n_frames; k++) {
-		frames[where[k]] = ok[k];
-		rcs[where[k]] = ok[k].rc;
-	}
-	free(ok);
-	free(where);
-	return rc;
+	if (any)
+		commit_submit(s, &req);
+	for (size_t i = 0; i < n; i++)
+		rcs[i] = frames[i].rc;
 }
 
-int atolog_interaction_record_batch(atolog_store *s, const atolog_interaction *in,
-				    size_t n, int *rcs, atolog_interaction **out)
+/* Notes the first failure of a batch, with its item number. */
+static void note_first(atolog_store *s, size_t n, size_t i, int rc, int *first,
+		       char *msg, size_t size)
 {
-	struct prepared *p;
-	struct commit_frame *frames;
+	if (rc == ATOLOG_OK || *first != ATOLOG_OK)
+		return;
+	*first = rc;
+	if (n == 1)
+		snprintf(msg, size, "%s", err_message(s));
+	else
+		snprintf(msg, size, "item %zu: %s", i, err_message(s));
+}
+
+#define FRAME_SIZE_SLACK 256 /* keys, headers, ids: per record, roughly */
+
+static size_t text_size(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+/* Sizes the shared buffer once, from the inputs, instead of doubling it
+ * (and copying everything) on the way: msgpack is never much larger than
+ * its text. */
+static void reserve_frames(msgpack_sbuffer *sb, const atolog_interaction *in,
+			   size_t n)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const atolog_interaction *x = &in[i];
+
+		total += FRAME_HEADER_SIZE + FRAME_SIZE_SLACK + text_size(x->prompt) +
+			 text_size(x->response) + text_size(x->response_summary) +
+			 text_size(x->project) + text_size(x->client) +
+			 text_size(x->session_id) + text_size(x->context_pack);
+		for (size_t k = 0; k < x->n_memories_used && x->memories_used; k++)
+			total += text_size(x->memories_used[k]) + 5;
+		for (size_t k = 0; k < x->n_chunks_used && x->chunks_used; k++)
+			total += text_size(x->chunks_used[k]) + 5;
+	}
+	sb->data = malloc(total);
+	sb->alloc = sb->data ? total : 0; /* if not, it grows as it goes */
+}
+
+/* Prepares every item, commits the valid ones as one request, and fills
+ * rcs and out; returns the first item's error (or ATOLOG_OK). */
+static int record_many(atolog_store *s, const atolog_interaction *in, size_t n,
+		       int *rcs, atolog_interaction **out)
+{
+	struct prepared *p = calloc(n + 1, sizeof(*p));
+	struct commit_frame *frames = calloc(n + 1, sizeof(*frames));
 	char first_msg[ERR_MSG_SIZE] = "";
 	int first = ATOLOG_OK;
+	msgpack_sbuffer sb;
 
-	err_begin(s);
-	if (s->readonly)
-		return err_set(ATOLOG_READONLY, "the store is open read-only");
-	if (n > 0 && (!in || !rcs))
-		return err_set(ATOLOG_INVALID, "record_batch needs items and codes");
-	p = calloc(n + 1, sizeof(*p));
-	frames = calloc(n + 1, sizeof(*frames));
 	if (!p || !frames) {
 		free(p);
 		free(frames);
-		return err_set(ENOMEM, "recording a batch");
+		return err_set(ENOMEM, "recording");
 	}
+	msgpack_sbuffer_init(&sb);
+	reserve_frames(&sb, in, n);
 	for (size_t i = 0; i < n; i++) {
-		rcs[i] = prepare(s, &in[i], &p[i], &frames[i]);
-		if (rcs[i] != ATOLOG_OK && first == ATOLOG_OK) {
-			first = rcs[i];
-			snprintf(first_msg, sizeof(first_msg), "item %zu: %s", i,
-				 err_message(s));
-		}
+		rcs[i] = prepare(s, &in[i], &p[i], &frames[i], &sb);
+		note_first(s, n, i, rcs[i], &first, first_msg, sizeof(first_msg));
 	}
+	for (size_t i = 0; i < n; i++)
+		frames[i].data = (uint8_t *)sb.data + p[i].offset;
 	submit_prepared(s, frames, n, rcs);
 	for (size_t i = 0; i < n; i++) {
 		if (out)
@@ -206,38 +239,37 @@ int atolog_interaction_record_batch(atolog_store *s, const atolog_interaction *i
 		if (rcs[i] == ATOLOG_OK && out)
 			rcs[i] = record_fields_flatten(&p[i].in.fields, frames[i].seq,
 						       &out[i]);
-		if (rcs[i] != ATOLOG_OK && first == ATOLOG_OK) {
-			first = rcs[i];
-			snprintf(first_msg, sizeof(first_msg), "item %zu: %s", i,
-				 err_message(s));
-		}
+		note_first(s, n, i, rcs[i], &first, first_msg, sizeof(first_msg));
 		prepared_free(&p[i]);
 	}
+	msgpack_sbuffer_destroy(&sb);
 	free(p);
 	free(frames);
 	return first == ATOLOG_OK ? ATOLOG_OK : err_set(first, "%s", first_msg);
 }
 
+int atolog_interaction_record_batch(atolog_store *s, const atolog_interaction *in,
+				    size_t n, int *rcs, atolog_interaction **out)
+{
+	err_begin(s);
+	if (s->readonly)
+		return err_set(ATOLOG_READONLY, "the store is open read-only");
+	if (n > 0 && (!in || !rcs))
+		return err_set(ATOLOG_INVALID, "record_batch needs items and codes");
+	return record_many(s, in, n, rcs, out);
+}
+
 int atolog_interaction_record(atolog_store *s, const atolog_interaction *src,
 			      atolog_interaction **out)
 {
-	struct prepared p = { 0 };
-	struct commit_frame frame = { 0 };
 	int rc;
 
 	err_begin(s);
 	if (s->readonly)
 		return err_set(ATOLOG_READONLY, "the store is open read-only");
-	rc = prepare(s, src, &p, &frame);
-	if (rc == ATOLOG_OK) {
-		struct commit_req req = { .frames = &frame, .n_frames = 1 };
-
-		rc = commit_submit(s, &req);
-	}
-	if (rc == ATOLOG_OK && out)
-		rc = record_fields_flatten(&p.in.fields, frame.seq, out);
-	prepared_free(&p);
-	return rc;
+	if (!src)
+		return err_set(ATOLOG_INVALID, "no interaction given");
+	return record_many(s, src, 1, &rc, out);
 }
 
 /* ------------------------------------------------------------------------
