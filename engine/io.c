@@ -32,35 +32,6 @@ static int io_fault_due(struct io_faults *f, enum io_op op)
 	return f->err[op];
 }
 
-int io_pwrite_all(struct io_faults *f, int fd, const void *buf, size_t len,
-		  uint64_t off)
-{
-	const uint8_t *p = buf;
-	int fault = io_fault_due(f, IO_WRITE);
-
-	if (fault) {
-		if (f->short_write && len > 1 &&
-		    pwrite(fd, p, len / 2, (off_t)off) < 0)
-			return errno;
-		return fault;
-	}
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		if (n == 0)
-			return EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int io_pwritev_all(struct io_faults *f, int fd, struct iovec *iov, int n_iov,
 		   uint64_t total, uint64_t off)
 {
@@ -103,6 +74,14 @@ int io_pwritev_all(struct io_faults *f, int fd, struct iovec *iov, int n_iov,
 		}
 	}
 	return 0;
+}
+
+int io_pwrite_all(struct io_faults *f, int fd, const void *buf, size_t len,
+		  uint64_t off)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return io_pwritev_all(f, fd, &iov, 1, len, off);
 }
 
 int io_fdatasync(struct io_faults *f, int fd)

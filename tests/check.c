@@ -95,3 +95,29 @@ long long check_file_size(const char *path)
 
 	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
+
+long check_count_session(atolog_store *s, const char *session)
+{
+	const atolog_interaction *rec;
+	atolog_iter *it;
+	long n = 0;
+	int rc;
+
+	if (!s || atolog_replay_open(s, session, &it) != ATOLOG_OK)
+		return -1;
+	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK)
+		n++;
+	atolog_iter_close(it);
+	return rc == ATOLOG_DONE ? n : -1;
+}
+
+void check_remove_index(const char *dir)
+{
+	char *data = check_path(dir, "index/data.mdb");
+	char *lock = check_path(dir, "index/lock.mdb");
+
+	CHECK(unlink(data) == 0);
+	unlink(lock);
+	free(data);
+	free(lock);
+}

@@ -92,4 +92,9 @@ char *check_path(const char *dir, const char *name);
 /* Size of a file, or -1. */
 long long check_file_size(const char *path);
 
+/* Interactions a replay of the session returns, or -1 on an error. */
+long check_count_session(atolog_store *s, const char *session);
+/* Deletes a store's LMDB files, so that the next writer rebuilds them. */
+void check_remove_index(const char *dir);
+
 #endif

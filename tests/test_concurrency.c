@@ -380,20 +380,6 @@ static void wait_queued(atolog_store *s, uint64_t at_least)
 	CHECK(queued_bytes(s) >= at_least);
 }
 
-static long count_session(atolog_store *s, const char *session)
-{
-	const atolog_interaction *rec;
-	atolog_iter *it;
-	long n = 0;
-
-	if (atolog_replay_open(s, session, &it) != ATOLOG_OK)
-		return -1;
-	while (atolog_iter_next(it, &rec) == ATOLOG_OK)
-		n++;
-	atolog_iter_close(it);
-	return n;
-}
-
 static void test_overload(void)
 {
 	char *dir = check_tmpdir("overload");
@@ -423,10 +409,10 @@ static void test_overload(void)
 	CHECK_OK(a.rc, s);
 	CHECK_OK(c.rc, s);
 	/* A and C are stored; B, which timed out, is not. */
-	CHECK_INT(count_session(s, "overload"), 2);
+	CHECK_INT(check_count_session(s, "overload"), 2);
 	CHECK_OK(atolog_store_close(s), NULL);
 	s = open_store(dir, NULL);
-	CHECK_INT(count_session(s, "overload"), 2);
+	CHECK_INT(check_count_session(s, "overload"), 2);
 	atolog_store_close(s);
 	check_tmpdir_remove(dir);
 }
@@ -453,7 +439,7 @@ static int reader_process(const char *dir, int fd)
 		atolog_interaction_free(rec);
 		seen++;
 	}
-	if (count_session(s, "followed") != seen)
+	if (check_count_session(s, "followed") != seen)
 		missing++;
 	atolog_store_close(s);
 	return missing == 0 && seen > 0 ? 0 : 1;

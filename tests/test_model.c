@@ -173,17 +173,6 @@ static atolog_store *open_store(const char *dir, unsigned flags)
 	return s;
 }
 
-static void remove_index(const char *dir)
-{
-	char *data = check_path(dir, "index/data.mdb");
-	char *lock = check_path(dir, "index/lock.mdb");
-
-	CHECK(unlink(data) == 0);
-	unlink(lock);
-	free(data);
-	free(lock);
-}
-
 int main(void)
 {
 	struct model *m = calloc(1, sizeof(*m));
@@ -211,7 +200,7 @@ int main(void)
 	check_everything(s, m, "read-only");
 	CHECK_OK(atolog_store_close(s), NULL);
 
-	remove_index(dir);
+	check_remove_index(dir);
 	s = open_store(dir, 0);
 	CHECK_OK(atolog_store_stats(s, &st), s);
 	CHECK_INT(st.index_rebuilt, 1);

@@ -66,21 +66,6 @@ static void fill(const char *dir, int n, char (*ids)[ATOLOG_ID_TEXT_LEN + 1])
 	CHECK_OK(atolog_store_close(s), NULL);
 }
 
-static long count_session(atolog_store *s, const char *session)
-{
-	const atolog_interaction *rec;
-	atolog_iter *it;
-	long n = 0;
-	int rc;
-
-	if (atolog_replay_open(s, session, &it) != ATOLOG_OK)
-		return -1;
-	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK)
-		n++;
-	atolog_iter_close(it);
-	return rc == ATOLOG_DONE ? n : -1;
-}
-
 /* ------------------------------------------------------------------------
  * Segment files, read directly.
  */
@@ -141,17 +126,6 @@ static void flip_byte(const char *path, uint64_t offset)
 	b ^= 0x5a;
 	CHECK(pwrite(fd, &b, 1, (off_t)offset) == 1);
 	close(fd);
-}
-
-static void remove_index(const char *dir)
-{
-	char *data = check_path(dir, "index/data.mdb");
-	char *lock = check_path(dir, "index/lock.mdb");
-
-	CHECK(unlink(data) == 0);
-	unlink(lock);
-	free(data);
-	free(lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -245,8 +219,8 @@ static void test_sigkill(void)
 		 * records is at least the acknowledged ones (plus at most the
 		 * one in flight when the child died). */
 		snprintf(session, sizeof(session), "kill%d", round);
-		CHECK(count_session(s, session) >= (long)n);
-		CHECK(count_session(s, session) <= (long)n + 1);
+		CHECK(check_count_session(s, session) >= (long)n);
+		CHECK(check_count_session(s, session) <= (long)n + 1);
 		CHECK_OK(atolog_store_stats(s, &st), s);
 		CHECK(st.n_records >= total);
 		CHECK_OK(atolog_store_close(s), NULL);
@@ -282,7 +256,7 @@ static void check_torn_tail(const void *junk, size_t len, const char *what)
 		CHECK_OK(atolog_store_stats(s, &after), s);
 		CHECK_INT(after.truncated_bytes, len);
 		CHECK_INT(after.n_records, 20);
-		CHECK_INT(count_session(s, "s"), 20);
+		CHECK_INT(check_count_session(s, "s"), 20);
 		for (int i = 0; i < 20; i++) {
 			atolog_interaction *rec = NULL;
 
@@ -294,7 +268,7 @@ static void check_torn_tail(const void *junk, size_t len, const char *what)
 		CHECK_OK(atolog_store_close(s), NULL);
 	}
 	s = open_store(dir, 0, NULL);
-	CHECK_INT(count_session(s, "s"), 21);
+	CHECK_INT(check_count_session(s, "s"), 21);
 	if (s) {
 		CHECK_OK(atolog_store_stats(s, &st), s);
 		CHECK_INT(st.truncated_bytes, 0);
@@ -347,7 +321,7 @@ static void test_cut_every_byte(void)
 		CHECK(system(cmd) == 0);
 		CHECK(truncate(copy_seg, (off_t)(frames[4].offset + cut)) == 0);
 		s = open_store(copy, 0, NULL);
-		CHECK_INT(count_session(s, "s"), 4);
+		CHECK_INT(check_count_session(s, "s"), 4);
 		atolog_store_close(s);
 		free(copy_seg);
 		check_tmpdir_remove(copy);
@@ -397,7 +371,7 @@ static void test_index_lags(void)
 		/* Only the tail is read: 60 records and the seals after them. */
 		CHECK(st.recovered_frames >= 60 && st.recovered_frames < 100);
 		CHECK_INT(st.n_records, 160);
-		CHECK_INT(count_session(s, "s"), 160);
+		CHECK_INT(check_count_session(s, "s"), 160);
 	}
 	atolog_store_close(s);
 	check_tmpdir_remove(dir);
@@ -510,7 +484,7 @@ static void test_flipped_byte(bool in_last_segment)
 	}
 
 	/* Index gone: rebuilding meets the damage and refuses, naming it. */
-	remove_index(dir);
+	check_remove_index(dir);
 	s = open_store(dir, 0, &rc);
 	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
 	CHECK_MSG(NULL, where);
@@ -552,7 +526,7 @@ static void test_corrupt_tail_readonly(void)
 	CHECK_MSG(NULL, "offset");
 	CHECK(s == NULL);
 	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
-	CHECK_INT(count_session(s, "s"), 100);
+	CHECK_INT(check_count_session(s, "s"), 100);
 	if (s) {
 		CHECK_OK(atolog_interaction_get(s, ids[99], &rec), s);
 		atolog_interaction_free(rec);
@@ -581,7 +555,7 @@ static void test_garbage_index(void)
 	if (s) {
 		CHECK_OK(atolog_store_stats(s, &st), s);
 		CHECK_INT(st.index_rebuilt, 1);
-		CHECK_INT(count_session(s, "s"), 50);
+		CHECK_INT(check_count_session(s, "s"), 50);
 	}
 	atolog_store_close(s);
 	free(data);
@@ -736,7 +710,7 @@ static void check_hole(atolog_sync_mode mode, int want)
 		CHECK_INT(st.index_rebuilt, 1);
 		CHECK_INT(st.n_records, 6);
 		CHECK(st.truncated_bytes > 0);
-		CHECK_INT(count_session(s, "s"), 6);
+		CHECK_INT(check_count_session(s, "s"), 6);
 		CHECK_OK(atolog_store_close(s), NULL);
 		CHECK_INT(check_file_size(tmp), -1); /* a half-made segment is gone */
 	}
