@@ -64,6 +64,8 @@ static struct timespec deadline_in_us(int64_t us)
 {
 	struct timespec ts;
 
+	if (us < 0)
+		us = 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += us / 1000000;
 	ts.tv_nsec += (long)(us % 1000000) * 1000;
@@ -184,6 +186,9 @@ static void wait_index_drained(struct writer *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+struct unsynced;
+static void unsynced_flush(atolog_store *s, struct unsynced *u);
+
 struct frame_ref {
 	struct commit_req *req;
 	struct commit_frame *frame;
@@ -215,7 +220,8 @@ static void fail_exists(struct commit_req *req, struct commit_frame *f)
  * unique by construction. The index must have caught up first, or an id in
  * a group still on its way to the index would be missed.
  */
-static int group_check_ids(atolog_store *s, struct commit_group *g)
+static int group_check_ids(atolog_store *s, struct commit_group *g,
+			   struct unsynced *u)
 {
 	struct frame_ref *refs;
 	size_t n = 0, order = 0;
@@ -227,6 +233,8 @@ static int group_check_ids(atolog_store *s, struct commit_group *g)
 	}
 	if (!any_given)
 		return ATOLOG_OK;
+	/* Groups written and not yet synced are not indexed either. */
+	unsynced_flush(s, u);
 	wait_index_drained(&s->w);
 	refs = calloc(g->max_entries + 1, sizeof(*refs));
 	if (!refs)
@@ -441,11 +449,21 @@ static int log_sync_release(atolog_store *s, struct commit_group *head,
 	return ATOLOG_OK;
 }
 
-/* Batch mode keeps written groups here until their sync is due. */
+/* Written groups waiting for their sync (always and batch modes). */
 struct unsynced {
 	struct commit_group *head, *tail;
 	uint64_t n;
+	uint64_t reqs; /* callers waiting on this sync */
 };
+
+static uint64_t count_reqs(const struct commit_req *r)
+{
+	uint64_t n = 0;
+
+	for (; r; r = r->next)
+		n++;
+	return n;
+}
 
 static bool batch_sync_due(const atolog_store *s, const struct unsynced *u)
 {
@@ -459,8 +477,32 @@ static void unsynced_flush(atolog_store *s, struct unsynced *u)
 {
 	if (u->n == 0)
 		return;
+	s->w.last_sync_reqs = u->reqs;
 	log_sync_release(s, u->head, u->tail, u->n);
-	*u = (struct unsynced){ NULL, NULL, 0 };
+	*u = (struct unsynced){ NULL, NULL, 0, 0 };
+}
+
+/*
+ * Always mode gathers: when a sync is about to carry fewer callers than the
+ * last one did, the others are most likely on their way back (woken by the
+ * last sync's acknowledgement, preparing their next record), so the log
+ * waits up to COMMIT_GATHER_US for them to share this sync instead of
+ * taking the next one. Without it, acknowledged callers arrive just after
+ * the next sync started, and N agents settle into two alternating groups
+ * of N/2, each paying a whole sync. One agent alone never waits.
+ */
+static bool always_sync_due(const atolog_store *s, const struct unsynced *u)
+{
+	return u->n > 0 &&
+	       (u->reqs >= s->w.last_sync_reqs ||
+		mono_us() - s->w.unsynced_since >= COMMIT_GATHER_US);
+}
+
+static bool sync_due(const atolog_store *s, const struct unsynced *u)
+{
+	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
+		return always_sync_due(s, u);
+	return batch_sync_due(s, u);
 }
 
 /* Writes one group and moves it on according to the sync mode. */
@@ -482,7 +524,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	err_clear();
 	rc = group_alloc(g);
 	if (rc == ATOLOG_OK)
-		rc = group_check_ids(s, g);
+		rc = group_check_ids(s, g, u);
 	if (rc == ATOLOG_OK)
 		rc = group_write(s, g, &for_good);
 	if (rc != ATOLOG_OK) {
@@ -498,32 +540,40 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	pthread_mutex_unlock(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
 		groups_release(s, g, g, 1);
-	} else if (s->opts.sync == ATOLOG_SYNC_ALWAYS) {
-		log_sync_release(s, g, g, 1);
-	} else {
-		if (u->n++ == 0) {
-			u->head = g;
-			s->w.unsynced_since = mono_us();
-		} else {
-			u->tail->next = g;
-		}
-		u->tail = g;
-		s->w.unsynced_bytes += g->bytes;
+		return;
 	}
+	if (u->n++ == 0) {
+		u->head = g;
+		s->w.unsynced_since = mono_us();
+	} else {
+		u->tail->next = g;
+	}
+	u->tail = g;
+	u->reqs += count_reqs(g->reqs);
+	s->w.unsynced_bytes += g->bytes;
 }
 
 /* Waits for work. Returns the queued requests, or NULL when there are none
- * and either batch mode holds unsynced groups (nothing else is coming to
- * share their sync, so it runs now) or the writer is stopping. */
+ * and unsynced groups should be synced now (batch: nothing else is coming
+ * to share the sync; always: the gathering time is up), or the writer is
+ * stopping. */
 static struct commit_req *log_wait_locked(atolog_store *s, struct unsynced *u)
 {
 	struct writer *w = &s->w;
 	struct commit_req *reqs;
 
 	while ((!w->queue_head || w->paused) && !w->stopping) {
-		if (u->n > 0)
+		if (u->n > 0 && (s->opts.sync == ATOLOG_SYNC_BATCH ||
+				 always_sync_due(s, u)))
 			return NULL;
-		pthread_cond_wait(&w->log_wake, &w->lock);
+		if (u->n > 0) {
+			struct timespec until = deadline_in_us(
+				COMMIT_GATHER_US - (mono_us() - w->unsynced_since));
+
+			pthread_cond_timedwait(&w->log_wake, &w->lock, &until);
+		} else {
+			pthread_cond_wait(&w->log_wake, &w->lock);
+		}
 	}
 	reqs = w->queue_head;
 	w->queue_head = w->queue_tail = NULL;
@@ -534,7 +584,7 @@ static void *log_thread_main(void *arg)
 {
 	atolog_store *s = arg;
 	struct writer *w = &s->w;
-	struct unsynced u = { NULL, NULL, 0 };
+	struct unsynced u = { NULL, NULL, 0, 0 };
 
 	err_begin(s);
 	pthread_mutex_lock(&w->lock);
@@ -546,8 +596,7 @@ static void *log_thread_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (reqs)
 			log_group_run(s, reqs, &u);
-		/* Batch: sync when the queue ran dry, or when it is due. */
-		if (!reqs || batch_sync_due(s, &u))
+		if (!reqs || sync_due(s, &u))
 			unsynced_flush(s, &u);
 		pthread_mutex_lock(&w->lock);
 	}

@@ -47,6 +47,8 @@
 #define SEGMENT_FDS_MAX 64          /* read descriptors kept open */
 #define ITER_BATCH 64               /* index hits fetched per transaction */
 #define INDEX_IDLE_FLUSH_MS 1000    /* idle this long, the index is flushed */
+#define COMMIT_GATHER_US 250        /* always mode: longest wait for callers
+				     * returning to share a sync (commit.c) */
 
 /* ------------------------------------------------------------------------
  * I/O shim (engine/io.c): every write-side system call goes through here,
@@ -215,6 +217,7 @@ struct writer {
 	bool sync_start_next;         /* the next frame opens a sync unit */
 	uint64_t unsynced_bytes;
 	int64_t unsynced_since;       /* monotonic us of the oldest unsynced write */
+	uint64_t last_sync_reqs;      /* callers the last sync carried */
 	bool io_failed;               /* what is on disk is unknown */
 
 	/* Shared, under lock. */

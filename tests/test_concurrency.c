@@ -345,6 +345,75 @@ static void test_batch_invalid(void)
 }
 
 /* ------------------------------------------------------------------------
+ * The same caller-supplied ids from many threads at once: exactly one
+ * wins each, whatever groups and syncs they land in.
+ */
+
+#define RACE_THREADS 8
+#define RACE_IDS 60
+
+struct racer {
+	atolog_store *store;
+	int won[RACE_IDS];
+	int lost;
+	int other;
+};
+
+static void race_id(char out[ATOLOG_ID_TEXT_LEN + 1], int i)
+{
+	snprintf(out, ATOLOG_ID_TEXT_LEN + 1, "0190aaaa-bbbb-7ccc-8ddd-%012d", i);
+}
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+
+	for (int i = 0; i < RACE_IDS; i++) {
+		atolog_interaction in = { .prompt = "race", .session_id = "race" };
+		int rc;
+
+		race_id(in.id, i);
+		rc = atolog_interaction_record(r->store, &in, NULL);
+		if (rc == ATOLOG_OK)
+			r->won[i]++;
+		else if (rc == ATOLOG_EXISTS)
+			r->lost++;
+		else
+			r->other++;
+	}
+	return NULL;
+}
+
+static void test_id_race(atolog_sync_mode mode)
+{
+	char *dir = check_tmpdir("race");
+	atolog_options o = { .sync = mode };
+	atolog_store *s = open_store(dir, &o);
+	struct racer r[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+
+	memset(r, 0, sizeof(r));
+	for (int k = 0; k < RACE_THREADS; k++) {
+		r[k].store = s;
+		pthread_create(&t[k], NULL, racer_main, &r[k]);
+	}
+	for (int k = 0; k < RACE_THREADS; k++) {
+		pthread_join(t[k], NULL);
+		CHECK_INT(r[k].other, 0);
+	}
+	for (int i = 0; i < RACE_IDS; i++) {
+		int winners = 0;
+
+		for (int k = 0; k < RACE_THREADS; k++)
+			winners += r[k].won[i];
+		CHECK_INT(winners, 1);
+	}
+	CHECK_INT(check_count_session(s, "race"), RACE_IDS);
+	atolog_store_close(s);
+	check_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------------------
  * Overload.
  */
 
@@ -604,6 +673,9 @@ int main(void)
 	test_many_writers(ATOLOG_SYNC_BATCH, "batch");
 	test_many_writers(ATOLOG_SYNC_NONE, "none");
 	test_batch_invalid();
+	test_id_race(ATOLOG_SYNC_ALWAYS);
+	test_id_race(ATOLOG_SYNC_BATCH);
+	test_id_race(ATOLOG_SYNC_NONE);
 	test_overload();
 	test_reader_process();
 	test_index_within_durable_log();
