@@ -4,13 +4,16 @@
 #   make build   release build in build/ (the CLI is build/atolog)
 #   make run     build, then the tour on ./data
 #   make test    sanitizer build in build-test/, then the whole suite
-#   make bench   optimised build, then the benchmarks
+#   make bench   optimised build in build-bench/, then both benchmarks run
+#                there (tables on stdout; CSV and PNG files land in
+#                build-bench/); BENCH_ARGS=--quick for a smoke run
 #   make valgrind  the suite under valgrind (no sanitizers), build-valgrind/
 #   make stress  the crash loop: KILLS=n or SECONDS=s (default 600 s)
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
 CMAKE_FLAGS ?=
+BENCH_ARGS ?=
 
 STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
 
@@ -33,10 +36,12 @@ test: deps
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
 
-bench: deps
+bench:
+	@./scripts/deps.sh bench
 	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-bench -j $(JOBS)
-	@cd build-bench && ctest -L bench --output-on-failure || true
+	@cmake --build build-bench -j $(JOBS) --target atolog_bench_ingest atolog_bench_query
+	cd build-bench && ./bench/atolog_bench_ingest $(BENCH_ARGS)
+	cd build-bench && ./bench/atolog_bench_query $(BENCH_ARGS)
 
 stress: build
 	./build/tests/atolog_stress $(STRESS_ARGS)
