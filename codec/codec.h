@@ -33,6 +33,9 @@ struct text {
  */
 bool text_is_utf8(const char *s, size_t len);
 bool text_is_blank(const char *s, size_t len); /* only spaces/controls */
+/* False when a \uXXXX escape in JSON text is a surrogate without its other
+ * half (*at: the offset of the backslash). */
+bool json_surrogates_paired(const char *s, size_t len, size_t *at);
 /* s without surrounding ASCII blanks (space, \t \n \v \f \r). */
 struct text text_trim(const char *s, size_t len);
 /* The registry's matching key: text_trim, then ASCII lowered (never the

@@ -226,10 +226,15 @@ void json_parse_reason(yajl_handle h, const char *text, size_t len, char *out,
 int context_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
 {
 	struct mp_builder b = { .out = out };
-	yajl_handle h = yajl_alloc(&builder_callbacks, NULL, &b);
+	yajl_handle h;
 	yajl_status st;
 	char reason[160];
+	size_t at;
 
+	if (!json_surrogates_paired(json, len, &at))
+		return err_set(ATOLOG_INVALID, "context_pack is not JSON: an unpaired "
+			       "UTF-16 surrogate escape at byte %zu", at);
+	h = yajl_alloc(&builder_callbacks, NULL, &b);
 	if (!h)
 		return err_set(ENOMEM, "parsing context_pack");
 	msgpack_packer_init(&b.pk, out, msgpack_sbuffer_write);

@@ -461,12 +461,16 @@ int atolog_interaction_from_json(const char *json, size_t len,
 	yajl_handle h;
 	yajl_status st;
 	char reason[160] = "";
+	size_t at;
 	int rc;
 
 	err_begin(NULL);
 	if (len > ATOLOG_JSON_MAX_BYTES)
 		return err_set(ATOLOG_TOOBIG, "JSON document is %zu bytes, over the limit of %u",
 			       len, ATOLOG_JSON_MAX_BYTES);
+	if (!json_surrogates_paired(json, len, &at))
+		return err_set(ATOLOG_INVALID, "malformed JSON: an unpaired UTF-16 "
+			       "surrogate escape at byte %zu", at);
 	h = yajl_alloc(&body_callbacks, NULL, &p);
 	if (!h)
 		return err_set(ENOMEM, "parsing JSON");

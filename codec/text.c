@@ -127,3 +127,52 @@ size_t text_fold_name(const char *s, size_t len, char *out)
 	out[t.len] = '\0';
 	return t.len;
 }
+
+/* The UTF-16 code unit of the \uXXXX escape at s[i] ('\\' at i), or -1. */
+static int32_t json_escape_unit(const char *s, size_t len, size_t i)
+{
+	int32_t v = 0;
+
+	if (len - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
+		return -1;
+	for (size_t k = 2; k < 6; k++) {
+		char c = s[i + k];
+		int d = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * yajl turns a high surrogate escape without its low half into '?' and
+ * refuses a low one alone: one silently changes the text, so both are
+ * refused here, before yajl sees the document. A backslash can only stand
+ * inside a string in valid JSON, so no string tracking is needed: every
+ * escape is stepped over whole, and anything else is yajl's to judge.
+ */
+bool json_surrogates_paired(const char *s, size_t len, size_t *at)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		int32_t u;
+
+		if (s[i] != '\\')
+			continue;
+		u = json_escape_unit(s, len, i);
+		if (u < 0xd800 || u > 0xdfff) {
+			i++; /* \" \\ \n ... or a plain \uXXXX */
+			continue;
+		}
+		if (u >= 0xdc00 || json_escape_unit(s, len, i + 6) < 0xdc00 ||
+		    json_escape_unit(s, len, i + 6) > 0xdfff) {
+			*at = i;
+			return false;
+		}
+		i += 11;
+	}
+	return true;
+}

@@ -3409,6 +3409,25 @@ static void test_from_json_errors(void)
 	expect_json_error("{\"prompt\":\"\xff\"}", ATOLOG_INVALID, "malformed JSON");
 	expect_json_error("[]", ATOLOG_INVALID, "object");
 	expect_json_error("[{\"prompt\":\"p\"}]", ATOLOG_INVALID, "object");
+	/* A surrogate escape without its other half: yajl would turn a lone
+	 * high half into '?', so both kinds are refused. */
+	expect_json_error("{\"prompt\":\"a\\ud800x\"}", ATOLOG_INVALID, "surrogate");
+	expect_json_error("{\"prompt\":\"a\\udc00\"}", ATOLOG_INVALID, "surrogate");
+	expect_json_error("{\"prompt\":\"\\ud83d\\u0041\"}", ATOLOG_INVALID,
+			  "surrogate");
+	expect_json_error("{\"prompt\":\"\\ud83d\"}", ATOLOG_INVALID, "surrogate");
+	expect_json_error("{\"prompt\":\"p\",\"context_pack\":{\"k\":\"\\udbff\"}}",
+			  ATOLOG_INVALID, "surrogate");
+	{
+		atolog_interaction *rec = NULL;
+
+		/* A pair is one code point; an escaped backslash before "ud800"
+		 * is no escape at all. */
+		CHECK_RC(from_json("{\"prompt\":\"\\ud83d\\ude00 \\\\ud800\"}", &rec),
+			 ATOLOG_OK, NULL);
+		CHECK_STR(rec->prompt, "\xf0\x9f\x98\x80 \\ud800");
+		atolog_interaction_free(rec);
+	}
 
 	/* A document over the limit is refused before parsing. */
 	{
