@@ -151,7 +151,7 @@ typedef struct atolog_stats {
 	uint64_t last_seq;          /* highest sequence number used */
 	uint64_t n_segments;        /* segment files */
 	uint64_t log_bytes;         /* bytes in segment files */
-	uint64_t index_bytes;       /* bytes of the LMDB data file */
+	uint64_t index_bytes;       /* bytes of the LMDB data file in use */
 	uint64_t recovered_frames;  /* frames indexed from the log at open */
 	uint64_t truncated_bytes;   /* torn tail cut off at open */
 	int index_rebuilt;          /* 1 if open rebuilt the whole index */

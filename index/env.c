@@ -234,13 +234,17 @@ int index_sync(struct index *idx)
 	return index_mdb_error(mdb_env_sync(idx->env, 1), "syncing");
 }
 
+/* Pages in use, not the file's size: with MDB_WRITEMAP LMDB stretches
+ * the file (sparsely) to the whole map. */
 uint64_t index_file_size(struct index *idx)
 {
-	char path[4096];
-	struct stat st;
+	MDB_envinfo info;
+	MDB_stat st;
 
-	snprintf(path, sizeof(path), "%s/data.mdb", idx->path);
-	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	if (mdb_env_info(idx->env, &info) != MDB_SUCCESS ||
+	    mdb_env_stat(idx->env, &st) != MDB_SUCCESS)
+		return 0;
+	return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 }
 
 /* ------------------------------------------------------------------------

@@ -158,7 +158,7 @@ int index_scan_next(struct index_scan *scan, struct index_hit *hits,
 		    size_t max, size_t *n);
 void index_scan_close(struct index_scan *scan);
 
-/* Size of the LMDB data file in bytes. */
+/* Bytes of the LMDB data file in use (its pages up to the last one). */
 uint64_t index_file_size(struct index *idx);
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include "check.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <time.h>
 #include <sys/stat.h>
@@ -94,6 +95,34 @@ long long check_file_size(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+void check_flip_byte(const char *path, uint64_t offset)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b = 0;
+
+	CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)offset) == 1);
+	b ^= 0x5a;
+	CHECK(pwrite(fd, &b, 1, (off_t)offset) == 1);
+	if (fd >= 0)
+		close(fd);
+}
+
+void check_copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	char buf[65536];
+	ssize_t n = 0;
+
+	CHECK(in >= 0 && out >= 0);
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		CHECK(write(out, buf, (size_t)n) == n);
+	CHECK(n == 0);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
 }
 
 long check_count_session(atolog_store *s, const char *session)

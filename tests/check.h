@@ -91,6 +91,10 @@ uint64_t check_seed(void);
 char *check_path(const char *dir, const char *name);
 /* Size of a file, or -1. */
 long long check_file_size(const char *path);
+/* XORs the byte at offset with 0x5a. */
+void check_flip_byte(const char *path, uint64_t offset);
+/* Copies a file's bytes (replacing to). */
+void check_copy_file(const char *from, const char *to);
 
 /* Interactions a replay of the session returns, or -1 on an error. */
 long check_count_session(atolog_store *s, const char *session);

@@ -1477,6 +1477,134 @@ out:
 	free(dir);
 }
 
+/*
+ * A read command that is slow to drain (its stdout is a full pipe) holds
+ * no writer lock: `record` goes through meanwhile, and the listing is
+ * complete and correct once drained.
+ */
+#define SLOW_READER_RECORDS 300
+#define SLOW_READER_PROMPT 2000
+
+static void test_reader_holds_no_lock(const char *root)
+{
+	atolog_options opts = { .sync = ATOLOG_SYNC_NONE };
+	char *dir = check_path(root, "slowreader");
+	char *argv[] = { "atolog", "--data", dir, "list", "--limit", "500", NULL };
+	char prompt[SLOW_READER_PROMPT + 1];
+	struct buf out = { 0 }, err = { 0 };
+	atolog_store *s = NULL;
+	int fds[3], status;
+	json_t *got;
+	pid_t pid;
+	struct run r;
+
+	memset(prompt, 'p', SLOW_READER_PROMPT);
+	prompt[SLOW_READER_PROMPT] = '\0';
+	CHECK_OK(atolog_store_open(dir, &opts, &s), NULL);
+	for (int i = 0; s && i < SLOW_READER_RECORDS; i++) {
+		atolog_interaction in = { .prompt = prompt, .session_id = "slow" };
+
+		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+	}
+	CHECK_OK(atolog_store_close(s), NULL);
+
+	spawn_cli(argv, &fds[0], &fds[1], &fds[2], &pid);
+	close(fds[0]);
+	/* One chunk of output: the reader has opened the store and is now
+	 * blocked on a pipe holding far less than its 600 KB of output. */
+	while (out.len == 0 && fds[1] >= 0)
+		drain(&fds[1], &out);
+	got = RECORD(dir, "{\"prompt\":\"while a reader is slow\"}", false);
+	CHECK(got != NULL);
+	while (fds[1] >= 0)
+		drain(&fds[1], &out);
+	while (fds[2] >= 0)
+		drain(&fds[2], &err);
+	waitpid(pid, &status, 0);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.cmd, sizeof(r.cmd), "atolog list (slow reader)");
+	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	r.out = out.p;
+	r.out_len = out.len;
+	r.err = err.p;
+	CHECK_EXIT(&r, 0);
+	{
+		json_t *arr = RUN_JSON(&r);
+
+		/* Opened before the new record: exactly the 300 older ones. */
+		CHECK_INT(json_array_size(arr), SLOW_READER_RECORDS);
+		CHECK_STR(jstr(json_array_get(arr, 0), "prompt"), prompt);
+		json_decref(arr);
+	}
+	run_free(&r);
+	json_decref(got);
+	free(dir);
+}
+
+/*
+ * Damage the writer refuses (a flipped byte in the unindexed part of the
+ * log, before frames a later sync made durable) does not make the store
+ * unreadable: read commands warn and serve what the index holds, and they
+ * never serve the damaged record.
+ */
+#define DAMAGE_BATCH 20
+
+static void record_n(const char *dir, int n, const char *session)
+{
+	atolog_options opts = { .sync = ATOLOG_SYNC_ALWAYS };
+	atolog_store *s = NULL;
+
+	CHECK_OK(atolog_store_open(dir, &opts, &s), NULL);
+	for (int i = 0; s && i < n; i++) {
+		atolog_interaction in = { .prompt = "an ordinary prompt of some length",
+					  .session_id = session };
+
+		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+	}
+	CHECK_OK(atolog_store_close(s), NULL);
+}
+
+static void test_reader_on_damaged_log(const char *root)
+{
+	char *dir = check_path(root, "damaged");
+	char *seg, *data, *saved, *lock;
+	long long before, after;
+	struct run r;
+	json_t *arr;
+
+	record_n(dir, DAMAGE_BATCH, "kept");
+	seg = check_path(dir, "segments/0000000000000001.seg");
+	data = check_path(dir, "index/data.mdb");
+	lock = check_path(dir, "index/lock.mdb");
+	saved = check_path(root, "damaged-index.mdb");
+	before = check_file_size(seg);
+	check_copy_file(data, saved);
+	record_n(dir, DAMAGE_BATCH, "later");
+	after = check_file_size(seg);
+	/* The index forgets the later records; one of them is damaged. */
+	check_copy_file(saved, data);
+	unlink(lock);
+	check_flip_byte(seg, (uint64_t)(before + (after - before) / 2));
+
+	cli(&r, NULL, dir, "list", NULL);
+	CHECK_EXIT(&r, 0);
+	CHECK(strstr(r.err, "warning") && strstr(r.err, "offset"));
+	arr = RUN_JSON(&r);
+	CHECK_INT(json_array_size(arr), DAMAGE_BATCH);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		CHECK_STR(jstr(json_array_get(arr, i), "session_id"), "kept");
+	json_decref(arr);
+	run_free(&r);
+	cli(&r, "{\"prompt\":\"refused\"}", dir, "record", NULL);
+	CHECK_FAILS(&r, 3);
+	run_free(&r);
+	free(seg);
+	free(data);
+	free(lock);
+	free(saved);
+	free(dir);
+}
+
 /* ------------------------------------------------------------------------
  * The tour.
  */
@@ -1519,6 +1647,8 @@ int main(void)
 	test_listing(root);
 	test_limit_cap(root);
 	test_second_writer(root);
+	test_reader_holds_no_lock(root);
+	test_reader_on_damaged_log(root);
 	test_tour(root);
 
 	check_tmpdir_remove(root);

@@ -117,17 +117,6 @@ static void append_bytes(const char *path, const void *buf, size_t len)
 		close(fd);
 }
 
-static void flip_byte(const char *path, uint64_t offset)
-{
-	int fd = open(path, O_RDWR);
-	uint8_t b = 0;
-
-	CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)offset) == 1);
-	b ^= 0x5a;
-	CHECK(pwrite(fd, &b, 1, (off_t)offset) == 1);
-	close(fd);
-}
-
 /* ------------------------------------------------------------------------
  * SIGKILL mid-ingest.
  */
@@ -457,7 +446,7 @@ static void test_flipped_byte(bool in_last_segment)
 	n = list_frames(seg, frames, 256);
 	victim = n / 2;
 	CHECK(n >= 3 && frames[victim].kind == FRAME_KIND_RECORD);
-	flip_byte(seg, frames[victim].offset + FRAME_HEADER_SIZE + 5);
+	check_flip_byte(seg, frames[victim].offset + FRAME_HEADER_SIZE + 5);
 	snprintf(where, sizeof(where), "segment %016" PRIx64 " offset %" PRIu64,
 		 seg_id, frames[victim].offset);
 
@@ -520,7 +509,7 @@ static void test_corrupt_tail_readonly(void)
 	seg = segment_file(dir, st.n_segments);
 	n = list_frames(seg, frames, 512);
 	CHECK(n >= 3);
-	flip_byte(seg, frames[n - 2].offset + FRAME_HEADER_SIZE + 3);
+	check_flip_byte(seg, frames[n - 2].offset + FRAME_HEADER_SIZE + 3);
 	s = open_store(dir, 0, &rc);
 	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
 	CHECK_MSG(NULL, "offset");

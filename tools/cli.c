@@ -61,6 +61,32 @@ int cli_open_writer(struct cli *cli, atolog_store **out)
 	return rc == ATOLOG_OK ? 0 : cli_fail(rc, NULL, cli->data_dir);
 }
 
+/*
+ * A reader must see every acknowledged record, also after a writer died
+ * and left the index behind the log; only a writer open catches it up. So
+ * when no writer holds the store, a read command opens it for writing
+ * once, to run recovery, and closes it at once: the query itself runs on a
+ * read-only handle, so a `record` started meanwhile is not locked out for
+ * as long as the output takes. A running writer keeps the index current
+ * itself (LOCKED), and damage the writer refuses still leaves what is
+ * intact readable (CORRUPT, with a warning).
+ */
+static int cli_catch_up(struct cli *cli)
+{
+	atolog_store *s;
+	int rc = cli_open(cli, 0, &s);
+
+	if (rc == ATOLOG_OK)
+		return atolog_store_close(s);
+	if (rc == ATOLOG_CORRUPT)
+		fprintf(stderr, "atolog: warning: %s; serving what is intact\n",
+			atolog_errmsg(NULL));
+	if (rc == ATOLOG_LOCKED || rc == EACCES || rc == EROFS ||
+	    rc == ATOLOG_CORRUPT)
+		return ATOLOG_OK;
+	return rc;
+}
+
 int cli_open_reader(struct cli *cli, atolog_store **out)
 {
 	char path[4096];
@@ -73,8 +99,8 @@ int cli_open_reader(struct cli *cli, atolog_store **out)
 			cli->data_dir);
 		return EXIT_STORE;
 	}
-	rc = cli_open(cli, 0, out);
-	if (rc == ATOLOG_LOCKED || rc == EACCES || rc == EROFS)
+	rc = cli_catch_up(cli);
+	if (rc == ATOLOG_OK)
 		rc = cli_open(cli, ATOLOG_OPEN_READONLY, out);
 	return rc == ATOLOG_OK ? 0 : cli_fail(rc, NULL, cli->data_dir);
 }
