@@ -260,12 +260,55 @@ int context_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
  * msgpack -> JSON.
  */
 
+#define DECIMAL_FAST_FRACTION 9 /* fraction digits the fast path tries */
+#define DECIMAL_FAST_LIMIT 1e15  /* m below this: at most 15 digits */
+
+/*
+ * The fast path of gen_double, for the values context packs mostly hold
+ * (scores, timings: a few decimals): the fewest fraction digits k such
+ * that m / 10^k reads back as v. IEEE division is correctly rounded, as
+ * strtod is, so (double)m / 10^k == v says exactly that "m e-k" reads back
+ * as v, without printing or parsing. Limited to where %.15g prints fixed
+ * notation (1e-4 <= |v| < 1e15) and m has at most 15 digits, where %.15g
+ * prints the same digits, so the output does not depend on the path.
+ * Returns the length written, or 0 to leave v to the slow path.
+ */
+static int decimal_fast(double v, char *text, size_t size)
+{
+	static const double p10[DECIMAL_FAST_FRACTION + 1] = {
+		1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9
+	};
+	double a = fabs(v);
+
+	if (!(a >= 1e-4 && a < DECIMAL_FAST_LIMIT))
+		return 0;
+	for (int k = 0; k <= DECIMAL_FAST_FRACTION; k++) {
+		double x = a * p10[k];
+		long long m, whole, frac;
+
+		if (x >= DECIMAL_FAST_LIMIT)
+			return 0;
+		m = llround(x);
+		if (m >= (long long)DECIMAL_FAST_LIMIT || (double)m / p10[k] != a)
+			continue;
+		whole = m / (long long)p10[k];
+		frac = m % (long long)p10[k];
+		if (k == 0)
+			return snprintf(text, size, "%s%lld.0", v < 0 ? "-" : "", whole);
+		return snprintf(text, size, "%s%lld.%0*lld", v < 0 ? "-" : "", whole,
+				k, frac);
+	}
+	return 0;
+}
+
 /* The shortest text that reads back as v, marked as a float. */
 static int gen_double(yajl_gen g, double v)
 {
 	char text[40];
-	int n = 0;
+	int n = decimal_fast(v, text, sizeof(text));
 
+	if (n > 0)
+		return yajl_gen_number(g, text, (size_t)n) == yajl_gen_status_ok ? 0 : -1;
 	for (int digits = 15; digits <= 17; digits++) {
 		n = snprintf(text, sizeof(text) - 2, "%.*g", digits, v);
 		if (strtod(text, NULL) == v)

@@ -3606,6 +3606,76 @@ static void test_to_json_exact(void)
 }
 
 /* from_json(to_json(x)) gives x back, for records made by the codec. */
+/* The model of a float's JSON text: the fewest of 15..17 significant
+ * digits that read back, with ".0" when it would look like an integer. */
+static void model_double_text(double v, char *out, size_t size)
+{
+	int n = 0;
+
+	for (int digits = 15; digits <= 17; digits++) {
+		n = snprintf(out, size, "%.*g", digits, v);
+		if (strtod(out, NULL) == v)
+			break;
+	}
+	if (!strpbrk(out, ".eEn"))
+		snprintf(out + n, size - (size_t)n, ".0");
+}
+
+static double random_double(void)
+{
+	static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10 };
+	double v;
+	uint64_t bits;
+
+	switch (check_rand_below(3)) {
+	case 0: /* a short decimal, as scores and timings are */
+		v = (double)check_rand_below(UINT64_C(1) << (1 + check_rand_below(52))) /
+		    p10[check_rand_below(11)];
+		break;
+	case 1: /* any finite double */
+		do {
+			bits = check_rand();
+			memcpy(&v, &bits, sizeof(v));
+		} while (!isfinite(v));
+		break;
+	default: /* around the edges of fixed notation */
+		v = (check_rand_below(2) ? 1e-4 : 1e15) *
+		    (1 + ((double)check_rand_below(2001) - 1000) * 1e-16);
+		break;
+	}
+	return check_rand_below(2) ? -v : v;
+}
+
+/* Floats in a context pack come back as the model's text, whichever path
+ * formatted them. */
+static void test_context_doubles(void)
+{
+	for (int i = 0; i < 20000; i++) {
+		double v = random_double();
+		char in_text[40], want[48], json[128];
+		atolog_interaction *rec = NULL;
+		const char *x;
+		char *out = NULL;
+
+		snprintf(in_text, sizeof(in_text), "%.17e", v); /* a float, never an int */
+		model_double_text(v, want, sizeof(want));
+		snprintf(json, sizeof(json), "{\"prompt\":\"p\",\"context_pack\":{\"x\":%s}}",
+			 in_text);
+		if (from_json(json, &rec) != ATOLOG_OK) {
+			FAIL("%s: %s", json, atolog_errmsg(NULL));
+			continue;
+		}
+		x = strstr(rec->context_pack, "\"x\":");
+		CHECK(x != NULL);
+		if (x && (strncmp(x + 4, want, strlen(want)) != 0 ||
+			  x[4 + strlen(want)] != '}'))
+			FAIL("%s (%a): context_pack %s, want x = %s", in_text, v,
+			     rec->context_pack, want);
+		free(out);
+		atolog_interaction_free(rec);
+	}
+}
+
 static void test_json_roundtrip(void)
 {
 	for (int i = 0; i < 200; i++) {
@@ -3712,6 +3782,7 @@ int main(void)
 	test_from_json_errors();
 	test_from_json_identity();
 	test_to_json_exact();
+	test_context_doubles();
 	test_json_roundtrip();
 
 	return check_report("test_codec");
