@@ -260,6 +260,24 @@ int context_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
  * msgpack -> JSON.
  */
 
+/* Writes v in decimal, at least min_digits long (zero-padded); returns
+ * the end. snprintf costs more than the rest of a number's conversion. */
+static char *put_u64(char *out, uint64_t v, int min_digits)
+{
+	char digits[20];
+	int n = 0;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n < min_digits)
+		digits[n++] = '0';
+	while (n)
+		*out++ = digits[--n];
+	return out;
+}
+
 #define DECIMAL_FAST_FRACTION 9 /* fraction digits the fast path tries */
 #define DECIMAL_FAST_LIMIT 1e15  /* m below this: at most 15 digits */
 
@@ -273,7 +291,7 @@ int context_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
  * prints the same digits, so the output does not depend on the path.
  * Returns the length written, or 0 to leave v to the slow path.
  */
-static int decimal_fast(double v, char *text, size_t size)
+static int decimal_fast(double v, char *text)
 {
 	static const double p10[DECIMAL_FAST_FRACTION + 1] = {
 		1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9
@@ -284,19 +302,21 @@ static int decimal_fast(double v, char *text, size_t size)
 		return 0;
 	for (int k = 0; k <= DECIMAL_FAST_FRACTION; k++) {
 		double x = a * p10[k];
-		long long m, whole, frac;
+		long long m;
+		char *p = text;
 
 		if (x >= DECIMAL_FAST_LIMIT)
 			return 0;
 		m = llround(x);
 		if (m >= (long long)DECIMAL_FAST_LIMIT || (double)m / p10[k] != a)
 			continue;
-		whole = m / (long long)p10[k];
-		frac = m % (long long)p10[k];
-		if (k == 0)
-			return snprintf(text, size, "%s%lld.0", v < 0 ? "-" : "", whole);
-		return snprintf(text, size, "%s%lld.%0*lld", v < 0 ? "-" : "", whole,
-				k, frac);
+		if (v < 0)
+			*p++ = '-';
+		p = put_u64(p, (uint64_t)m / (uint64_t)p10[k], 1);
+		*p++ = '.';
+		p = put_u64(p, k ? (uint64_t)m % (uint64_t)p10[k] : 0, k ? k : 1);
+		*p = '\0';
+		return (int)(p - text);
 	}
 	return 0;
 }
@@ -305,7 +325,7 @@ static int decimal_fast(double v, char *text, size_t size)
 static int gen_double(yajl_gen g, double v)
 {
 	char text[40];
-	int n = decimal_fast(v, text, sizeof(text));
+	int n = decimal_fast(v, text); /* at most 1 + 15 + 1 + 1 bytes */
 
 	if (n > 0)
 		return yajl_gen_number(g, text, (size_t)n) == yajl_gen_status_ok ? 0 : -1;
@@ -332,10 +352,13 @@ static int gen_scalar(yajl_gen g, const msgpack_object *o)
 	case MSGPACK_OBJECT_BOOLEAN:
 		return yajl_gen_bool(g, o->via.boolean) == yajl_gen_status_ok ? 0 : -1;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		snprintf(text, sizeof(text), "%" PRIu64, o->via.u64);
-		return yajl_gen_number(g, text, strlen(text)) == yajl_gen_status_ok ? 0 : -1;
+		return yajl_gen_number(g, text, (size_t)(put_u64(text, o->via.u64, 1) - text)) ==
+			       yajl_gen_status_ok ? 0 : -1;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return yajl_gen_integer(g, o->via.i64) == yajl_gen_status_ok ? 0 : -1;
+		text[0] = '-';
+		return yajl_gen_number(g, text, (size_t)(put_u64(text + 1,
+				       -(uint64_t)o->via.i64, 1) - text)) ==
+			       yajl_gen_status_ok ? 0 : -1;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
 		return isfinite(o->via.f64) ? gen_double(g, o->via.f64) : -1;
