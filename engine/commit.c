@@ -1,32 +1,43 @@
 /*
  * commit.c - group commit: many threads record at once, the log sees one
- * write and at most one fdatasync per group, the index one transaction.
+ * write and at most one fdatasync per group, the index one transaction
+ * for many groups.
  *
- *   callers ──queue──▶ log thread ──ready──▶ index thread ──▶ callers woken
- *   (validate,          (number, checksum,     (one LMDB transaction
- *    encode)             write, sync)           for every ready group)
+ *   callers ──queue──▶ leader ─────────────▶ recent set ──▶ index thread
+ *   (validate,          (one of the callers:  (callers       (LMDB, large
+ *    encode)             number, checksum,     woken)         transactions)
+ *                        write, sync)
+ *
+ * There is no log thread: the first caller to find nobody leading takes
+ * everything queued as one group and writes it itself, so one agent alone
+ * pays no thread hand-off at all, and under load the groups form while a
+ * leader syncs. A leader gives the lead to the oldest waiting caller when
+ * it is done.
  *
  * Invariants:
  *  1. A caller returns only after its frames are durable per the sync mode
- *     AND indexed, so what record returned is visible to every reader.
- *  2. The index thread only sees groups the log thread has made durable
+ *     AND published to the recent set, so every reader of the process sees
+ *     what record returned (readers merge the set with LMDB, read.c).
+ *     Registrations return only once indexed: the registry is read from
+ *     LMDB alone.
+ *  2. The index thread only sees items the leader has made durable
  *     (always, batch) or written (none): the index never names bytes the
  *     log could lose before the index could.
- *  3. Groups are indexed in the order they were written, and the state row
- *     committed with each transaction describes the log up to the last
- *     frame of its last group.
+ *  3. Items are indexed in log order, and the state row committed with
+ *     each transaction describes the log up to the last frame it covers.
  *  4. The bytes of every request are counted in queued_bytes from the time
  *     it is queued until its caller is woken; a caller whose request would
- *     pass queue_bytes waits (memory stays bounded under overload).
+ *     pass queue_bytes waits, and so does one while the recent set holds
+ *     recent_max items the index has not committed (memory stays bounded
+ *     under overload, and when the index falls behind).
  *  5. A write that fails before anything of its group reached the log is
  *     undone and fails only that group; anything else that leaves the log
- *     and index in doubt (a failed sync, a failed index transaction after
- *     the log write, a failed cut-back) fails the handle for good
- *     (failed_rc), since it no longer knows what the disk holds.
- *
- * The two threads overlap: while the index thread commits group N, the
- * log thread writes and syncs group N+1, so a sync and an index commit are
- * never paid one after the other by the whole store.
+ *     and index in doubt (a failed sync, a failed cut-back, a failed index
+ *     transaction after the callers were acknowledged) fails the handle
+ *     for good (failed_rc), since it no longer knows what the disk holds.
+ *  6. One leader at a time: `leading` is set and cleared under lock, and
+ *     everything the leader owns (struct writer's first part, the recent
+ *     set's reservations) passes from one leader to the next through it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,12 +51,9 @@
 
 struct commit_group {
 	struct commit_req *reqs; /* in queue order, linked by next */
-	struct index_entry *entries;
-	size_t n_entries, max_entries; /* max: record frames in the requests */
-	struct index_registry_row *rows;
-	size_t n_rows;
-	uint64_t bytes;
-	struct index_state state; /* the log after this group */
+	struct log_item *items;  /* one per frame written, in log order */
+	size_t n_items, max_items;
+	uint64_t n_reqs, bytes;
 	struct commit_group *next;
 };
 
@@ -59,7 +67,7 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* An absolute CLOCK_MONOTONIC deadline ms from now (the conds use it). */
+/* An absolute CLOCK_MONOTONIC deadline us from now (the conds use it). */
 static struct timespec deadline_in_us(int64_t us)
 {
 	struct timespec ts;
@@ -109,17 +117,27 @@ static void reqs_fail(struct commit_req *reqs, int rc, const char *msg)
 	}
 }
 
-/* Wakes the callers of reqs; called with the lock held. */
-static void reqs_complete_locked(struct writer *w, struct commit_req *reqs)
+/* Wakes the caller of req; called with the lock held. */
+static void req_complete_locked(struct writer *w, struct commit_req *req)
+{
+	w->queued_bytes -= req->bytes;
+	req->done = true;
+	pthread_cond_signal(&req->wake);
+}
+
+/* Wakes the callers of reqs, but leaves those whose registry rows are on
+ * their way to the index to the index thread; called with the lock held. */
+static void reqs_complete_locked(struct writer *w, struct commit_req *reqs,
+				 bool published)
 {
 	while (reqs) {
 		struct commit_req *next = reqs->next;
 
-		w->queued_bytes -= reqs->bytes;
-		reqs->done = true;
+		if (!published || !reqs->wait_indexed ||
+		    reqs->frames[0].rc != ATOLOG_OK)
+			req_complete_locked(w, reqs);
 		reqs = next;
 	}
-	pthread_cond_broadcast(&w->acked);
 	pthread_cond_broadcast(&w->room);
 }
 
@@ -134,12 +152,11 @@ static void fail_for_good_locked(struct writer *w, int rc, const char *msg)
 
 static void group_free(struct commit_group *g)
 {
-	free(g->entries);
-	free(g->rows);
+	free(g->items);
 	free(g);
 }
 
-/* Fails a whole group that never reached the index and wakes its callers. */
+/* Fails a whole group that was not published and wakes its callers. */
 static void group_abandon(atolog_store *s, struct commit_group *g, int rc,
 			  const char *msg, bool for_good)
 {
@@ -149,41 +166,31 @@ static void group_abandon(atolog_store *s, struct commit_group *g, int rc,
 	pthread_mutex_lock(&w->lock);
 	if (for_good)
 		fail_for_good_locked(w, rc, msg);
-	reqs_complete_locked(w, g->reqs);
+	reqs_complete_locked(w, g->reqs, false);
 	pthread_mutex_unlock(&w->lock);
 	group_free(g);
 }
 
 /* ------------------------------------------------------------------------
- * The log thread: building a group.
+ * Building a group.
  */
 
+/* Sizes the group and fills its items from the frames still OK (seq and
+ * location come when they are written). */
 static int group_alloc(struct commit_group *g)
 {
-	size_t n_entries = 0, n_rows = 0;
+	size_t n = 0;
 
 	for (struct commit_req *r = g->reqs; r; r = r->next) {
 		g->bytes += r->bytes;
-		for (size_t i = 0; i < r->n_frames; i++) {
-			n_entries += r->frames[i].kind == FRAME_KIND_RECORD;
-			n_rows += r->frames[i].n_rows;
-		}
+		g->n_reqs++;
+		n += r->n_frames;
 	}
-	g->max_entries = n_entries;
-	g->entries = calloc(n_entries + 1, sizeof(*g->entries));
-	g->rows = calloc(n_rows + 1, sizeof(*g->rows));
-	if (!g->entries || !g->rows)
+	g->items = calloc(n + 1, sizeof(*g->items));
+	if (!g->items)
 		return err_set(ENOMEM, "building a commit group");
+	g->max_items = n;
 	return ATOLOG_OK;
-}
-
-/* Waits until every group written so far is indexed (for id checks). */
-static void wait_index_drained(struct writer *w)
-{
-	pthread_mutex_lock(&w->lock);
-	while (w->groups_indexed != w->groups_written)
-		pthread_cond_wait(&w->acked, &w->lock);
-	pthread_mutex_unlock(&w->lock);
 }
 
 struct unsynced;
@@ -214,11 +221,22 @@ static void fail_exists(struct commit_req *req, struct commit_frame *f)
 	req_fail(req, f, ATOLOG_EXISTS, msg);
 }
 
+/* Is the id stored? The recent set first, then LMDB: an item leaves the
+ * set only once LMDB has it (recent.c), so this order misses nothing. */
+static int id_lookup(atolog_store *s, const uint8_t id[UUID_SIZE])
+{
+	struct index_loc loc;
+
+	if (recent_find(&s->w.recent, id, &loc))
+		return ATOLOG_OK;
+	return index_lookup(s->idx, id, &loc);
+}
+
 /*
  * Refuses caller-supplied ids that are stored already or repeated within
  * the group. Only groups holding such ids pay for this; generated ids are
- * unique by construction. The index must have caught up first, or an id in
- * a group still on its way to the index would be missed.
+ * unique by construction. Groups written but not yet synced are in
+ * neither the recent set nor LMDB, so they are synced and published first.
  */
 static int group_check_ids(atolog_store *s, struct commit_group *g,
 			   struct unsynced *u)
@@ -233,20 +251,17 @@ static int group_check_ids(atolog_store *s, struct commit_group *g,
 	}
 	if (!any_given)
 		return ATOLOG_OK;
-	/* Groups written and not yet synced are not indexed either. */
 	unsynced_flush(s, u);
-	wait_index_drained(&s->w);
-	refs = calloc(g->max_entries + 1, sizeof(*refs));
+	refs = calloc(g->max_items + 1, sizeof(*refs));
 	if (!refs)
 		return err_set(ENOMEM, "checking ids");
 	for (struct commit_req *r = g->reqs; r; r = r->next) {
 		for (size_t i = 0; i < r->n_frames; i++) {
 			struct commit_frame *f = &r->frames[i];
-			struct index_loc loc;
 
 			if (f->kind != FRAME_KIND_RECORD || f->rc != ATOLOG_OK)
 				continue;
-			int found = f->id_given ? index_lookup(s->idx, f->entry.id, &loc)
+			int found = f->id_given ? id_lookup(s, f->entry.id)
 						: ATOLOG_NOTFOUND;
 
 			if (found == ATOLOG_OK)
@@ -268,8 +283,29 @@ static int group_check_ids(atolog_store *s, struct commit_group *g,
 	return ATOLOG_OK;
 }
 
+/* The items the frames still OK will leave, for recent_reserve. */
+static void group_plan_items(struct commit_group *g)
+{
+	g->n_items = 0;
+	for (struct commit_req *r = g->reqs; r; r = r->next) {
+		for (size_t i = 0; i < r->n_frames; i++) {
+			struct commit_frame *f = &r->frames[i];
+			struct log_item *it;
+
+			if (f->rc != ATOLOG_OK)
+				continue;
+			it = &g->items[g->n_items++];
+			it->kind = f->kind;
+			it->entry = f->entry;
+			it->rows = f->rows;
+			it->n_rows = f->n_rows;
+			it->waiter = f->kind == FRAME_KIND_REGISTRY ? r : NULL;
+		}
+	}
+}
+
 /* ------------------------------------------------------------------------
- * The log thread: writing a group.
+ * Writing a group.
  */
 
 struct group_writer {
@@ -295,9 +331,9 @@ static int group_flush(atolog_store *s, struct group_writer *gw)
 	return rc;
 }
 
-/* Numbers one frame, queues it for writing and notes what to index. */
-static int group_add_frame(atolog_store *s, struct commit_group *g,
-			   struct group_writer *gw, struct commit_frame *f)
+/* Numbers one frame, queues it for writing and completes its item. */
+static int group_add_frame(atolog_store *s, struct group_writer *gw,
+			   struct commit_frame *f, struct log_item *it)
 {
 	struct writer *w = &s->w;
 	uint64_t offset;
@@ -328,20 +364,12 @@ static int group_add_frame(atolog_store *s, struct commit_group *g,
 	w->log_state.last_frame_offset = offset;
 	w->log_state.last_frame_length = f->len;
 	w->log_state.last_seq = f->seq;
-	if (f->kind == FRAME_KIND_RECORD) {
-		struct index_entry *e = &g->entries[g->n_entries++];
-
-		*e = f->entry;
-		e->seq = f->seq;
-		e->loc = (struct index_loc){ w->active.id, offset, f->len };
-		w->log_state.n_records++;
-	}
-	for (size_t i = 0; i < f->n_rows; i++)
-		g->rows[g->n_rows++] = f->rows[i];
+	w->log_state.n_records += f->kind == FRAME_KIND_RECORD;
+	it->entry.seq = f->seq;
+	it->entry.loc = (struct index_loc){ w->active.id, offset, f->len };
 	return ATOLOG_OK;
 }
 
-/* Appends every frame still OK; on failure says whether it is for good. */
 /*
  * Takes a failed group back off the log: the whole group, not only the
  * part whose write failed (a large group is written in several pwritevs).
@@ -373,13 +401,14 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 	uint64_t seq_before = w->next_seq, start = w->active.size;
 	struct index_state state_before = w->log_state;
 	bool sync_start_before = w->sync_start_next;
+	size_t k = 0;
 	int rc = ATOLOG_OK;
 
 	*for_good = false;
 	for (struct commit_req *r = g->reqs; r && rc == ATOLOG_OK; r = r->next) {
 		for (size_t i = 0; i < r->n_frames && rc == ATOLOG_OK; i++) {
 			if (r->frames[i].rc == ATOLOG_OK)
-				rc = group_add_frame(s, g, &gw, &r->frames[i]);
+				rc = group_add_frame(s, &gw, &r->frames[i], &g->items[k++]);
 		}
 	}
 	if (rc == ATOLOG_OK)
@@ -392,33 +421,38 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 		w->log_state = state_before;
 		w->sync_start_next = sync_start_before;
 	}
-	g->state = w->log_state;
 	return rc;
 }
 
 /* ------------------------------------------------------------------------
- * The log thread: syncing and handing groups to the index thread.
+ * Syncing and publishing.
  */
 
-static void groups_release(atolog_store *s, struct commit_group *head,
-			   struct commit_group *tail, uint64_t n)
+/* Publishes durable groups to the recent set, hands them to the index
+ * thread and wakes their callers. */
+static void groups_publish(atolog_store *s, struct commit_group *head)
 {
 	struct writer *w = &s->w;
+	uint64_t end = w->published;
 
+	for (struct commit_group *g = head; g; g = g->next)
+		end = recent_publish(&w->recent, g->items, g->n_items);
 	pthread_mutex_lock(&w->lock);
-	if (w->ready_tail)
-		w->ready_tail->next = head;
-	else
-		w->ready_head = head;
-	w->ready_tail = tail;
-	w->groups_written += n;
-	pthread_cond_signal(&w->index_wake);
+	w->published = end;
+	if (w->index_idle)
+		pthread_cond_signal(&w->index_wake);
+	while (head) {
+		struct commit_group *next = head->next;
+
+		reqs_complete_locked(w, head->reqs, true);
+		group_free(head);
+		head = next;
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Sync everything written and not yet synced, then release it. */
-static int log_sync_release(atolog_store *s, struct commit_group *head,
-			    struct commit_group *tail, uint64_t n)
+/* Syncs everything written and not yet synced, then publishes it. */
+static void log_sync_publish(atolog_store *s, struct commit_group *head)
 {
 	struct writer *w = &s->w;
 	int rc = io_fdatasync(&w->io, w->active.fd);
@@ -435,7 +469,7 @@ static int log_sync_release(atolog_store *s, struct commit_group *head,
 			group_abandon(s, head, err_code_from_errno(rc), msg, true);
 			head = next;
 		}
-		return rc;
+		return;
 	}
 	pthread_mutex_lock(&w->lock);
 	w->n_syncs++;
@@ -444,30 +478,18 @@ static int log_sync_release(atolog_store *s, struct commit_group *head,
 		w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	w->sync_start_next = true;
 	w->unsynced_bytes = 0;
-	if (head)
-		groups_release(s, head, tail, n);
-	return ATOLOG_OK;
+	groups_publish(s, head);
 }
 
 /* Written groups waiting for their sync (always and batch modes). */
 struct unsynced {
 	struct commit_group *head, *tail;
-	uint64_t n;
-	uint64_t reqs; /* callers waiting on this sync */
+	uint64_t n_reqs; /* callers waiting on this sync */
 };
-
-static uint64_t count_reqs(const struct commit_req *r)
-{
-	uint64_t n = 0;
-
-	for (; r; r = r->next)
-		n++;
-	return n;
-}
 
 static bool batch_sync_due(const atolog_store *s, const struct unsynced *u)
 {
-	return u->n > 0 &&
+	return u->head &&
 	       (s->w.unsynced_bytes >= s->opts.sync_bytes ||
 		mono_us() - s->w.unsynced_since >=
 			(int64_t)s->opts.sync_interval_ms * 1000);
@@ -475,34 +497,13 @@ static bool batch_sync_due(const atolog_store *s, const struct unsynced *u)
 
 static void unsynced_flush(atolog_store *s, struct unsynced *u)
 {
-	if (u->n == 0)
+	if (!u->head)
 		return;
-	s->w.last_sync_reqs = u->reqs;
-	log_sync_release(s, u->head, u->tail, u->n);
-	*u = (struct unsynced){ NULL, NULL, 0, 0 };
-}
-
-/*
- * Always mode gathers: when a sync is about to carry fewer callers than the
- * last one did, the others are most likely on their way back (woken by the
- * last sync's acknowledgement, preparing their next record), so the log
- * waits up to COMMIT_GATHER_US for them to share this sync instead of
- * taking the next one. Without it, acknowledged callers arrive just after
- * the next sync started, and N agents settle into two alternating groups
- * of N/2, each paying a whole sync. One agent alone never waits.
- */
-static bool always_sync_due(const atolog_store *s, const struct unsynced *u)
-{
-	return u->n > 0 &&
-	       (u->reqs >= s->w.last_sync_reqs ||
-		mono_us() - s->w.unsynced_since >= COMMIT_GATHER_US);
-}
-
-static bool sync_due(const atolog_store *s, const struct unsynced *u)
-{
-	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
-		return always_sync_due(s, u);
-	return batch_sync_due(s, u);
+	pthread_mutex_lock(&s->w.lock);
+	s->w.last_sync_reqs = u->n_reqs;
+	pthread_mutex_unlock(&s->w.lock);
+	log_sync_publish(s, u->head);
+	*u = (struct unsynced){ NULL, NULL, 0 };
 }
 
 /* Writes one group and moves it on according to the sync mode. */
@@ -516,7 +517,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	if (!g) {
 		reqs_fail(reqs, ENOMEM, "allocating a commit group");
 		pthread_mutex_lock(&s->w.lock);
-		reqs_complete_locked(&s->w, reqs);
+		reqs_complete_locked(&s->w, reqs, false);
 		pthread_mutex_unlock(&s->w.lock);
 		return;
 	}
@@ -525,6 +526,10 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	rc = group_alloc(g);
 	if (rc == ATOLOG_OK)
 		rc = group_check_ids(s, g, u);
+	if (rc == ATOLOG_OK) {
+		group_plan_items(g);
+		rc = recent_reserve(&s->w.recent, g->items, g->n_items);
+	}
 	if (rc == ATOLOG_OK)
 		rc = group_write(s, g, &for_good);
 	if (rc != ATOLOG_OK) {
@@ -536,148 +541,239 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	}
 	pthread_mutex_lock(&s->w.lock);
 	s->w.n_groups++;
-	s->w.n_frames += g->n_entries;
+	s->w.n_frames += g->n_items;
 	pthread_mutex_unlock(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
-		groups_release(s, g, g, 1);
+		groups_publish(s, g);
 		return;
 	}
-	if (u->n++ == 0) {
+	if (!u->head) {
 		u->head = g;
 		s->w.unsynced_since = mono_us();
 	} else {
 		u->tail->next = g;
 	}
 	u->tail = g;
-	u->reqs += count_reqs(g->reqs);
+	u->n_reqs += g->n_reqs;
 	s->w.unsynced_bytes += g->bytes;
 }
 
-/* Waits for work. Returns the queued requests, or NULL when there are none
- * and unsynced groups should be synced now (batch: nothing else is coming
- * to share the sync; always: the gathering time is up), or the writer is
- * stopping. */
-static struct commit_req *log_wait_locked(atolog_store *s, struct unsynced *u)
+/* ------------------------------------------------------------------------
+ * Leading.
+ */
+
+static struct commit_req *queue_take_locked(struct writer *w)
 {
-	struct writer *w = &s->w;
-	struct commit_req *reqs;
+	struct commit_req *reqs = w->paused ? NULL : w->queue_head;
 
-	while ((!w->queue_head || w->paused) && !w->stopping) {
-		if (u->n > 0 && (s->opts.sync == ATOLOG_SYNC_BATCH ||
-				 always_sync_due(s, u)))
-			return NULL;
-		if (u->n > 0) {
-			struct timespec until = deadline_in_us(
-				COMMIT_GATHER_US - (mono_us() - w->unsynced_since));
-
-			pthread_cond_timedwait(&w->log_wake, &w->lock, &until);
-		} else {
-			pthread_cond_wait(&w->log_wake, &w->lock);
-		}
+	if (reqs) {
+		w->queue_head = w->queue_tail = NULL;
+		w->queued_reqs = 0;
 	}
-	reqs = w->queue_head;
-	w->queue_head = w->queue_tail = NULL;
 	return reqs;
 }
 
-static void *log_thread_main(void *arg)
+/*
+ * Always mode gathers: when fewer callers are queued than the last sync
+ * carried, the others are most likely on their way back (woken by that
+ * sync, preparing their next record), so the leader waits up to
+ * COMMIT_GATHER_US for them to share this sync instead of the next one.
+ * Without it, callers acknowledged together arrive just after the next
+ * sync started, and N agents settle into two alternating groups of N/2,
+ * each paying a whole sync. One agent alone never waits.
+ */
+static void leader_gather_locked(struct writer *w, struct commit_req *self)
 {
-	atolog_store *s = arg;
+	struct timespec until;
+
+	if (w->queued_reqs >= w->last_sync_reqs)
+		return;
+	until = deadline_in_us(COMMIT_GATHER_US);
+	w->gatherer = self;
+	while (w->queued_reqs < w->last_sync_reqs && !w->stopping &&
+	       pthread_cond_timedwait(&self->wake, &w->lock, &until) != ETIMEDOUT)
+		;
+	w->gatherer = NULL;
+}
+
+/*
+ * Leads the log once, for everything queued (self's request among it),
+ * with the lock held: the lock is dropped while writing and syncing. In
+ * batch mode the leader keeps writing what arrives meanwhile until the
+ * queue runs dry or a sync is due, so that one sync covers it all.
+ */
+static void leader_run(atolog_store *s, struct commit_req *self)
+{
 	struct writer *w = &s->w;
-	struct unsynced u = { NULL, NULL, 0, 0 };
+	struct unsynced u = { NULL, NULL, 0 };
 
-	err_begin(s);
-	pthread_mutex_lock(&w->lock);
+	w->leading = true;
+	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
+		leader_gather_locked(w, self);
 	for (;;) {
-		struct commit_req *reqs = log_wait_locked(s, &u);
+		struct commit_req *reqs = queue_take_locked(w);
 
-		if (!reqs && u.n == 0 && w->stopping)
+		if (!reqs)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		if (reqs)
-			log_group_run(s, reqs, &u);
-		if (!reqs || sync_due(s, &u))
-			unsynced_flush(s, &u);
+		log_group_run(s, reqs, &u);
+		pthread_mutex_lock(&w->lock);
+		if (s->opts.sync != ATOLOG_SYNC_BATCH || batch_sync_due(s, &u))
+			break;
+	}
+	if (u.head) {
+		pthread_mutex_unlock(&w->lock);
+		unsynced_flush(s, &u);
 		pthread_mutex_lock(&w->lock);
 	}
-	w->log_done = true;
-	pthread_cond_signal(&w->index_wake);
+	w->leading = false;
+	if (w->queue_head && !w->paused)
+		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
+	pthread_cond_broadcast(&w->idle);
+}
+
+/* Waits for room in the queue and the recent set (invariant 4). */
+static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
+{
+	struct writer *w = &s->w;
+	struct timespec until;
+	uint64_t max = w->recent_max ? w->recent_max : RECENT_MAX_ITEMS;
+
+	if (s->opts.queue_timeout_ms)
+		until = deadline_in_us((int64_t)s->opts.queue_timeout_ms * 1000);
+	/* A request larger than the whole budget still goes, alone. */
+	while (!w->failed_rc && !w->stopping &&
+	       ((w->queued_bytes > 0 &&
+		 w->queued_bytes + req->bytes > s->opts.queue_bytes) ||
+		(w->published > w->indexed && !w->index_failed &&
+		 w->published - w->indexed + req->n_frames > max))) {
+		if (!s->opts.queue_timeout_ms) {
+			pthread_cond_wait(&w->room, &w->lock);
+		} else if (pthread_cond_timedwait(&w->room, &w->lock, &until) ==
+			   ETIMEDOUT) {
+			return err_set(ATOLOG_TIMEDOUT, "the commit queue stayed full "
+				       "(%" PRIu64 " bytes queued, %" PRIu64
+				       " records not yet indexed) for %u ms",
+				       w->queued_bytes, w->published - w->indexed,
+				       s->opts.queue_timeout_ms);
+		}
+	}
+	if (w->failed_rc)
+		return err_set(ATOLOG_FAILED, "%s; reopen the store", w->failed_msg);
+	if (w->stopping)
+		return err_set(ATOLOG_INVALID, "the store is closing");
+	return ATOLOG_OK;
+}
+
+static void queue_put_locked(struct writer *w, struct commit_req *req)
+{
+	req->next = NULL;
+	if (w->queue_tail)
+		w->queue_tail->next = req;
+	else
+		w->queue_head = req;
+	w->queue_tail = req;
+	w->queued_reqs++;
+	w->queued_bytes += req->bytes;
+	if (w->gatherer && w->queued_reqs >= w->last_sync_reqs)
+		pthread_cond_signal(&w->gatherer->wake);
+}
+
+int commit_submit(atolog_store *s, struct commit_req *req)
+{
+	struct writer *w = &s->w;
+	int rc;
+
+	req->bytes = 0;
+	req->done = false;
+	req->wait_indexed = false;
+	for (size_t i = 0; i < req->n_frames; i++) {
+		struct commit_frame *f = &req->frames[i];
+
+		f->queued = f->rc == ATOLOG_OK;
+		if (f->queued)
+			req->bytes += f->len;
+		req->wait_indexed |= f->queued && f->kind == FRAME_KIND_REGISTRY;
+	}
+	pthread_mutex_lock(&w->lock);
+	rc = wait_for_room_locked(s, req);
+	if (rc != ATOLOG_OK) {
+		pthread_mutex_unlock(&w->lock);
+		for (size_t i = 0; i < req->n_frames; i++) {
+			if (req->frames[i].rc == ATOLOG_OK)
+				req->frames[i].rc = rc; /* refused before the queue */
+		}
+		return rc;
+	}
+	cond_init_monotonic(&req->wake);
+	queue_put_locked(w, req);
+	while (!req->done) {
+		if (!w->leading && !w->paused && w->queue_head)
+			leader_run(s, req);
+		else
+			pthread_cond_wait(&req->wake, &w->lock);
+	}
 	pthread_mutex_unlock(&w->lock);
-	return NULL;
+	pthread_cond_destroy(&req->wake);
+	for (size_t i = 0; i < req->n_frames; i++) {
+		if (req->frames[i].queued && req->frames[i].rc != ATOLOG_OK)
+			return err_set(req->frames[i].rc, "%s", req->msg);
+	}
+	return ATOLOG_OK;
 }
 
 /* ------------------------------------------------------------------------
  * The index thread.
  */
 
-/* The entries and rows of every group, as one batch. */
-static int merge_groups(struct commit_group *groups, struct index_batch *b,
-			struct index_entry **entries, struct index_registry_row **rows)
+/* Commits items [from, to) in one transaction (an atolog code). */
+static int index_items(atolog_store *s, uint64_t from, uint64_t to)
 {
-	size_t n_entries = 0, n_rows = 0;
-	struct commit_group *last = groups;
-
-	for (struct commit_group *g = groups; g; g = g->next) {
-		n_entries += g->n_entries;
-		n_rows += g->n_rows;
-		last = g;
-	}
-	*entries = calloc(n_entries + 1, sizeof(**entries));
-	*rows = calloc(n_rows + 1, sizeof(**rows));
-	if (!*entries || !*rows)
-		return err_set(ENOMEM, "merging commit groups");
-	for (struct commit_group *g = groups; g; g = g->next) {
-		memcpy(*entries + b->n_entries, g->entries,
-		       g->n_entries * sizeof(**entries));
-		b->n_entries += g->n_entries;
-		memcpy(*rows + b->n_registry, g->rows, g->n_rows * sizeof(**rows));
-		b->n_registry += g->n_rows;
-	}
-	b->entries = *entries;
-	b->registry = *rows;
-	b->state = &last->state;
-	return ATOLOG_OK;
-}
-
-static int index_groups(atolog_store *s, struct commit_group *groups)
-{
-	struct index_batch b = { .n_entries = 0 };
-	struct index_entry *entries = NULL;
-	struct index_registry_row *rows = NULL;
-	int rc = merge_groups(groups, &b, &entries, &rows);
+	struct recent_batch *b = &s->w.batch;
+	struct index_batch ib;
+	int rc = recent_take(&s->w.recent, from, to, b);
 
 	if (rc == ATOLOG_OK && !s->marker_present && store_needs_marker(s))
 		rc = store_marker_write(s);
-	if (rc == ATOLOG_OK)
-		rc = index_apply(s->idx, &b, NULL);
-	free(entries);
-	free(rows);
-	return rc;
+	if (rc != ATOLOG_OK)
+		return rc;
+	ib = (struct index_batch){
+		.entries = b->entries, .n_entries = b->n_entries,
+		.registry = b->rows, .n_registry = b->n_rows, .state = &b->state,
+	};
+	return index_apply(s->idx, &ib, NULL);
 }
 
-/* Records the outcome of one index transaction and wakes the callers. */
-static void index_groups_done(atolog_store *s, struct commit_group *groups,
-			      int rc, const char *msg)
+/* Records the outcome of one index transaction and wakes whoever waits
+ * on it: registrations it covered, callers waiting for room, close. */
+static void index_items_done(atolog_store *s, uint64_t to, int rc,
+			     const char *msg)
 {
 	struct writer *w = &s->w;
+	struct recent_batch *b = &w->batch;
 
+	if (rc == ATOLOG_OK)
+		recent_trim(&w->recent, to);
 	pthread_mutex_lock(&w->lock);
-	if (rc != ATOLOG_OK)
-		fail_for_good_locked(w, rc, msg); /* logged, not indexed */
-	else
+	if (rc != ATOLOG_OK) {
+		/* The callers were acknowledged: their records are in the log
+		 * and in the recent set, and the next open indexes them. */
+		fail_for_good_locked(w, rc, msg);
+		w->index_failed = true;
+	} else {
+		w->indexed = to;
+		w->state = b->state;
 		w->n_index_commits++;
-	while (groups) {
-		struct commit_group *next = groups->next;
+	}
+	for (size_t i = 0; i < b->n_waiters; i++) {
+		struct commit_req *req = b->waiters[i];
 
 		if (rc != ATOLOG_OK)
-			reqs_fail(groups->reqs, rc, msg);
-		else
-			w->state = groups->state;
-		reqs_complete_locked(w, groups->reqs);
-		w->groups_indexed++;
-		group_free(groups);
-		groups = next;
+			req_fail(req, &req->frames[0], rc, msg);
+		req_complete_locked(w, req);
 	}
+	pthread_cond_broadcast(&w->room);
+	pthread_cond_broadcast(&w->idle);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -689,6 +785,33 @@ static void index_idle_flush(atolog_store *s)
 		err_clear(); /* the marker stays: the next open rebuilds */
 }
 
+static bool index_has_work_locked(const struct writer *w)
+{
+	return w->published > w->indexed && !w->index_paused && !w->index_failed;
+}
+
+/* Waits for items to index; false once stopping with nothing left. */
+static bool index_wait_locked(atolog_store *s)
+{
+	struct writer *w = &s->w;
+
+	while (!index_has_work_locked(w)) {
+		struct timespec until = deadline_in_us(INDEX_IDLE_FLUSH_MS * 1000);
+
+		if (w->index_stop)
+			return false;
+		w->index_idle = true;
+		if (pthread_cond_timedwait(&w->index_wake, &w->lock, &until) ==
+			    ETIMEDOUT && !index_has_work_locked(w) && !w->index_stop) {
+			pthread_mutex_unlock(&w->lock);
+			index_idle_flush(s);
+			pthread_mutex_lock(&w->lock);
+		}
+		w->index_idle = false;
+	}
+	return true;
+}
+
 static void *index_thread_main(void *arg)
 {
 	atolog_store *s = arg;
@@ -696,31 +819,19 @@ static void *index_thread_main(void *arg)
 
 	err_begin(s);
 	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		struct commit_group *groups;
+	while (index_wait_locked(s)) {
+		uint64_t from = w->indexed, to = w->published;
 		char msg[ERR_MSG_SIZE] = "";
 		int rc;
 
-		while (!w->ready_head && !w->log_done) {
-			struct timespec until = deadline_in_us(INDEX_IDLE_FLUSH_MS * 1000);
-
-			if (pthread_cond_timedwait(&w->index_wake, &w->lock, &until) ==
-			    ETIMEDOUT && !w->ready_head) {
-				pthread_mutex_unlock(&w->lock);
-				index_idle_flush(s);
-				pthread_mutex_lock(&w->lock);
-			}
-		}
-		if (!w->ready_head)
-			break;
-		groups = w->ready_head;
-		w->ready_head = w->ready_tail = NULL;
+		if (to - from > INDEX_TXN_MAX_ITEMS)
+			to = from + INDEX_TXN_MAX_ITEMS;
 		pthread_mutex_unlock(&w->lock);
 		err_clear();
-		rc = index_groups(s, groups);
+		rc = index_items(s, from, to);
 		if (rc != ATOLOG_OK)
-			snprintf(msg, sizeof(msg), "%s", err_message(s));
-		index_groups_done(s, groups, rc, msg);
+			snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
+		index_items_done(s, to, rc, msg);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -728,69 +839,7 @@ static void *index_thread_main(void *arg)
 }
 
 /* ------------------------------------------------------------------------
- * Callers.
- */
-
-int commit_submit(atolog_store *s, struct commit_req *req)
-{
-	struct writer *w = &s->w;
-	struct timespec until;
-	int rc = ATOLOG_OK;
-
-	req->bytes = 0;
-	for (size_t i = 0; i < req->n_frames; i++) {
-		req->frames[i].queued = req->frames[i].rc == ATOLOG_OK;
-		if (req->frames[i].queued)
-			req->bytes += req->frames[i].len;
-	}
-	if (s->opts.queue_timeout_ms)
-		until = deadline_in_us((int64_t)s->opts.queue_timeout_ms * 1000);
-	pthread_mutex_lock(&w->lock);
-	/* A request larger than the whole budget still goes, alone. */
-	while (!w->failed_rc && !w->stopping && w->queued_bytes > 0 &&
-	       w->queued_bytes + req->bytes > s->opts.queue_bytes) {
-		if (!s->opts.queue_timeout_ms) {
-			pthread_cond_wait(&w->room, &w->lock);
-		} else if (pthread_cond_timedwait(&w->room, &w->lock, &until) ==
-			   ETIMEDOUT) {
-			rc = err_set(ATOLOG_TIMEDOUT, "the commit queue stayed full "
-				     "(%" PRIu64 " bytes) for %u ms", w->queued_bytes,
-				     s->opts.queue_timeout_ms);
-			break;
-		}
-	}
-	if (rc == ATOLOG_OK && w->failed_rc)
-		rc = err_set(ATOLOG_FAILED, "%s; reopen the store", w->failed_msg);
-	else if (rc == ATOLOG_OK && w->stopping)
-		rc = err_set(ATOLOG_INVALID, "the store is closing");
-	if (rc != ATOLOG_OK) {
-		pthread_mutex_unlock(&w->lock);
-		for (size_t i = 0; i < req->n_frames; i++) {
-			if (req->frames[i].rc == ATOLOG_OK)
-				req->frames[i].rc = rc; /* refused before the queue */
-		}
-		return rc;
-	}
-	req->next = NULL;
-	if (w->queue_tail)
-		w->queue_tail->next = req;
-	else
-		w->queue_head = req;
-	w->queue_tail = req;
-	w->queued_bytes += req->bytes;
-	pthread_cond_signal(&w->log_wake);
-	while (!req->done)
-		pthread_cond_wait(&w->acked, &w->lock);
-	pthread_mutex_unlock(&w->lock);
-	for (size_t i = 0; i < req->n_frames; i++) {
-		if (req->frames[i].queued && req->frames[i].rc != ATOLOG_OK)
-			return err_set(req->frames[i].rc, "%s", req->msg);
-	}
-	return ATOLOG_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Rolling segments (log thread).
+ * Rolling segments (the leader).
  */
 
 /* A buffer with room for the frame header in front of the payload. */
@@ -858,10 +907,9 @@ int writer_init(atolog_store *s)
 	pthread_mutex_init(&w->registry_lock, NULL);
 	pthread_mutex_init(&w->ids_lock, NULL);
 	pthread_mutex_init(&w->lock, NULL);
-	cond_init_monotonic(&w->log_wake);
 	cond_init_monotonic(&w->index_wake);
 	cond_init_monotonic(&w->room);
-	cond_init_monotonic(&w->acked);
+	cond_init_monotonic(&w->idle);
 	uuid_v7_init(&w->ids);
 	io_faults_init(&w->io);
 	w->sync_start_next = true; /* the first frame after open */
@@ -871,22 +919,41 @@ int writer_init(atolog_store *s)
 int writer_start(atolog_store *s)
 {
 	struct writer *w = &s->w;
+	int rc = recent_batch_init(&w->batch);
 
+	if (rc != ATOLOG_OK)
+		return rc;
 	w->log_state = w->state;
+	recent_init(&w->recent, &w->state);
 	segment_preallocate(&w->active, s->opts.segment_size);
-	if (pthread_create(&w->log_thread, NULL, log_thread_main, s) != 0)
-		return err_set(EAGAIN, "starting the log thread");
 	if (pthread_create(&w->index_thread, NULL, index_thread_main, s) != 0) {
-		pthread_mutex_lock(&w->lock);
-		w->stopping = true;
-		pthread_cond_signal(&w->log_wake);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->log_thread, NULL);
+		recent_destroy(&w->recent);
+		recent_batch_free(&w->batch);
 		return err_set(EAGAIN, "starting the index thread");
 	}
 	w->started = true;
 	w->ran = true;
 	return ATOLOG_OK;
+}
+
+/* Lets the queue drain (by its own leaders) and the index catch up. */
+static void writer_drain(atolog_store *s)
+{
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	w->paused = false;
+	if (w->queue_head && !w->leading)
+		pthread_cond_signal(&w->queue_head->wake);
+	pthread_cond_broadcast(&w->room);
+	while (w->leading || w->queue_head)
+		pthread_cond_wait(&w->idle, &w->lock);
+	w->index_paused = false;
+	w->index_stop = true;
+	pthread_cond_signal(&w->index_wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->index_thread, NULL);
 }
 
 int writer_stop(atolog_store *s)
@@ -895,13 +962,7 @@ int writer_stop(atolog_store *s)
 	int rc = ATOLOG_OK;
 
 	if (w->started) {
-		pthread_mutex_lock(&w->lock);
-		w->stopping = true;
-		pthread_cond_broadcast(&w->log_wake);
-		pthread_cond_broadcast(&w->room);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->log_thread, NULL);
-		pthread_join(w->index_thread, NULL);
+		writer_drain(s);
 		w->started = false;
 	}
 	if (w->ran && w->active.fd >= 0 && !w->io_failed) {
@@ -930,9 +991,40 @@ void store_observe_syncs(atolog_store *s,
 
 void store_pause_log(atolog_store *s, bool paused)
 {
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	w->paused = paused;
+	if (!paused && w->queue_head && !w->leading)
+		pthread_cond_signal(&w->queue_head->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void store_pause_index(atolog_store *s, bool paused)
+{
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	w->index_paused = paused;
+	pthread_cond_signal(&w->index_wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void store_index_wait(atolog_store *s)
+{
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->indexed < w->published && !w->index_failed && !w->index_paused)
+		pthread_cond_wait(&w->idle, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void store_set_recent_max(atolog_store *s, uint64_t max)
+{
 	pthread_mutex_lock(&s->w.lock);
-	s->w.paused = paused;
-	pthread_cond_signal(&s->w.log_wake);
+	s->w.recent_max = max;
+	pthread_cond_broadcast(&s->w.room);
 	pthread_mutex_unlock(&s->w.lock);
 }
 
@@ -940,13 +1032,16 @@ void writer_destroy(atolog_store *s)
 {
 	struct writer *w = &s->w;
 
+	if (w->ran) {
+		recent_destroy(&w->recent);
+		recent_batch_free(&w->batch);
+	}
 	if (w->active.fd >= 0)
 		close(w->active.fd);
 	w->active.fd = -1;
-	pthread_cond_destroy(&w->log_wake);
 	pthread_cond_destroy(&w->index_wake);
 	pthread_cond_destroy(&w->room);
-	pthread_cond_destroy(&w->acked);
+	pthread_cond_destroy(&w->idle);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->ids_lock);
 	pthread_mutex_destroy(&w->registry_lock);

@@ -49,6 +49,10 @@
 #define INDEX_IDLE_FLUSH_MS 1000    /* idle this long, the index is flushed */
 #define COMMIT_GATHER_US 250        /* always mode: longest wait for callers
 				     * returning to share a sync (commit.c) */
+#define RECENT_CHUNK_ITEMS 4096     /* items per chunk of the recent set */
+#define RECENT_CHUNK_NAMES (512 * 1024) /* name bytes per chunk */
+#define RECENT_MAX_ITEMS 65536      /* not yet indexed, before writers wait */
+#define INDEX_TXN_MAX_ITEMS 16384   /* frames per index transaction */
 
 /* ------------------------------------------------------------------------
  * I/O shim (engine/io.c): every write-side system call goes through here,
@@ -172,14 +176,77 @@ int scan_segment(int fd, const struct scan_start *from,
 		 struct scan_result *result);
 
 /* ------------------------------------------------------------------------
+ * The recent set (engine/recent.c): acknowledged frames the index may not
+ * have committed yet, merged into every read of this process.
+ */
+struct commit_req;
+
+/* What a written frame leaves behind for readers and for the index. */
+struct log_item {
+	uint8_t kind;                          /* FRAME_KIND_RECORD or _REGISTRY */
+	struct index_entry entry;              /* registry frames: seq and loc only */
+	const struct index_registry_row *rows; /* registry frames */
+	size_t n_rows;
+	struct commit_req *waiter;             /* registry: acked once indexed */
+};
+
+struct recent_chunk;
+
+struct recent {
+	pthread_rwlock_t lock;
+	struct recent_chunk *head, *tail;
+	struct recent_chunk *reserved; /* the leader's, not yet in the list */
+	uint64_t end;                  /* items published since open */
+	uint64_t indexed;              /* items below this are in LMDB */
+	struct index_state last;       /* the log after the last item */
+};
+
+/* One index transaction's worth of items (the index thread's). */
+struct recent_batch {
+	struct index_entry *entries;   /* INDEX_TXN_MAX_ITEMS */
+	size_t n_entries;
+	struct index_registry_row *rows;
+	size_t n_rows, cap_rows;
+	struct commit_req **waiters;   /* INDEX_TXN_MAX_ITEMS */
+	size_t n_waiters;
+	struct index_state state;      /* the log after the last item */
+};
+
+/* start: the index's state after recovery (the set starts empty there). */
+int recent_init(struct recent *r, const struct index_state *start);
+void recent_destroy(struct recent *r);
+/* Leader: makes room to publish items (call before writing them). */
+int recent_reserve(struct recent *r, const struct log_item *items, size_t n);
+/* Leader: appends items (names are copied); returns the new end. */
+uint64_t recent_publish(struct recent *r, const struct log_item *items, size_t n);
+/* Index thread: items below indexed are committed; frees what it can. */
+void recent_trim(struct recent *r, uint64_t indexed);
+/* The log state after the last published item. */
+void recent_last_state(struct recent *r, struct index_state *out);
+/* Readers: the location of a recent record with this id. */
+bool recent_find(struct recent *r, const uint8_t id[UUID_SIZE],
+		 struct index_loc *loc);
+/* Readers: every recent record not yet surely in LMDB that matches f
+ * (names compared exactly), in f's order; *out is malloc'ed. */
+int recent_collect(struct recent *r, const struct index_filter *f,
+		   struct index_hit **out, size_t *n);
+/* Orders hits by (created_at, seq): <0, 0, >0. */
+int recent_hit_cmp(const struct index_hit *a, const struct index_hit *b);
+/* Index thread: items [from, to) as one batch (to - from <= the max). */
+int recent_batch_init(struct recent_batch *b);
+void recent_batch_free(struct recent_batch *b);
+int recent_take(struct recent *r, uint64_t from, uint64_t to,
+		struct recent_batch *b);
+
+/* ------------------------------------------------------------------------
  * The commit pipeline (engine/commit.c).
  *
  * Callers encode their frames in their own threads and queue a request.
- * The log thread takes everything queued as one group: it numbers the
- * frames, appends them with one write, and makes them durable per the sync
- * mode. The index thread then indexes every durable group in one LMDB
- * transaction and wakes their callers. The two stages overlap: group N is
- * indexed while group N+1 is written and synced.
+ * One caller at a time leads: it takes everything queued as one group,
+ * numbers the frames, appends them with one write and makes them durable
+ * per the sync mode, then publishes the group to the recent set and wakes
+ * its callers. The index thread commits the recent set to LMDB behind
+ * them, in large transactions.
  */
 struct commit_frame {
 	uint8_t *data;  /* FRAME_HEADER_SIZE reserved, then the payload */
@@ -199,37 +266,44 @@ struct commit_req {
 	size_t n_frames;
 	uint64_t bytes;
 	bool done;
+	bool wait_indexed;   /* registry rows: done once the index has them */
+	pthread_cond_t wake; /* done, or "lead now" */
 	char msg[ERR_MSG_SIZE]; /* why a frame failed, from the thread that saw it */
 	struct commit_req *next;
 };
-
-struct commit_group;
 
 struct writer {
 	pthread_mutex_t registry_lock; /* one registration (check + write) at a time */
 	pthread_mutex_t ids_lock;      /* the id generator */
 	struct uuid_v7_gen ids;
 
-	/* The log thread's own (set up by recovery before it starts). */
+	/* The leader's (one at a time, handed on under lock; recovery sets
+	 * them up before the first). */
 	struct segment active;
 	uint64_t next_seq;
 	struct index_state log_state; /* after the last frame written */
 	bool sync_start_next;         /* the next frame opens a sync unit */
 	uint64_t unsynced_bytes;
 	int64_t unsynced_since;       /* monotonic us of the oldest unsynced write */
-	uint64_t last_sync_reqs;      /* callers the last sync carried */
 	bool io_failed;               /* what is on disk is unknown */
 
 	/* Shared, under lock. */
 	pthread_mutex_t lock;
-	pthread_cond_t log_wake, index_wake, room, acked;
+	pthread_cond_t index_wake, room, idle;
 	struct commit_req *queue_head, *queue_tail;
+	uint64_t queued_reqs;         /* requests in the queue */
 	uint64_t queued_bytes;        /* queued or in flight, not yet acked */
-	struct commit_group *ready_head, *ready_tail;
-	uint64_t groups_written, groups_indexed;
-	bool stopping, log_done, started;
-	bool ran;                     /* the threads started once: close trims */
-	bool paused;                  /* test hook: the log thread takes nothing */
+	bool leading;                 /* a caller is leading the log */
+	struct commit_req *gatherer;  /* always mode: the leader, waiting for */
+	uint64_t last_sync_reqs;      /* as many callers as the last sync had */
+	uint64_t published, indexed;  /* items of the recent set, and in LMDB */
+	uint64_t recent_max;          /* published - indexed before callers wait */
+	bool index_idle;              /* the index thread waits for work */
+	bool index_failed;            /* it stopped committing */
+	bool stopping, index_stop, started;
+	bool ran;                     /* the writer started once: close trims */
+	bool paused;                  /* test hook: nobody leads */
+	bool index_paused;            /* test hook: the index thread commits nothing */
 	/* Test hook: told (segment, bytes) after each fdatasync of the log. */
 	void (*on_sync)(uint64_t segment, uint64_t size, void *ctx);
 	void *on_sync_ctx;
@@ -238,7 +312,9 @@ struct writer {
 	struct index_state state;     /* what the index holds */
 	uint64_t n_groups, n_frames, n_syncs, n_index_commits;
 	struct io_faults io;          /* tests set faults under lock */
-	pthread_t log_thread, index_thread;
+	struct recent recent;
+	struct recent_batch batch;    /* the index thread's */
+	pthread_t index_thread;
 };
 
 struct atolog_store {
@@ -259,16 +335,19 @@ struct atolog_store {
 
 /* engine/commit.c */
 int writer_init(atolog_store *store);
-/* Starts the log and index threads (after recovery). */
+/* Starts the index thread (after recovery). */
 int writer_start(atolog_store *store);
-/* Drains the queue, syncs, stops the threads; returns the first error. */
+/* Drains the queue and the recent set into the index, stops the index
+ * thread, trims and syncs the log; returns the first error. */
 int writer_stop(atolog_store *store);
 void writer_destroy(atolog_store *store);
-/* Queues req and waits until its frames are committed (or refused);
- * frames whose rc is not OK are passed over. Returns the first error of a
- * frame it queued, with its message. */
+/* Queues req and waits until its frames are durable per the sync mode and
+ * visible to this process's readers (registrations: until indexed), or
+ * refused; the calling thread may lead the log meanwhile. Frames whose rc
+ * is not OK are passed over. Returns the first error of a frame it
+ * queued, with its message. */
 int commit_submit(atolog_store *store, struct commit_req *req);
-/* Seals the active segment and starts the next (log thread). */
+/* Seals the active segment and starts the next (the leader). */
 int writer_roll(atolog_store *store);
 
 /* engine/store.c: the index-unsynced marker (see the comment there). */
@@ -293,8 +372,21 @@ void store_observe_syncs(atolog_store *store,
 			 void (*fn)(uint64_t segment, uint64_t size, void *ctx),
 			 void *ctx);
 
-/* Test hook: hold the log thread (requests queue up) or let it go. */
+/* Test hook: let nobody lead (requests queue up), or let them go. */
 void store_pause_log(atolog_store *store, bool paused);
+/* Test hook: hold the index thread (the recent set grows), or let it go;
+ * and how many recent items make callers wait (0: RECENT_MAX_ITEMS). */
+void store_pause_index(atolog_store *store, bool paused);
+void store_set_recent_max(atolog_store *store, uint64_t max);
+/* Test hook: waits until the index holds everything published. */
+void store_index_wait(atolog_store *store);
+/* Test hook: readers take every item still in the set for not yet
+ * indexed, so that they meet records in both streams (the race of a
+ * commit between a reader's two looks, made certain). */
+void recent_forget_indexed(struct recent *r);
+
+/* engine/read.c: the recent set of a writer handle, NULL if read-only. */
+struct recent *store_recent(atolog_store *store);
 
 /* Test hook: make the nth (0 = next) call of op fail with err. */
 void store_inject_fault(atolog_store *store, enum io_op op, long nth, int err,

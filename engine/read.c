@@ -71,6 +71,9 @@ int atolog_interaction_get(atolog_store *s, const char *id_text,
 	rc = uuid_parse(id_text, id);
 	if (rc != ATOLOG_OK)
 		return rc;
+	/* The recent set first: a record leaves it only once LMDB has it. */
+	if (store_recent(s) && recent_find(store_recent(s), id, &loc))
+		return read_checked(s, &loc, id, out);
 	rc = index_lookup(s->idx, id, &loc);
 	if (rc == ATOLOG_NOTFOUND)
 		return err_set(rc, "no interaction with id %s", id_text);
@@ -84,8 +87,16 @@ void atolog_interaction_free(atolog_interaction *rec)
 	free(rec); /* one block: codec/record.c, record_fields_flatten */
 }
 
+struct recent *store_recent(atolog_store *s)
+{
+	return s->writer_ready && s->w.started ? &s->w.recent : NULL;
+}
+
 /* ------------------------------------------------------------------------
- * Iterators.
+ * Iterators: a merge of two streams in the same order, the index scan and
+ * the recent set as it was when the iterator opened (engine/recent.c). A
+ * record committed to LMDB after that shows in both, with the same key:
+ * it is taken once.
  */
 
 struct atolog_iter {
@@ -93,6 +104,10 @@ struct atolog_iter {
 	struct index_scan *scan;
 	struct index_hit hits[ITER_BATCH];
 	size_t n_hits, pos;
+	bool scan_done;
+	struct index_hit *recent; /* sorted in the iterator's order */
+	size_t n_recent, recent_pos;
+	bool oldest_first;
 	long remaining; /* < 0: no limit */
 	/* The exact filters: the index compares hashes, this compares bytes. */
 	char *project, *session, *client;
@@ -145,6 +160,42 @@ static int iter_refill(atolog_iter *it)
 	return index_scan_next(it->scan, it->hits, want, &it->n_hits);
 }
 
+/* The next hit of the merged streams in *hit, NULL at the end. */
+static int iter_pick(atolog_iter *it, const struct index_hit **hit)
+{
+	const struct index_hit *scanned, *recent;
+	int c;
+
+	*hit = NULL;
+	if (it->pos == it->n_hits && !it->scan_done) {
+		int rc = iter_refill(it);
+
+		if (rc != ATOLOG_OK)
+			return rc;
+		it->scan_done = it->n_hits == 0;
+	}
+	scanned = it->pos < it->n_hits ? &it->hits[it->pos] : NULL;
+	recent = it->recent_pos < it->n_recent ? &it->recent[it->recent_pos] : NULL;
+	if (!scanned || !recent) {
+		*hit = scanned ? scanned : recent;
+		it->pos += scanned != NULL;
+		it->recent_pos += recent != NULL;
+		return ATOLOG_OK;
+	}
+	c = recent_hit_cmp(scanned, recent);
+	if (!it->oldest_first)
+		c = -c;
+	if (c <= 0) {
+		*hit = scanned;
+		it->pos++;
+		it->recent_pos += c == 0; /* the same record, in both */
+	} else {
+		*hit = recent;
+		it->recent_pos++;
+	}
+	return ATOLOG_OK;
+}
+
 int atolog_iter_next(atolog_iter *it, const atolog_interaction **rec)
 {
 	int rc;
@@ -153,18 +204,17 @@ int atolog_iter_next(atolog_iter *it, const atolog_interaction **rec)
 	free(it->current);
 	it->current = NULL;
 	while (!it->done && it->remaining != 0) {
+		const struct index_hit *hit;
 		bool taken;
 
-		if (it->pos == it->n_hits) {
-			rc = iter_refill(it);
-			if (rc != ATOLOG_OK || it->n_hits == 0) {
-				it->done = true;
-				if (rc != ATOLOG_OK)
-					return rc;
-				break;
-			}
+		rc = iter_pick(it, &hit);
+		if (rc != ATOLOG_OK || !hit) {
+			it->done = true;
+			if (rc != ATOLOG_OK)
+				return rc;
+			break;
 		}
-		rc = iter_take(it, &it->hits[it->pos++], &taken);
+		rc = iter_take(it, hit, &taken);
 		if (rc != ATOLOG_OK) {
 			it->done = true;
 			return rc;
@@ -185,6 +235,7 @@ void atolog_iter_close(atolog_iter *it)
 	if (!it)
 		return;
 	index_scan_close(it->scan);
+	free(it->recent);
 	free(it->current);
 	free(it->project);
 	free(it->session);
@@ -215,8 +266,16 @@ static int iter_open(atolog_store *s, atolog_iter *it, int64_t since,
 		.oldest_first = oldest_first,
 	};
 
+	int rc = ATOLOG_OK;
+
 	it->store = s;
-	return index_scan_open(s->idx, &f, &it->scan);
+	it->oldest_first = oldest_first;
+	/* The recent set before the scan's first transaction (recent.c). */
+	if (store_recent(s))
+		rc = recent_collect(store_recent(s), &f, &it->recent, &it->n_recent);
+	if (rc == ATOLOG_OK)
+		rc = index_scan_open(s->idx, &f, &it->scan);
+	return rc;
 }
 
 /* Copies the optional filters; the project through the registry. */

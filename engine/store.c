@@ -459,7 +459,13 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 
 	err_begin(s);
 	*out = s->open_stats;
-	rc = index_state_get(s->idx, &state);
+	/* A writer has acknowledged more than its index may hold yet. */
+	if (store_recent(s)) {
+		recent_last_state(store_recent(s), &state);
+		rc = state.segment ? ATOLOG_OK : ATOLOG_NOTFOUND;
+	} else {
+		rc = index_state_get(s->idx, &state);
+	}
 	if (rc == ATOLOG_OK) {
 		out->n_records = state.n_records;
 		out->last_seq = state.last_seq;
