@@ -19,12 +19,14 @@
  *           in WAL mode does not sync at commit: it is less durable than
  *           atolog's batch); none <-> OFF, each agent committing every
  *           SQLITE_NONE_TXN_ROWS of its rows (the seed's bulk path).
- *   limit   the device limit: the agents hand records to a single appender
- *           thread that appends them to one pre-allocated file, in groups
- *           of the size atolog formed in the matching run (frames per
- *           fdatasync for always and batch, frames per write for none), of
- *           atolog's average frame size, with one fdatasync per group for
- *           always and batch and none for none, then acks the group: group
+ *   limit   the device limit: the agents append records to one
+ *           pre-allocated file in groups of the size atolog formed in the
+ *           matching run (frames per fdatasync for always and batch,
+ *           frames per write for none), of atolog's average frame size,
+ *           with one fdatasync per group for always and batch and none for
+ *           none. As in atolog, an agent leads: the first to find nobody
+ *           writing waits for the group to fill (or for every agent still
+ *           running), writes and syncs it and wakes the others. Group
  *           commit without encoding and without an index.
  *
  * A run takes records until the pool or the per-mode cap is exhausted or
@@ -159,7 +161,7 @@ struct result {
 };
 
 /* ------------------------------------------------------------------------
- * The device limit: a single appender, groups of a given size.
+ * The device limit: group commit of given sizes, led by the agents.
  */
 
 struct limit_req {
@@ -179,10 +181,9 @@ struct limit {
 	struct limit_req *head, *tail;
 	size_t n_queued;
 	long n_active;       /* agents that have not finished */
-	bool stopping;
+	bool leading;        /* an agent is writing a group */
 	uint64_t offset, reserved;
 	uint64_t groups, frames, syncs;
-	pthread_t tid;
 	char err[ERR_SIZE];
 };
 
@@ -462,48 +463,48 @@ static int limit_write_group(struct limit *l, size_t k)
 	return 0;
 }
 
-static void *limit_main(void *arg)
+/* Frames in the next group: alternating floor and ceil so that groups
+ * average group_target. */
+static size_t limit_target(const struct limit *l)
 {
-	struct limit *l = arg;
-	pthread_mutex_lock(&l->lock);
-	for (;;) {
-		/* Alternate floor and ceil so groups average group_target. */
-		double g = l->group_target;
-		size_t target = (size_t)((double)(l->groups + 1) * g + 0.5) -
-				(size_t)((double)l->groups * g + 0.5);
-		struct limit_req *take, *last;
-		size_t k = 0;
-		int rc;
+	double g = l->group_target;
+	size_t target = (size_t)((double)(l->groups + 1) * g + 0.5) -
+			(size_t)((double)l->groups * g + 0.5);
 
-		if (target < 1)
-			target = 1;
-		while (!l->stopping && l->n_queued < target &&
-		       !(l->n_queued > 0 && (long)l->n_queued >= l->n_active))
-			pthread_cond_wait(&l->work, &l->lock);
-		if (l->n_queued == 0 && l->stopping)
-			break;
-		take = l->head;
-		last = take;
-		for (k = 1; k < target && k < l->n_queued; k++)
-			last = last->next;
-		l->head = last->next;
-		if (!l->head)
-			l->tail = NULL;
-		last->next = NULL;
-		l->n_queued -= k;
-		pthread_mutex_unlock(&l->lock);
-		rc = limit_write_group(l, k);
-		pthread_mutex_lock(&l->lock);
-		for (struct limit_req *q = take; q; q = q->next) {
-			q->rc = rc;
-			q->done = true;
-		}
-		l->groups++;
-		l->frames += k;
-		pthread_cond_broadcast(&l->acked);
-	}
+	return target < 1 ? 1 : target;
+}
+
+/* One group, led by the calling agent, with the lock held: it waits for
+ * the target's worth of agents (or every agent still running), writes and
+ * syncs them, and wakes them. */
+static void limit_lead(struct limit *l)
+{
+	size_t target = limit_target(l), k;
+	struct limit_req *take, *last;
+	int rc;
+
+	l->leading = true;
+	while (l->n_queued < target && (long)l->n_queued < l->n_active)
+		pthread_cond_wait(&l->work, &l->lock);
+	take = last = l->head;
+	for (k = 1; k < target && k < l->n_queued; k++)
+		last = last->next;
+	l->head = last->next;
+	if (!l->head)
+		l->tail = NULL;
+	last->next = NULL;
+	l->n_queued -= k;
 	pthread_mutex_unlock(&l->lock);
-	return NULL;
+	rc = limit_write_group(l, k);
+	pthread_mutex_lock(&l->lock);
+	for (struct limit_req *q = take; q; q = q->next) {
+		q->rc = rc;
+		q->done = true;
+	}
+	l->groups++;
+	l->frames += k;
+	l->leading = false;
+	pthread_cond_broadcast(&l->acked);
 }
 
 static int limit_submit(struct agent *a)
@@ -519,8 +520,12 @@ static int limit_submit(struct agent *a)
 	l->tail = &req;
 	l->n_queued++;
 	pthread_cond_signal(&l->work);
-	while (!req.done)
-		pthread_cond_wait(&l->acked, &l->lock);
+	while (!req.done) {
+		if (!l->leading)
+			limit_lead(l);
+		else
+			pthread_cond_wait(&l->acked, &l->lock);
+	}
 	pthread_mutex_unlock(&l->lock);
 	if (req.rc)
 		agent_fail(a, req.rc, "%s", l->err);
@@ -808,18 +813,8 @@ static int run_limit(const char *dir, const struct mode *m, long agents,
 	pthread_mutex_init(&l.lock, NULL);
 	pthread_cond_init(&l.work, NULL);
 	pthread_cond_init(&l.acked, NULL);
-	if (pthread_create(&l.tid, NULL, limit_main, &l) != 0) {
-		fprintf(stderr, "ingest: limit: cannot start the appender\n");
-		rc = EAGAIN;
-	} else {
-		settle(dir);
-		rc = run_agents(&r, seconds, res);
-		pthread_mutex_lock(&l.lock);
-		l.stopping = true;
-		pthread_cond_signal(&l.work);
-		pthread_mutex_unlock(&l.lock);
-		pthread_join(l.tid, NULL);
-	}
+	settle(dir);
+	rc = run_agents(&r, seconds, res);
 	res->system = system_names[SYS_LIMIT];
 	res->has_groups = true;
 	res->frame_bytes = (double)l.frame_bytes;
@@ -1021,7 +1016,7 @@ static void print_targets(const struct options *o, const struct result *res,
 		double x = ratio(a, s);
 
 		snprintf(detail, sizeof(detail), "%.0f records/s (device limit with "
-			 "one hand-off per record: %.0f)", a ? a->rps : 0,
+			 "group commit of the same sizes: %.0f)", a ? a->rps : 0,
 			 l ? l->rps : 0);
 		check_target("none, 1 agent: >= 100,000 records/s", a != NULL,
 			     a && a->rps >= TARGET_NONE_RPS, detail);

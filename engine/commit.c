@@ -428,19 +428,45 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
  * Syncing and publishing.
  */
 
+/*
+ * Wakes the index thread if it should not wait any longer: it sleeps
+ * (nothing came for a while), or enough items wait, or a registration
+ * does. Otherwise it lingers a moment to commit more at once: a wake per
+ * group would cost the leader a system call per record and LMDB a
+ * transaction. Called with the lock held.
+ */
+static void index_nudge_locked(struct writer *w, bool urgent)
+{
+	if (w->index_mode == INDEX_ASLEEP ||
+	    (w->index_mode == INDEX_LINGERING &&
+	     (urgent || w->published - w->indexed >= INDEX_WAKE_ITEMS)))
+		pthread_cond_signal(&w->index_wake);
+}
+
+static bool group_has_waiter(const struct commit_group *g)
+{
+	for (const struct commit_req *r = g->reqs; r; r = r->next) {
+		if (r->wait_indexed)
+			return true;
+	}
+	return false;
+}
+
 /* Publishes durable groups to the recent set, hands them to the index
  * thread and wakes their callers. */
 static void groups_publish(atolog_store *s, struct commit_group *head)
 {
 	struct writer *w = &s->w;
 	uint64_t end = w->published;
+	bool urgent = false;
 
-	for (struct commit_group *g = head; g; g = g->next)
+	for (struct commit_group *g = head; g; g = g->next) {
 		end = recent_publish(&w->recent, g->items, g->n_items);
+		urgent |= group_has_waiter(g);
+	}
 	pthread_mutex_lock(&w->lock);
 	w->published = end;
-	if (w->index_idle)
-		pthread_cond_signal(&w->index_wake);
+	index_nudge_locked(w, urgent);
 	while (head) {
 		struct commit_group *next = head->next;
 
@@ -790,25 +816,38 @@ static bool index_has_work_locked(const struct writer *w)
 	return w->published > w->indexed && !w->index_paused && !w->index_failed;
 }
 
-/* Waits for items to index; false once stopping with nothing left. */
+static bool index_has_enough_locked(const struct writer *w)
+{
+	return w->index_stop || w->index_paused ||
+	       w->published - w->indexed >= INDEX_WAKE_ITEMS;
+}
+
+/* Waits for items to index; false once stopping with nothing left. It
+ * lingers first (up to INDEX_LINGER_US, while few items wait), then, if
+ * nothing came at all, sleeps until woken, flushing the index to disk
+ * when that lasts INDEX_IDLE_FLUSH_MS. */
 static bool index_wait_locked(atolog_store *s)
 {
 	struct writer *w = &s->w;
+	struct timespec until = deadline_in_us(INDEX_LINGER_US);
 
+	w->index_mode = INDEX_LINGERING;
+	while (!index_has_enough_locked(w) &&
+	       pthread_cond_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
+		;
 	while (!index_has_work_locked(w)) {
-		struct timespec until = deadline_in_us(INDEX_IDLE_FLUSH_MS * 1000);
-
 		if (w->index_stop)
 			return false;
-		w->index_idle = true;
+		until = deadline_in_us(INDEX_IDLE_FLUSH_MS * 1000);
+		w->index_mode = INDEX_ASLEEP;
 		if (pthread_cond_timedwait(&w->index_wake, &w->lock, &until) ==
 			    ETIMEDOUT && !index_has_work_locked(w) && !w->index_stop) {
 			pthread_mutex_unlock(&w->lock);
 			index_idle_flush(s);
 			pthread_mutex_lock(&w->lock);
 		}
-		w->index_idle = false;
 	}
+	w->index_mode = INDEX_BUSY;
 	return true;
 }
 

@@ -53,6 +53,9 @@
 #define RECENT_CHUNK_NAMES (512 * 1024) /* name bytes per chunk */
 #define RECENT_MAX_ITEMS 65536      /* not yet indexed, before writers wait */
 #define INDEX_TXN_MAX_ITEMS 16384   /* frames per index transaction */
+#define INDEX_LINGER_US 1000        /* the index thread waits this long for
+				     * more items before a small transaction */
+#define INDEX_WAKE_ITEMS 1024       /* ... unless this many are waiting */
 
 /* ------------------------------------------------------------------------
  * I/O shim (engine/io.c): every write-side system call goes through here,
@@ -298,7 +301,7 @@ struct writer {
 	uint64_t last_sync_reqs;      /* as many callers as the last sync had */
 	uint64_t published, indexed;  /* items of the recent set, and in LMDB */
 	uint64_t recent_max;          /* published - indexed before callers wait */
-	bool index_idle;              /* the index thread waits for work */
+	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
 	bool index_failed;            /* it stopped committing */
 	bool stopping, index_stop, started;
 	bool ran;                     /* the writer started once: close trims */
