@@ -634,6 +634,7 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 	struct unsynced u = { NULL, NULL, 0 };
 
 	w->leading = true;
+	recent_plan_sync(&w->recent); /* the last leader published everything */
 	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
 		leader_gather_locked(w, self);
 	for (;;) {
@@ -781,9 +782,11 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 	if (rc == ATOLOG_OK)
 		recent_trim(&w->recent, to);
 	pthread_mutex_lock(&w->lock);
+	w->index_next = to;
 	if (rc != ATOLOG_OK) {
 		/* The callers were acknowledged: their records are in the log
-		 * and in the recent set, and the next open indexes them. */
+		 * and in the recent set, and the next open indexes them. Later
+		 * items are only passed through, to fail their registrations. */
 		fail_for_good_locked(w, rc, msg);
 		w->index_failed = true;
 	} else {
@@ -813,13 +816,13 @@ static void index_idle_flush(atolog_store *s)
 
 static bool index_has_work_locked(const struct writer *w)
 {
-	return w->published > w->indexed && !w->index_paused && !w->index_failed;
+	return w->published > w->index_next && !w->index_paused;
 }
 
 static bool index_has_enough_locked(const struct writer *w)
 {
 	return w->index_stop || w->index_paused ||
-	       w->published - w->indexed >= INDEX_WAKE_ITEMS;
+	       w->published - w->index_next >= INDEX_WAKE_ITEMS;
 }
 
 /* Waits for items to index; false once stopping with nothing left. It
@@ -859,17 +862,25 @@ static void *index_thread_main(void *arg)
 	err_begin(s);
 	pthread_mutex_lock(&w->lock);
 	while (index_wait_locked(s)) {
-		uint64_t from = w->indexed, to = w->published;
+		uint64_t from = w->index_next, to = w->published;
+		bool failed = w->index_failed;
 		char msg[ERR_MSG_SIZE] = "";
 		int rc;
 
 		if (to - from > INDEX_TXN_MAX_ITEMS)
 			to = from + INDEX_TXN_MAX_ITEMS;
+		if (failed)
+			snprintf(msg, sizeof(msg), "%s", w->failed_msg);
 		pthread_mutex_unlock(&w->lock);
 		err_clear();
-		rc = index_items(s, from, to);
-		if (rc != ATOLOG_OK)
-			snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
+		if (failed) {
+			rc = recent_take(&w->recent, from, to, &w->batch);
+			rc = rc == ATOLOG_OK ? ATOLOG_FAILED : rc;
+		} else {
+			rc = index_items(s, from, to);
+			if (rc != ATOLOG_OK)
+				snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
+		}
 		index_items_done(s, to, rc, msg);
 		pthread_mutex_lock(&w->lock);
 	}

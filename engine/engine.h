@@ -199,6 +199,9 @@ struct recent {
 	pthread_rwlock_t lock;
 	struct recent_chunk *head, *tail;
 	struct recent_chunk *reserved; /* the leader's, not yet in the list */
+	/* The leader's plan: the tail once everything reserved is published,
+	 * and reserved chunks not yet used. */
+	size_t plan_items, plan_names, plan_chunks;
 	uint64_t end;                  /* items published since open */
 	uint64_t indexed;              /* items below this are in LMDB */
 	struct index_state last;       /* the log after the last item */
@@ -218,6 +221,9 @@ struct recent_batch {
 /* start: the index's state after recovery (the set starts empty there). */
 int recent_init(struct recent *r, const struct index_state *start);
 void recent_destroy(struct recent *r);
+/* Leader: starts planning from the tail as it is (nothing reserved is
+ * waiting to be published). */
+void recent_plan_sync(struct recent *r);
 /* Leader: makes room to publish items (call before writing them). */
 int recent_reserve(struct recent *r, const struct log_item *items, size_t n);
 /* Leader: appends items (names are copied); returns the new end. */
@@ -300,6 +306,7 @@ struct writer {
 	struct commit_req *gatherer;  /* always mode: the leader, waiting for */
 	uint64_t last_sync_reqs;      /* as many callers as the last sync had */
 	uint64_t published, indexed;  /* items of the recent set, and in LMDB */
+	uint64_t index_next;          /* the index thread's next item */
 	uint64_t recent_max;          /* published - indexed before callers wait */
 	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
 	bool index_failed;            /* it stopped committing */

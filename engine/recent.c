@@ -78,6 +78,7 @@ int recent_init(struct recent *r, const struct index_state *start)
 	pthread_rwlock_init(&r->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	r->last = *start;
+	recent_plan_sync(r);
 	return ATOLOG_OK;
 }
 
@@ -126,28 +127,41 @@ static struct recent_chunk *chunk_new(void)
 	return c;
 }
 
-/* Chunks needed after the tail's room runs out, simulated item by item. */
+void recent_plan_sync(struct recent *r)
+{
+	r->plan_items = r->tail ? r->tail->n : RECENT_CHUNK_ITEMS;
+	r->plan_names = r->tail ? r->tail->names_used : RECENT_CHUNK_NAMES;
+	r->plan_chunks = 0;
+}
+
+/*
+ * Chunks needed once the tail's room runs out, simulated item by item the
+ * way recent_publish fills them, from the plan: the tail as it will be
+ * once everything reserved before is published (a leader reserves for
+ * several groups before it publishes any, in batch mode). A group that is
+ * reserved and then fails leaves the plan ahead of the real tail, which
+ * then needs fewer chunks than planned, never more (filling starts no
+ * later); recent_plan_sync makes them equal again.
+ */
 int recent_reserve(struct recent *r, const struct log_item *items, size_t n)
 {
-	const struct recent_chunk *tail = r->tail;
-	size_t fill = tail ? tail->n : RECENT_CHUNK_ITEMS;
-	size_t names = tail ? tail->names_used : RECENT_CHUNK_NAMES;
-	size_t need = 0, have = 0;
+	size_t have = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		size_t len = names_size(&items[i]);
 
-		if (fill == RECENT_CHUNK_ITEMS || names + len > RECENT_CHUNK_NAMES) {
-			need++;
-			fill = 0;
-			names = 0;
+		if (r->plan_items == RECENT_CHUNK_ITEMS ||
+		    r->plan_names + len > RECENT_CHUNK_NAMES) {
+			r->plan_chunks++;
+			r->plan_items = 0;
+			r->plan_names = 0;
 		}
-		fill++;
-		names += len;
+		r->plan_items++;
+		r->plan_names += len;
 	}
 	for (struct recent_chunk *c = r->reserved; c; c = c->next)
 		have++;
-	for (; have < need; have++) {
+	for (; have < r->plan_chunks; have++) {
 		struct recent_chunk *c = chunk_new();
 
 		if (!c)
@@ -230,6 +244,8 @@ uint64_t recent_publish(struct recent *r, const struct log_item *items, size_t n
 			c = r->reserved;
 			r->reserved = c->next;
 			c->next = NULL;
+			if (r->plan_chunks > 0)
+				r->plan_chunks--;
 			c->first = r->end;
 			if (r->tail)
 				r->tail->next = c;

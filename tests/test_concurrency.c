@@ -30,7 +30,7 @@
 #include "model.h"
 
 #define N_THREADS 16
-#define PER_THREAD 200
+#define PER_THREAD 300 /* 4,800 frames: more than a chunk of the recent set */
 #define BATCH 10
 #define N_QUERIES 800
 
