@@ -251,6 +251,8 @@ static int store_open_index(atolog_store *s)
 		if (rc == ATOLOG_OK)
 			rc = index_open(s->index_dir, &io, &s->idx);
 	}
+	if (rc == ATOLOG_OK)
+		s->open_stats.stale_readers = index_stale_readers(s->idx);
 	return rc;
 }
 

@@ -131,6 +131,10 @@ typedef struct atolog_options {
  * catches the index up with the log, truncates a torn tail and rebuilds a
  * missing or damaged index. Opening read-only never scans or changes the
  * log: it serves what the index names, checking every frame as it reads it.
+ * A writer handle reads too, and sees what it wrote at once; readers in
+ * other processes see it once indexed. Open a store once per process: two
+ * handles on one store in one process share LMDB's per-process locks, and
+ * closing either releases the other's.
  * Returns ATOLOG_OK; ATOLOG_LOCKED (another writer); ATOLOG_CORRUPT (writer
  * only: a bad frame followed by valid ones; the message names segment and
  * offset; a read-only open still serves what is intact); ATOLOG_VERSION
@@ -155,6 +159,8 @@ typedef struct atolog_stats {
 	uint64_t recovered_frames;  /* frames indexed from the log at open */
 	uint64_t truncated_bytes;   /* torn tail cut off at open */
 	int index_rebuilt;          /* 1 if open rebuilt the whole index */
+	uint64_t stale_readers;     /* index reader slots of dead processes
+				     * cleared at open */
 	/* Since open, for this handle's writes: */
 	uint64_t commit_groups;     /* groups written (one write(2) each) */
 	uint64_t commit_frames;     /* frames in them */

@@ -208,6 +208,7 @@ int index_open(const char *dir, const struct index_options *opts,
 		rc = index_open_dbs(idx);
 	if (rc != ATOLOG_OK)
 		goto fail;
+	idx->stale_readers = dead > 0 ? (unsigned)dead : 0;
 	*out = idx;
 	return ATOLOG_OK;
 fail:
@@ -232,6 +233,11 @@ void index_close(struct index *idx)
 int index_sync(struct index *idx)
 {
 	return index_mdb_error(mdb_env_sync(idx->env, 1), "syncing");
+}
+
+unsigned index_stale_readers(const struct index *idx)
+{
+	return idx->stale_readers;
 }
 
 /* Pages in use, not the file's size: with MDB_WRITEMAP LMDB stretches

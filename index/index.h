@@ -158,6 +158,10 @@ int index_scan_next(struct index_scan *scan, struct index_hit *hits,
 		    size_t max, size_t *n);
 void index_scan_close(struct index_scan *scan);
 
+/* Reader slots that processes which died left behind, cleared by
+ * mdb_reader_check when this handle opened. */
+unsigned index_stale_readers(const struct index *idx);
+
 /* Bytes of the LMDB data file in use (its pages up to the last one). */
 uint64_t index_file_size(struct index *idx);
 

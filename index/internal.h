@@ -60,6 +60,7 @@ struct index {
 	 * the memory from under a running transaction. */
 	pthread_rwlock_t map_lock;
 	char *path;
+	unsigned stale_readers; /* reader slots of dead processes cleared at open */
 };
 
 /* Maps an LMDB return code to atolog's (with the message). */

@@ -610,6 +610,69 @@ static void test_reader_process(void)
 	check_tmpdir_remove(dir);
 }
 
+/* A child that opens the store read-only, starts a replay (taking a
+ * slot in the index's reader table), says so on fd, and waits to die. */
+static pid_t spawn_reader(const char *dir, int fd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		atolog_options o = { .flags = ATOLOG_OPEN_READONLY };
+		const atolog_interaction *rec;
+		atolog_store *s;
+		atolog_iter *it;
+
+		if (atolog_store_open(dir, &o, &s) != ATOLOG_OK ||
+		    atolog_replay_open(s, "d", &it) != ATOLOG_OK ||
+		    atolog_iter_next(it, &rec) != ATOLOG_OK)
+			_exit(1);
+		if (write(fd, "r", 1) != 1)
+			_exit(1);
+		pause(); /* killed here, iterator and slot still open */
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * A reader process that dies holding a slot in the index's reader table
+ * (here: mid-replay) leaves it behind while other processes keep the index
+ * open (when none does, LMDB starts the table afresh); the next writer
+ * open clears it with mdb_reader_check, so dead readers neither fill the
+ * table nor pin old pages for ever.
+ */
+static void test_dead_reader(void)
+{
+	char *dir = check_tmpdir("deadreader");
+	atolog_store *s = open_store(dir, NULL);
+	atolog_interaction in = { .prompt = "read by a doomed reader", .session_id = "d" };
+	int pipefd[2], status;
+	pid_t keeper, doomed;
+	atolog_stats st;
+	char ready[2];
+
+	for (int i = 0; i < ITER_BATCH * 2; i++)
+		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+	CHECK_OK(atolog_store_close(s), NULL);
+	CHECK(pipe(pipefd) == 0);
+	keeper = spawn_reader(dir, pipefd[1]);
+	doomed = spawn_reader(dir, pipefd[1]);
+	close(pipefd[1]);
+	CHECK(read(pipefd[0], ready, 1) == 1 && read(pipefd[0], ready + 1, 1) == 1);
+	close(pipefd[0]);
+	kill(doomed, SIGKILL);
+	waitpid(doomed, &status, 0);
+	CHECK(WIFSIGNALED(status));
+	s = open_store(dir, NULL);
+	CHECK_OK(atolog_store_stats(s, &st), s);
+	CHECK_INT(st.stale_readers, 1); /* the doomed one; the keeper lives */
+	CHECK_INT(check_count_session(s, "d"), ITER_BATCH * 2);
+	CHECK_OK(atolog_store_close(s), NULL);
+	kill(keeper, SIGKILL);
+	waitpid(keeper, &status, 0);
+	check_tmpdir_remove(dir);
+}
+
 /* ------------------------------------------------------------------------
  * The index never points past the durable log.
  */
@@ -742,6 +805,7 @@ int main(void)
 	test_overload();
 	test_index_behind();
 	test_reader_process();
+	test_dead_reader();
 	test_index_within_durable_log();
 	return check_report("test_concurrency");
 }
