@@ -193,8 +193,8 @@ static int group_alloc(struct commit_group *g)
 	return ATOLOG_OK;
 }
 
-struct unsynced;
-static void unsynced_flush(atolog_store *s, struct unsynced *u);
+struct leader;
+static void unsynced_flush(atolog_store *s, struct leader *u);
 
 struct frame_ref {
 	struct commit_req *req;
@@ -239,7 +239,7 @@ static int id_lookup(atolog_store *s, const uint8_t id[UUID_SIZE])
  * neither the recent set nor LMDB, so they are synced and published first.
  */
 static int group_check_ids(atolog_store *s, struct commit_group *g,
-			   struct unsynced *u)
+			   struct leader *u)
 {
 	struct frame_ref *refs;
 	size_t n = 0, order = 0;
@@ -452,9 +452,25 @@ static bool group_has_waiter(const struct commit_group *g)
 	return false;
 }
 
+/*
+ * What one leadership holds: groups written and not yet synced (always and
+ * batch modes), and the callers whose frames are published but who are not
+ * woken yet. They are woken after the lead is handed on, so that the next
+ * leader writes and syncs while this one makes the wake-up calls (one
+ * system call each: dozens per group with many agents).
+ */
+struct leader {
+	struct commit_group *head, *tail;
+	uint64_t n_reqs;         /* callers waiting on the next sync */
+	struct commit_req *wake; /* published, linked by wake_next */
+};
+
 /* Publishes durable groups to the recent set, hands them to the index
- * thread and wakes their callers. */
-static void groups_publish(atolog_store *s, struct commit_group *head)
+ * thread and notes their callers for waking (the lock taken here is what
+ * makes the items visible to the index thread: registrations, which it
+ * acknowledges, are left to it). */
+static void groups_publish(atolog_store *s, struct leader *ld,
+			   struct commit_group *head)
 {
 	struct writer *w = &s->w;
 	uint64_t end = w->published;
@@ -470,15 +486,44 @@ static void groups_publish(atolog_store *s, struct commit_group *head)
 	while (head) {
 		struct commit_group *next = head->next;
 
-		reqs_complete_locked(w, head->reqs, true);
+		for (struct commit_req *r = head->reqs; r; r = r->next) {
+			if (r->wait_indexed && r->frames[0].rc == ATOLOG_OK)
+				continue;
+			r->wake_next = ld->wake;
+			ld->wake = r;
+		}
 		group_free(head);
 		head = next;
 	}
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Wakes the published callers, LEADER_WAKE_CHUNK at a time so that the
+ * lock is free in between; with the lock held. A request is marked done
+ * only as it is signalled: its caller may return (and its memory go) as
+ * soon as the lock is released after that. */
+static void leader_wake_locked(struct writer *w, struct leader *ld)
+{
+	w->waking++;
+	while (ld->wake) {
+		for (int k = 0; k < LEADER_WAKE_CHUNK && ld->wake; k++) {
+			struct commit_req *r = ld->wake;
+
+			ld->wake = r->wake_next;
+			req_complete_locked(w, r);
+		}
+		pthread_cond_broadcast(&w->room);
+		if (ld->wake) {
+			pthread_mutex_unlock(&w->lock);
+			pthread_mutex_lock(&w->lock);
+		}
+	}
+	w->waking--;
+}
+
 /* Syncs everything written and not yet synced, then publishes it. */
-static void log_sync_publish(atolog_store *s, struct commit_group *head)
+static void log_sync_publish(atolog_store *s, struct leader *ld,
+			     struct commit_group *head)
 {
 	struct writer *w = &s->w;
 	int rc = io_fdatasync(&w->io, w->active.fd);
@@ -504,16 +549,10 @@ static void log_sync_publish(atolog_store *s, struct commit_group *head)
 		w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	w->sync_start_next = true;
 	w->unsynced_bytes = 0;
-	groups_publish(s, head);
+	groups_publish(s, ld, head);
 }
 
-/* Written groups waiting for their sync (always and batch modes). */
-struct unsynced {
-	struct commit_group *head, *tail;
-	uint64_t n_reqs; /* callers waiting on this sync */
-};
-
-static bool batch_sync_due(const atolog_store *s, const struct unsynced *u)
+static bool batch_sync_due(const atolog_store *s, const struct leader *u)
 {
 	return u->head &&
 	       (s->w.unsynced_bytes >= s->opts.sync_bytes ||
@@ -521,20 +560,23 @@ static bool batch_sync_due(const atolog_store *s, const struct unsynced *u)
 			(int64_t)s->opts.sync_interval_ms * 1000);
 }
 
-static void unsynced_flush(atolog_store *s, struct unsynced *u)
+static void unsynced_flush(atolog_store *s, struct leader *u)
 {
-	if (!u->head)
+	struct commit_group *head = u->head;
+
+	if (!head)
 		return;
 	pthread_mutex_lock(&s->w.lock);
 	s->w.last_sync_reqs = u->n_reqs;
 	pthread_mutex_unlock(&s->w.lock);
-	log_sync_publish(s, u->head);
-	*u = (struct unsynced){ NULL, NULL, 0 };
+	u->head = u->tail = NULL;
+	u->n_reqs = 0;
+	log_sync_publish(s, u, head);
 }
 
 /* Writes one group and moves it on according to the sync mode. */
 static void log_group_run(atolog_store *s, struct commit_req *reqs,
-			  struct unsynced *u)
+			  struct leader *u)
 {
 	struct commit_group *g = calloc(1, sizeof(*g));
 	bool for_good = false;
@@ -570,7 +612,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	s->w.n_frames += g->n_items;
 	pthread_mutex_unlock(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
-		groups_publish(s, g);
+		groups_publish(s, u, g);
 		return;
 	}
 	if (!u->head) {
@@ -631,7 +673,7 @@ static void leader_gather_locked(struct writer *w, struct commit_req *self)
 static void leader_run(atolog_store *s, struct commit_req *self)
 {
 	struct writer *w = &s->w;
-	struct unsynced u = { NULL, NULL, 0 };
+	struct leader ld = { NULL, NULL, 0, NULL };
 
 	w->leading = true;
 	recent_plan_sync(&w->recent); /* the last leader published everything */
@@ -643,19 +685,20 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 		if (!reqs)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		log_group_run(s, reqs, &u);
+		log_group_run(s, reqs, &ld);
 		pthread_mutex_lock(&w->lock);
-		if (s->opts.sync != ATOLOG_SYNC_BATCH || batch_sync_due(s, &u))
+		if (s->opts.sync != ATOLOG_SYNC_BATCH || batch_sync_due(s, &ld))
 			break;
 	}
-	if (u.head) {
+	if (ld.head) {
 		pthread_mutex_unlock(&w->lock);
-		unsynced_flush(s, &u);
+		unsynced_flush(s, &ld);
 		pthread_mutex_lock(&w->lock);
 	}
 	w->leading = false;
 	if (w->queue_head && !w->paused)
 		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
+	leader_wake_locked(w, &ld);
 	pthread_cond_broadcast(&w->idle);
 }
 
@@ -997,7 +1040,7 @@ static void writer_drain(atolog_store *s)
 	if (w->queue_head && !w->leading)
 		pthread_cond_signal(&w->queue_head->wake);
 	pthread_cond_broadcast(&w->room);
-	while (w->leading || w->queue_head)
+	while (w->leading || w->queue_head || w->waking)
 		pthread_cond_wait(&w->idle, &w->lock);
 	w->index_paused = false;
 	w->index_stop = true;

@@ -49,6 +49,7 @@
 #define INDEX_IDLE_FLUSH_MS 1000    /* idle this long, the index is flushed */
 #define COMMIT_GATHER_US 250        /* always mode: longest wait for callers
 				     * returning to share a sync (commit.c) */
+#define LEADER_WAKE_CHUNK 8         /* callers woken per hold of the lock */
 #define RECENT_CHUNK_ITEMS 4096     /* items per chunk of the recent set */
 #define RECENT_CHUNK_NAMES (512 * 1024) /* name bytes per chunk */
 #define RECENT_MAX_ITEMS 65536      /* not yet indexed, before writers wait */
@@ -277,6 +278,7 @@ struct commit_req {
 	bool done;
 	bool wait_indexed;   /* registry rows: done once the index has them */
 	pthread_cond_t wake; /* done, or "lead now" */
+	struct commit_req *wake_next; /* the leader's list of callers to wake */
 	char msg[ERR_MSG_SIZE]; /* why a frame failed, from the thread that saw it */
 	struct commit_req *next;
 };
@@ -303,6 +305,7 @@ struct writer {
 	uint64_t queued_reqs;         /* requests in the queue */
 	uint64_t queued_bytes;        /* queued or in flight, not yet acked */
 	bool leading;                 /* a caller is leading the log */
+	unsigned waking;              /* past leaders still waking callers */
 	struct commit_req *gatherer;  /* always mode: the leader, waiting for */
 	uint64_t last_sync_reqs;      /* as many callers as the last sync had */
 	uint64_t published, indexed;  /* items of the recent set, and in LMDB */
