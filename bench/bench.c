@@ -360,6 +360,52 @@ const char *bench_find_program(const char *prog, char *buf, size_t size)
 	return NULL;
 }
 
+FILE *bench_gnuplot_open(const char *who, const char *png, int width,
+			 int height, int *rc)
+{
+	char gp[BENCH_PATH_SIZE];
+	FILE *p;
+
+	*rc = 0;
+	if (!bench_find_program("gnuplot", gp, sizeof(gp))) {
+		printf("chart skipped: gnuplot is not on PATH (scripts/deps.sh bench "
+		       "installs gnuplot-nox)\n");
+		return NULL;
+	}
+	p = popen("gnuplot", "w");
+	if (!p) {
+		*rc = errno;
+		fprintf(stderr, "%s: cannot run gnuplot: %s\n", who, strerror(errno));
+		return NULL;
+	}
+	fprintf(p, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) "
+		"{ set terminal pngcairo size %d,%d font 'sans,10' } "
+		"else { set terminal png size %d,%d }\n", width, height, width, height);
+	fprintf(p, "set output '%s'\n", png);
+	return p;
+}
+
+int bench_gnuplot_close(FILE *p, const char *who, const char *png)
+{
+	int status = pclose(p);
+
+	if (status != 0) {
+		fprintf(stderr, "%s: gnuplot failed (status %d)\n", who, status);
+		return EIO;
+	}
+	printf("chart: %s\n", png);
+	return 0;
+}
+
+void bench_gnuplot_text(char *out, size_t size, const char *text)
+{
+	snprintf(out, size, "%s", text);
+	for (char *c = out; *c; c++) {
+		if (*c == '\'' || *c == '"' || *c == '\\')
+			*c = ' ';
+	}
+}
+
 void bench_format_count(uint64_t n, char *buf, size_t size)
 {
 	if (n >= 1000000 && n % 1000000 == 0)

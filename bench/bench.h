@@ -11,6 +11,7 @@
 #define ATOLOG_BENCH_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,16 @@ int bench_parse_int_list(const char *text, long *out, int max);
 /* The full path of prog if it is an executable on $PATH, else NULL
  * (buf holds the answer). */
 const char *bench_find_program(const char *prog, char *buf, size_t size);
+
+/* Starts gnuplot drawing a width x height PNG at png (pngcairo when it
+ * has it). NULL when gnuplot is not on PATH (stdout says the chart is
+ * skipped; *rc 0) or cannot start (*rc an errno, said on stderr). */
+FILE *bench_gnuplot_open(const char *who, const char *png, int width,
+			 int height, int *rc);
+/* Ends the script and says where the chart is; 0 or EIO. */
+int bench_gnuplot_close(FILE *p, const char *who, const char *png);
+/* text without the quotes and backslashes a gnuplot string cannot hold. */
+void bench_gnuplot_text(char *out, size_t size, const char *text);
 
 /* Formats a count compactly: 1000 -> "1k", 1000000 -> "1M", 1500 -> "1500". */
 void bench_format_count(uint64_t n, char *buf, size_t size);

@@ -1063,16 +1063,11 @@ static int write_png(const struct options *o, const char *machine,
 	static const char *const colors[N_SYSTEMS] = { "#1f77b4", "#d62728", "#7f7f7f" };
 	static const char *const titles[N_SYSTEMS] = { "atolog", "SQLite (seed table)",
 						       "device limit" };
-	char gp[BENCH_PATH_SIZE], title[BENCH_MACHINE_LINE_SIZE];
-	int n_panels = 0, status;
+	char title[BENCH_MACHINE_LINE_SIZE];
+	int n_panels = 0, rc;
 	double ymin = 0, ymax = 0;
 	FILE *p;
 
-	if (!bench_find_program("gnuplot", gp, sizeof(gp))) {
-		printf("chart skipped: gnuplot is not on PATH (scripts/deps.sh bench "
-		       "installs gnuplot-nox)\n");
-		return 0;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (!res[i].ok || res[i].rps <= 0 || strchr(res[i].system, '-'))
 			continue;
@@ -1085,22 +1080,10 @@ static int write_png(const struct options *o, const char *machine,
 		n_panels += o->mode_on[mi];
 	if (ymax <= 0 || n_panels == 0)
 		return 0;
-	/* The machine line inside single quotes: no quotes in it. */
-	snprintf(title, sizeof(title), "%s", machine);
-	for (char *c = title; *c; c++) {
-		if (*c == '\'' || *c == '"' || *c == '\\')
-			*c = ' ';
-	}
-	p = popen("gnuplot", "w");
-	if (!p) {
-		fprintf(stderr, "ingest: cannot run gnuplot: %s\n", strerror(errno));
-		return errno;
-	}
-	fprintf(p, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) "
-		"{ set terminal pngcairo size %d,560 font 'sans,10' } "
-		"else { set terminal png size %d,560 }\n",
-		480 * n_panels + 80, 480 * n_panels + 80);
-	fprintf(p, "set output '%s'\n", o->png);
+	bench_gnuplot_text(title, sizeof(title), machine);
+	p = bench_gnuplot_open("ingest", o->png, 480 * n_panels + 80, 560, &rc);
+	if (!p)
+		return rc;
 	fprintf(p, "set multiplot layout 1,%d title \"atolog ingest: records/s by "
 		"agents (log-log)\\n%s\" noenhanced\n", n_panels, title);
 	fprintf(p, "set logscale xy\nset grid xtics ytics mytics\n"
@@ -1146,13 +1129,7 @@ static int write_png(const struct options *o, const char *machine,
 		}
 	}
 	fprintf(p, "unset multiplot\n");
-	status = pclose(p);
-	if (status != 0) {
-		fprintf(stderr, "ingest: gnuplot failed (status %d)\n", status);
-		return EIO;
-	}
-	printf("chart: %s\n", o->png);
-	return 0;
+	return bench_gnuplot_close(p, "ingest", o->png);
 }
 
 /* ------------------------------------------------------------------------

@@ -790,29 +790,14 @@ static int write_png(const struct options *o, const char *machine,
 {
 	static const char *const blues[] = { "#9ecae1", "#4292c6", "#08519c", "#08306b" };
 	static const char *const reds[] = { "#fcae91", "#fb6a4a", "#cb181d", "#67000d" };
-	char gp[BENCH_PATH_SIZE], title[BENCH_MACHINE_LINE_SIZE];
+	char title[BENCH_MACHINE_LINE_SIZE];
 	FILE *p;
-	int status;
+	int rc;
 
-	if (!bench_find_program("gnuplot", gp, sizeof(gp))) {
-		printf("chart skipped: gnuplot is not on PATH (scripts/deps.sh bench "
-		       "installs gnuplot-nox)\n");
-		return 0;
-	}
-	snprintf(title, sizeof(title), "%s", machine);
-	for (char *c = title; *c; c++) {
-		if (*c == '\'' || *c == '"' || *c == '\\')
-			*c = ' ';
-	}
-	p = popen("gnuplot", "w");
-	if (!p) {
-		fprintf(stderr, "query: cannot run gnuplot: %s\n", strerror(errno));
-		return errno;
-	}
-	fprintf(p, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) "
-		"{ set terminal pngcairo size 1000,600 font 'sans,10' } "
-		"else { set terminal png size 1000,600 }\n");
-	fprintf(p, "set output '%s'\n", o->png);
+	bench_gnuplot_text(title, sizeof(title), machine);
+	p = bench_gnuplot_open("query", o->png, 1000, 600, &rc);
+	if (!p)
+		return rc;
 	fprintf(p, "set title \"atolog vs SQLite: p50 query latency by store size "
 		"(lower is better)\\n%s\" noenhanced\n", title);
 	fprintf(p, "set style data histogram\nset style histogram cluster gap 1\n"
@@ -848,13 +833,7 @@ static int write_png(const struct options *o, const char *machine,
 		}
 	}
 	fprintf(p, "\n");
-	status = pclose(p);
-	if (status != 0) {
-		fprintf(stderr, "query: gnuplot failed (status %d)\n", status);
-		return EIO;
-	}
-	printf("chart: %s\n", o->png);
-	return 0;
+	return bench_gnuplot_close(p, "query", o->png);
 }
 
 /* ------------------------------------------------------------------------
