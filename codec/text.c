@@ -158,10 +158,12 @@ static int32_t json_escape_unit(const char *s, size_t len, size_t i)
 bool json_surrogates_paired(const char *s, size_t len, size_t *at)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
+		const char *bs = memchr(s + i, '\\', len - i);
 		int32_t u;
 
-		if (s[i] != '\\')
-			continue;
+		if (!bs)
+			break;
+		i = (size_t)(bs - s);
 		u = json_escape_unit(s, len, i);
 		if (u < 0xd800 || u > 0xdfff) {
 			i++; /* \" \\ \n ... or a plain \uXXXX */
