@@ -125,17 +125,14 @@ static void req_complete_locked(struct writer *w, struct commit_req *req)
 	pthread_cond_signal(&req->wake);
 }
 
-/* Wakes the callers of reqs, but leaves those whose registry rows are on
- * their way to the index to the index thread; called with the lock held. */
-static void reqs_complete_locked(struct writer *w, struct commit_req *reqs,
-				 bool published)
+/* Wakes the callers of reqs (of a group that failed); called with the
+ * lock held. */
+static void reqs_complete_locked(struct writer *w, struct commit_req *reqs)
 {
 	while (reqs) {
 		struct commit_req *next = reqs->next;
 
-		if (!published || !reqs->wait_indexed ||
-		    reqs->frames[0].rc != ATOLOG_OK)
-			req_complete_locked(w, reqs);
+		req_complete_locked(w, reqs);
 		reqs = next;
 	}
 	pthread_cond_broadcast(&w->room);
@@ -166,7 +163,7 @@ static void group_abandon(atolog_store *s, struct commit_group *g, int rc,
 	pthread_mutex_lock(&w->lock);
 	if (for_good)
 		fail_for_good_locked(w, rc, msg);
-	reqs_complete_locked(w, g->reqs, false);
+	reqs_complete_locked(w, g->reqs);
 	pthread_mutex_unlock(&w->lock);
 	group_free(g);
 }
@@ -194,7 +191,7 @@ static int group_alloc(struct commit_group *g)
 }
 
 struct leader;
-static void unsynced_flush(atolog_store *s, struct leader *u);
+static void unsynced_flush(atolog_store *s, struct leader *ld);
 
 struct frame_ref {
 	struct commit_req *req;
@@ -239,7 +236,7 @@ static int id_lookup(atolog_store *s, const uint8_t id[UUID_SIZE])
  * neither the recent set nor LMDB, so they are synced and published first.
  */
 static int group_check_ids(atolog_store *s, struct commit_group *g,
-			   struct leader *u)
+			   struct leader *ld)
 {
 	struct frame_ref *refs;
 	size_t n = 0, order = 0;
@@ -251,7 +248,7 @@ static int group_check_ids(atolog_store *s, struct commit_group *g,
 	}
 	if (!any_given)
 		return ATOLOG_OK;
-	unsynced_flush(s, u);
+	unsynced_flush(s, ld);
 	refs = calloc(g->max_items + 1, sizeof(*refs));
 	if (!refs)
 		return err_set(ENOMEM, "checking ids");
@@ -552,31 +549,31 @@ static void log_sync_publish(atolog_store *s, struct leader *ld,
 	groups_publish(s, ld, head);
 }
 
-static bool batch_sync_due(const atolog_store *s, const struct leader *u)
+static bool batch_sync_due(const atolog_store *s, const struct leader *ld)
 {
-	return u->head &&
+	return ld->head &&
 	       (s->w.unsynced_bytes >= s->opts.sync_bytes ||
 		mono_us() - s->w.unsynced_since >=
 			(int64_t)s->opts.sync_interval_ms * 1000);
 }
 
-static void unsynced_flush(atolog_store *s, struct leader *u)
+static void unsynced_flush(atolog_store *s, struct leader *ld)
 {
-	struct commit_group *head = u->head;
+	struct commit_group *head = ld->head;
 
 	if (!head)
 		return;
 	pthread_mutex_lock(&s->w.lock);
-	s->w.last_sync_reqs = u->n_reqs;
+	s->w.last_sync_reqs = ld->n_reqs;
 	pthread_mutex_unlock(&s->w.lock);
-	u->head = u->tail = NULL;
-	u->n_reqs = 0;
-	log_sync_publish(s, u, head);
+	ld->head = ld->tail = NULL;
+	ld->n_reqs = 0;
+	log_sync_publish(s, ld, head);
 }
 
 /* Writes one group and moves it on according to the sync mode. */
 static void log_group_run(atolog_store *s, struct commit_req *reqs,
-			  struct leader *u)
+			  struct leader *ld)
 {
 	struct commit_group *g = calloc(1, sizeof(*g));
 	bool for_good = false;
@@ -585,7 +582,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	if (!g) {
 		reqs_fail(reqs, ENOMEM, "allocating a commit group");
 		pthread_mutex_lock(&s->w.lock);
-		reqs_complete_locked(&s->w, reqs, false);
+		reqs_complete_locked(&s->w, reqs);
 		pthread_mutex_unlock(&s->w.lock);
 		return;
 	}
@@ -593,7 +590,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	err_clear();
 	rc = group_alloc(g);
 	if (rc == ATOLOG_OK)
-		rc = group_check_ids(s, g, u);
+		rc = group_check_ids(s, g, ld);
 	if (rc == ATOLOG_OK) {
 		group_plan_items(g);
 		rc = recent_reserve(&s->w.recent, g->items, g->n_items);
@@ -612,17 +609,17 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	s->w.n_frames += g->n_items;
 	pthread_mutex_unlock(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
-		groups_publish(s, u, g);
+		groups_publish(s, ld, g);
 		return;
 	}
-	if (!u->head) {
-		u->head = g;
+	if (!ld->head) {
+		ld->head = g;
 		s->w.unsynced_since = mono_us();
 	} else {
-		u->tail->next = g;
+		ld->tail->next = g;
 	}
-	u->tail = g;
-	u->n_reqs += g->n_reqs;
+	ld->tail = g;
+	ld->n_reqs += g->n_reqs;
 	s->w.unsynced_bytes += g->bytes;
 }
 
