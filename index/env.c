@@ -173,6 +173,7 @@ static int index_env_create(struct index *idx, const struct index_options *o)
 		rc = mdb_env_set_mapsize(idx->env, o->map_size);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_open(idx->env, idx->path, flags, 0644);
+	idx->env_open = rc == MDB_SUCCESS;
 	if (rc == ENOENT && o->readonly)
 		return err_set(ATOLOG_NOTFOUND, "no index in %s", idx->path);
 	return index_mdb_error(rc, "opening the environment");
@@ -221,7 +222,8 @@ void index_close(struct index *idx)
 	if (!idx)
 		return;
 	if (idx->env) {
-		if (!idx->readonly)
+		/* An environment whose open failed has no map to sync. */
+		if (!idx->readonly && idx->env_open)
 			mdb_env_sync(idx->env, 1);
 		mdb_env_close(idx->env);
 	}

@@ -55,6 +55,7 @@ struct index {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	bool readonly;
+	bool env_open; /* mdb_env_open succeeded */
 	/* Held shared by every transaction of this process and exclusively
 	 * while the map is resized: LMDB remaps on resize, which would pull
 	 * the memory from under a running transaction. */
