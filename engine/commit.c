@@ -356,12 +356,6 @@ static int group_add_frame(atolog_store *s, struct group_writer *gw,
 	gw->iov[gw->n_iov].iov_base = f->data;
 	gw->iov[gw->n_iov++].iov_len = f->len;
 	gw->pending += f->len;
-	w->log_state.segment = w->active.id;
-	w->log_state.end_offset = offset + f->len;
-	w->log_state.last_frame_offset = offset;
-	w->log_state.last_frame_length = f->len;
-	w->log_state.last_seq = f->seq;
-	w->log_state.n_records += f->kind == FRAME_KIND_RECORD;
 	it->entry.seq = f->seq;
 	it->entry.loc = (struct index_loc){ w->active.id, offset, f->len };
 	return ATOLOG_OK;
@@ -396,7 +390,6 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 	struct writer *w = &s->w;
 	struct group_writer gw = { .n_iov = 0 };
 	uint64_t seq_before = w->next_seq, start = w->active.size;
-	struct index_state state_before = w->log_state;
 	bool sync_start_before = w->sync_start_next;
 	size_t k = 0;
 	int rc = ATOLOG_OK;
@@ -415,7 +408,6 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 	if (rc != ATOLOG_OK && !*for_good) {
 		/* As if never written. */
 		w->next_seq = seq_before;
-		w->log_state = state_before;
 		w->sync_start_next = sync_start_before;
 	}
 	return rc;
@@ -434,6 +426,7 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
  */
 static void index_nudge_locked(struct writer *w, bool urgent)
 {
+	w->index_urgent |= urgent;
 	if (w->index_mode == INDEX_ASLEEP ||
 	    (w->index_mode == INDEX_LINGERING &&
 	     (urgent || w->published - w->indexed >= INDEX_WAKE_ITEMS)))
@@ -523,8 +516,11 @@ static void log_sync_publish(atolog_store *s, struct leader *ld,
 			     struct commit_group *head)
 {
 	struct writer *w = &s->w;
-	int rc = io_fdatasync(&w->io, w->active.fd);
+	int rc;
 
+	if (w->before_sync)
+		w->before_sync(w->before_sync_ctx);
+	rc = io_fdatasync(&w->io, w->active.fd);
 	if (rc != 0) {
 		char msg[ERR_MSG_SIZE];
 
@@ -571,6 +567,23 @@ static void unsynced_flush(atolog_store *s, struct leader *ld)
 	log_sync_publish(s, ld, head);
 }
 
+/* ATOLOG_FAILED once the handle has failed (invariant 5): a leader takes
+ * requests queued before the failure too, and must not write them. */
+static int writer_usable(atolog_store *s)
+{
+	struct writer *w = &s->w;
+	int rc = ATOLOG_OK;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->failed_rc)
+		rc = err_set(ATOLOG_FAILED, "%s; reopen the store", w->failed_msg);
+	pthread_mutex_unlock(&w->lock);
+	if (rc == ATOLOG_OK && w->io_failed)
+		rc = err_set(ATOLOG_FAILED, "an earlier write left the log in doubt; "
+			     "reopen the store");
+	return rc;
+}
+
 /* Writes one group and moves it on according to the sync mode. */
 static void log_group_run(atolog_store *s, struct commit_req *reqs,
 			  struct leader *ld)
@@ -591,6 +604,8 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	rc = group_alloc(g);
 	if (rc == ATOLOG_OK)
 		rc = group_check_ids(s, g, ld);
+	if (rc == ATOLOG_OK) /* after the checks: they may sync, and fail */
+		rc = writer_usable(s);
 	if (rc == ATOLOG_OK) {
 		group_plan_items(g);
 		rc = recent_reserve(&s->w.recent, g->items, g->n_items);
@@ -861,7 +876,7 @@ static bool index_has_work_locked(const struct writer *w)
 
 static bool index_has_enough_locked(const struct writer *w)
 {
-	return w->index_stop || w->index_paused ||
+	return w->index_stop || w->index_paused || w->index_urgent ||
 	       w->published - w->index_next >= INDEX_WAKE_ITEMS;
 }
 
@@ -891,6 +906,7 @@ static bool index_wait_locked(atolog_store *s)
 		}
 	}
 	w->index_mode = INDEX_BUSY;
+	w->index_urgent = false; /* what made it urgent is in what it takes */
 	return true;
 }
 
@@ -1013,7 +1029,6 @@ int writer_start(atolog_store *s)
 
 	if (rc != ATOLOG_OK)
 		return rc;
-	w->log_state = w->state;
 	recent_init(&w->recent, &w->state);
 	segment_preallocate(&w->active, s->opts.segment_size);
 	if (pthread_create(&w->index_thread, NULL, index_thread_main, s) != 0) {
@@ -1076,6 +1091,14 @@ void store_observe_syncs(atolog_store *s,
 	pthread_mutex_lock(&s->w.lock);
 	s->w.on_sync = fn;
 	s->w.on_sync_ctx = ctx;
+	pthread_mutex_unlock(&s->w.lock);
+}
+
+void store_before_sync(atolog_store *s, void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&s->w.lock);
+	s->w.before_sync = fn;
+	s->w.before_sync_ctx = ctx;
 	pthread_mutex_unlock(&s->w.lock);
 }
 

@@ -292,7 +292,6 @@ struct writer {
 	 * them up before the first). */
 	struct segment active;
 	uint64_t next_seq;
-	struct index_state log_state; /* after the last frame written */
 	bool sync_start_next;         /* the next frame opens a sync unit */
 	uint64_t unsynced_bytes;
 	int64_t unsynced_since;       /* monotonic us of the oldest unsynced write */
@@ -312,6 +311,7 @@ struct writer {
 	uint64_t index_next;          /* the index thread's next item */
 	uint64_t recent_max;          /* published - indexed before callers wait */
 	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
+	bool index_urgent;            /* a registration waits: no lingering */
 	bool index_failed;            /* it stopped committing */
 	bool stopping, index_stop, started;
 	bool ran;                     /* the writer started once: close trims */
@@ -320,6 +320,9 @@ struct writer {
 	/* Test hook: told (segment, bytes) after each fdatasync of the log. */
 	void (*on_sync)(uint64_t segment, uint64_t size, void *ctx);
 	void *on_sync_ctx;
+	/* Test hook: called by the leader just before a group's fdatasync. */
+	void (*before_sync)(void *ctx);
+	void *before_sync_ctx;
 	int failed_rc;                /* sticky: every later write fails */
 	char failed_msg[ERR_MSG_SIZE];
 	struct index_state state;     /* what the index holds */
@@ -384,6 +387,9 @@ int store_resolve_project(atolog_store *store, const char *name, size_t len,
 void store_observe_syncs(atolog_store *store,
 			 void (*fn)(uint64_t segment, uint64_t size, void *ctx),
 			 void *ctx);
+
+/* Test hook: fn runs in the leader just before each group's fdatasync. */
+void store_before_sync(atolog_store *store, void (*fn)(void *ctx), void *ctx);
 
 /* Test hook: let nobody lead (requests queue up), or let them go. */
 void store_pause_log(atolog_store *store, bool paused);

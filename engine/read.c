@@ -265,7 +265,6 @@ static int iter_open(atolog_store *s, atolog_iter *it, int64_t since,
 		.since = since,
 		.oldest_first = oldest_first,
 	};
-
 	int rc = ATOLOG_OK;
 
 	it->store = s;

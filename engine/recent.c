@@ -481,15 +481,14 @@ int recent_take(struct recent *r, uint64_t from, uint64_t to,
 				e->session = (struct index_name){ c->names + it->name_off[1], it->name_len[1] };
 				e->client = (struct index_name){ c->names + it->name_off[2], it->name_len[2] };
 			} else if (it->kind == FRAME_KIND_REGISTRY) {
-				rc = batch_add_rows(b, it->rows, it->n_rows);
-				if (rc != ATOLOG_OK)
-					break;
+				/* Every waiter is collected, even after a
+				 * failure: the caller must wake them all. */
+				if (rc == ATOLOG_OK)
+					rc = batch_add_rows(b, it->rows, it->n_rows);
 				b->waiters[b->n_waiters++] = it->waiter;
 			}
 			state_after(&b->state, it);
 		}
-		if (rc != ATOLOG_OK)
-			break;
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return rc;

@@ -509,9 +509,9 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
 			bool short_write)
 {
-	/* Set while no write is in flight (the log thread reads the plan
+	/* Set while no write is in flight (the leader reads the plan
 	 * without the lock); the lock orders the update before the next
-	 * request the log thread takes. */
+	 * request a leader takes. */
 	pthread_mutex_lock(&s->w.lock);
 	s->w.io.countdown[op] = nth;
 	s->w.io.err[op] = err;

@@ -2,8 +2,8 @@
  * write.c - what the write path does in the caller's thread: validate,
  * canonicalise the project, give the record its id and time, encode it,
  * then hand the frames to the commit pipeline (engine/commit.c) and wait.
- * Encoding here, not in the log thread, is what lets many agents' records
- * be prepared in parallel while one thread writes.
+ * Encoding here, before the request is queued, is what lets many agents'
+ * records be prepared in parallel while one leader writes.
  *
  * Project registrations take the same path under registry_lock, so that
  * checking an alias is free and claiming it cannot race.
@@ -147,7 +147,7 @@ static void prepared_free(struct prepared *p)
 }
 
 /* Submits every frame; those that did not prepare carry their code, and
- * the log thread passes over them (it writes only frames still OK). */
+ * the leader passes over them (it writes only frames still OK). */
 static void submit_prepared(atolog_store *s, struct commit_frame *frames,
 			    size_t n, int *rcs)
 {

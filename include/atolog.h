@@ -83,8 +83,9 @@ typedef struct atolog_store atolog_store;
 
 #define ATOLOG_OPEN_READONLY 0x1u /* never writes; the directory must exist */
 /* Sync every index transaction (LMDB's MDB_NOMETASYNC), so that a machine
- * crash never costs an index rebuild, at the price of a second fdatasync
- * on every commit's path. Without it the index is flushed when idle and at
+ * crash never costs an index rebuild, at the price of an fdatasync per
+ * index transaction (off the callers' path: the index commits behind
+ * them). Without it the index is flushed when idle and at
  * close, and rebuilt from the log after a machine crash that caught it
  * unflushed. Either way the log is the truth and nothing acknowledged is
  * lost. */
@@ -93,9 +94,10 @@ typedef struct atolog_store atolog_store;
 /*
  * When an interaction is acknowledged (the record call returns). Writes
  * from all threads are committed in groups: one write(2) and at most one
- * fdatasync per group, then one index transaction, then every caller of
- * the group returns. In every mode a returned record is visible to every
- * reader, in this process and others.
+ * fdatasync per group, then every caller of the group returns. In every
+ * mode a returned record is at once visible to every reader of this
+ * handle; readers in other processes see it once the index thread has
+ * committed it (about a millisecond later; docs/FORMAT.md §8.7).
  */
 typedef enum atolog_sync_mode {
 	ATOLOG_SYNC_ALWAYS = 0, /* after the group's fdatasync: survives power
@@ -146,12 +148,14 @@ typedef struct atolog_options {
 int atolog_store_open(const char *dir, const atolog_options *opts,
 		      atolog_store **out);
 
-/* Closes the store; NULL is allowed. Returns the first error met while
- * flushing, after releasing everything regardless. */
+/* Closes the store; NULL is allowed. No other call on the handle may be
+ * running or start meanwhile. Returns the first error met while flushing,
+ * after releasing everything regardless. */
 int atolog_store_close(atolog_store *store);
 
 typedef struct atolog_stats {
-	uint64_t n_records;         /* interactions in the index */
+	uint64_t n_records;         /* interactions stored (a writer: acknowledged;
+				     * read-only: in the index) */
 	uint64_t last_seq;          /* highest sequence number used */
 	uint64_t n_segments;        /* segment files */
 	uint64_t log_bytes;         /* bytes in segment files */
@@ -214,9 +218,9 @@ int atolog_interaction_record(atolog_store *store, const atolog_interaction *in,
 			      atolog_interaction **out);
 
 /*
- * Stores n interactions as one commit (one write, at most one sync, one
- * index transaction). Each item is checked on its own: rcs[i] receives its
- * code, invalid items are refused and the valid ones are stored. If out is
+ * Stores n interactions as one commit (one write, at most one sync). Each
+ * item is checked on its own: rcs[i] receives its code, invalid items are
+ * refused and the valid ones are stored. If out is
  * not NULL, out[i] receives item i as stored (NULL for a refused item; free
  * each with atolog_interaction_free).
  * Returns ATOLOG_OK when every item was stored, else the first item's error

@@ -10,6 +10,7 @@
  * segment roll, and an index map that must grow many times.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -324,6 +325,65 @@ static void test_failed_truncate(const char *dir)
 	atolog_store_close(s);
 }
 
+/*
+ * A caller that queued while the sync that failed the handle ran must be
+ * refused too, not written by the next leader (whose own sync may well
+ * succeed: Linux reports a writeback error once).
+ */
+struct queued_behind {
+	atolog_store *store;
+	pthread_t thread;
+	int rc;
+	bool started;
+};
+
+static void *record_behind(void *arg)
+{
+	struct queued_behind *q = arg;
+	atolog_interaction in = { .prompt = "queued behind a failing sync",
+				  .session_id = "behind" };
+
+	q->rc = atolog_interaction_record(q->store, &in, NULL);
+	return NULL;
+}
+
+static void queue_one_more(void *arg)
+{
+	struct queued_behind *q = arg;
+	uint64_t queued = 0;
+
+	if (q->started)
+		return;
+	q->started = true;
+	pthread_create(&q->thread, NULL, record_behind, q);
+	for (int i = 0; i < 5000 && queued == 0; i++) {
+		pthread_mutex_lock(&q->store->w.lock);
+		queued = q->store->w.queued_reqs;
+		pthread_mutex_unlock(&q->store->w.lock);
+		if (!queued)
+			usleep(1000);
+	}
+	CHECK(queued > 0);
+}
+
+static void test_queued_behind_failed_sync(const char *dir)
+{
+	atolog_store *s = open_store(dir, 0, 0);
+	struct queued_behind q = { .store = s, .rc = -1 };
+
+	store_before_sync(s, queue_one_more, &q);
+	store_inject_fault(s, IO_SYNC, 0, EIO, false);
+	CHECK_RC(record_text(s, "the sync of this one fails"), EIO, s);
+	if (q.started)
+		pthread_join(q.thread, NULL);
+	CHECK_INT(q.rc, ATOLOG_FAILED);
+	store_before_sync(s, NULL, NULL);
+	atolog_store_close(s);
+	s = open_store(dir, 0, 0);
+	CHECK_INT(check_count_session(s, "behind"), 0); /* never written */
+	atolog_store_close(s);
+}
+
 static void test_failed_sync(const char *dir)
 {
 	atolog_store *s = open_store(dir, 0, 0);
@@ -449,6 +509,7 @@ int main(void)
 	test_disk_full(dir);
 	test_failed_truncate(dir);
 	test_failed_sync(dir);
+	test_queued_behind_failed_sync(dir);
 	test_failed_roll();
 	test_failed_large_group();
 	test_map_growth();

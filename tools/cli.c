@@ -67,9 +67,10 @@ int cli_open_writer(struct cli *cli, atolog_store **out)
  * when no writer holds the store, a read command opens it for writing
  * once, to run recovery, and closes it at once: the query itself runs on a
  * read-only handle, so a `record` started meanwhile is not locked out for
- * as long as the output takes. A running writer keeps the index current
- * itself (LOCKED), and damage the writer refuses still leaves what is
- * intact readable (CORRUPT, with a warning).
+ * as long as the output takes. With a writer running (LOCKED) the query
+ * sees what its index thread has committed, at most a moment behind what
+ * it acknowledged; damage the writer refuses still leaves what is intact
+ * readable (CORRUPT, with a warning).
  */
 static int cli_catch_up(struct cli *cli)
 {
