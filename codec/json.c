@@ -491,6 +491,231 @@ int atolog_interaction_from_json(const char *json, size_t len,
 }
 
 /* ------------------------------------------------------------------------
+ * In, many: a JSON array of bodies (the batch route), parsed in one pass.
+ *
+ * The array parser keeps its own nesting depth of the raw events and hands
+ * the events of each element to a fresh body parser. An element the body
+ * parser refuses is skipped to its end, so one bad element costs only
+ * itself; a syntax error anywhere refuses the whole document, since no
+ * element after it can be trusted.
+ */
+
+struct array_parser {
+	struct body_parser item; /* the element being parsed */
+	unsigned depth;          /* raw nesting: 1 inside the array */
+	bool item_failed;        /* the element is refused: skip to its end */
+	size_t index;            /* the element's position */
+	atolog_json_item_fn fn;
+	void *ctx;
+	int stop_rc;             /* fn's non-zero answer, or ENOMEM */
+	int rc;                  /* ATOLOG_INVALID: not an array */
+};
+
+static int array_fail(struct array_parser *a, const char *why)
+{
+	a->rc = ATOLOG_INVALID;
+	snprintf(a->item.why, sizeof(a->item.why), "%s", why);
+	return 0;
+}
+
+/* Delivers the element that just ended to fn, then resets for the next. */
+static int array_item_done(struct array_parser *a)
+{
+	struct body_parser *p = &a->item;
+	atolog_interaction *rec = NULL;
+	int rc = p->rc, stop;
+
+	if (!a->item_failed) {
+		rc = body_to_interaction(p, &rec);
+	} else if (rc == ATOLOG_OK) {
+		rc = err_set(ATOLOG_INVALID, "an item must be a JSON object");
+	} else {
+		err_set(rc, "%s", p->why);
+	}
+	body_free(p);
+	memset(p, 0, sizeof(*p));
+	stop = a->fn(a->index++, rc, rc == ATOLOG_OK ? "" : err_message(NULL), rec,
+		     a->ctx);
+	if (stop != 0) {
+		a->stop_rc = stop;
+		return 0;
+	}
+	return 1;
+}
+
+/* The answer of a body callback, seen from the array: a refusal marks the
+ * element failed and parsing goes on; running out of memory stops. */
+static int array_delegated(struct array_parser *a, int r)
+{
+	if (r)
+		return 1;
+	if (a->item.rc == ENOMEM) {
+		a->stop_rc = ENOMEM;
+		return 0;
+	}
+	a->item_failed = true;
+	return 1;
+}
+
+/* Where a scalar event goes: true to the element's body parser; else it
+ * is handled here and *r holds the answer for yajl (at the top it refuses
+ * the document; as an element of its own it is a refused element). */
+static bool scalar_for_item(struct array_parser *a, int *r)
+{
+	if (a->depth == 0) {
+		*r = array_fail(a, "expected a JSON array of interactions");
+		return false;
+	}
+	if (a->depth == 1) {
+		a->item_failed = true;
+		*r = array_item_done(a);
+		return false;
+	}
+	*r = 1;
+	return !a->item_failed;
+}
+
+static int arr_null(void *ctx)
+{
+	struct array_parser *a = ctx;
+	int r;
+
+	return scalar_for_item(a, &r) ? array_delegated(a, on_null(&a->item)) : r;
+}
+
+static int arr_boolean(void *ctx, int v)
+{
+	struct array_parser *a = ctx;
+	int r;
+
+	return scalar_for_item(a, &r) ? array_delegated(a, on_boolean(&a->item, v))
+				      : r;
+}
+
+static int arr_number(void *ctx, const char *s, size_t len)
+{
+	struct array_parser *a = ctx;
+	int r;
+
+	return scalar_for_item(a, &r)
+		       ? array_delegated(a, on_number(&a->item, s, len))
+		       : r;
+}
+
+static int arr_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct array_parser *a = ctx;
+	int r;
+
+	return scalar_for_item(a, &r)
+		       ? array_delegated(a, on_string(&a->item, s, len))
+		       : r;
+}
+
+static int arr_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct array_parser *a = ctx;
+
+	return a->item_failed ? 1 : array_delegated(a, on_map_key(&a->item, s, len));
+}
+
+static int arr_open(struct array_parser *a, bool is_map)
+{
+	if (a->depth == 0) {
+		if (is_map)
+			return array_fail(a, "expected a JSON array of interactions");
+		a->depth = 1;
+		return 1;
+	}
+	if (a->depth++ == 1)
+		a->item_failed = !is_map; /* an array is a refused element */
+	if (a->item_failed)
+		return 1;
+	return array_delegated(a, is_map ? on_start_map(&a->item)
+					 : on_start_array(&a->item));
+}
+
+static int arr_close(struct array_parser *a, bool is_map)
+{
+	int r = 1;
+
+	if (--a->depth == 0)
+		return 1; /* the array itself */
+	if (!a->item_failed)
+		r = array_delegated(a, is_map ? on_end_map(&a->item)
+					      : on_end_array(&a->item));
+	return r && a->depth == 1 ? array_item_done(a) : r;
+}
+
+static int arr_start_map(void *ctx)
+{
+	return arr_open(ctx, true);
+}
+
+static int arr_end_map(void *ctx)
+{
+	return arr_close(ctx, true);
+}
+
+static int arr_start_array(void *ctx)
+{
+	return arr_open(ctx, false);
+}
+
+static int arr_end_array(void *ctx)
+{
+	return arr_close(ctx, false);
+}
+
+static const yajl_callbacks array_callbacks = {
+	.yajl_null = arr_null,
+	.yajl_boolean = arr_boolean,
+	.yajl_number = arr_number,
+	.yajl_string = arr_string,
+	.yajl_start_map = arr_start_map,
+	.yajl_map_key = arr_map_key,
+	.yajl_end_map = arr_end_map,
+	.yajl_start_array = arr_start_array,
+	.yajl_end_array = arr_end_array,
+};
+
+int atolog_interactions_from_json_array(const char *json, size_t len,
+					atolog_json_item_fn fn, void *ctx)
+{
+	struct array_parser a = { .fn = fn, .ctx = ctx };
+	yajl_handle h;
+	yajl_status st;
+	char reason[160] = "";
+	size_t at;
+	int rc = ATOLOG_OK;
+
+	err_begin(NULL);
+	if (len > ATOLOG_JSON_MAX_BYTES)
+		return err_set(ATOLOG_TOOBIG, "JSON document is %zu bytes, over the limit of %u",
+			       len, ATOLOG_JSON_MAX_BYTES);
+	if (!json_surrogates_paired(json, len, &at))
+		return err_set(ATOLOG_INVALID, "malformed JSON: an unpaired UTF-16 "
+			       "surrogate escape at byte %zu", at);
+	h = yajl_alloc(&array_callbacks, NULL, &a);
+	if (!h)
+		return err_set(ENOMEM, "parsing JSON");
+	st = yajl_parse(h, (const unsigned char *)json, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	if (st == yajl_status_error && !a.stop_rc && !a.rc)
+		json_parse_reason(h, json, len, reason, sizeof(reason));
+	yajl_free(h);
+	if (a.stop_rc)
+		rc = a.stop_rc == ENOMEM ? err_set(ENOMEM, "parsing JSON") : a.stop_rc;
+	else if (a.rc)
+		rc = err_set(a.rc, "%s", a.item.why);
+	else if (st != yajl_status_ok)
+		rc = err_set(ATOLOG_INVALID, "malformed JSON: %s", reason);
+	body_free(&a.item);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
  * Out.
  */
 

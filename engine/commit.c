@@ -584,6 +584,16 @@ static int writer_usable(atolog_store *s)
 	return rc;
 }
 
+/* The atolog_stats.group_sizes entry of a group of n frames (n >= 1). */
+static size_t group_size_bucket(size_t n)
+{
+	size_t b = 0;
+
+	while (b < ATOLOG_GROUP_SIZE_BUCKETS - 1 && ((size_t)1 << b) < n)
+		b++;
+	return b;
+}
+
 /* Writes one group and moves it on according to the sync mode. */
 static void log_group_run(atolog_store *s, struct commit_req *reqs,
 			  struct leader *ld)
@@ -622,6 +632,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	pthread_mutex_lock(&s->w.lock);
 	s->w.n_groups++;
 	s->w.n_frames += g->n_items;
+	s->w.group_sizes[group_size_bucket(g->n_items)]++;
 	pthread_mutex_unlock(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
 		groups_publish(s, ld, g);

@@ -327,6 +327,7 @@ struct writer {
 	char failed_msg[ERR_MSG_SIZE];
 	struct index_state state;     /* what the index holds */
 	uint64_t n_groups, n_frames, n_syncs, n_index_commits;
+	uint64_t group_sizes[ATOLOG_GROUP_SIZE_BUCKETS]; /* atolog_stats' */
 	struct io_faults io;          /* tests set faults under lock */
 	struct recent recent;
 	struct recent_batch batch;    /* the index thread's */

@@ -501,6 +501,8 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 		out->commit_frames = s->w.n_frames;
 		out->log_syncs = s->w.n_syncs;
 		out->index_commits = s->w.n_index_commits;
+		memcpy(out->group_sizes, s->w.group_sizes,
+		       sizeof(out->group_sizes));
 		pthread_mutex_unlock(&s->w.lock);
 	}
 	return ATOLOG_OK;

@@ -153,6 +153,8 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
  * after releasing everything regardless. */
 int atolog_store_close(atolog_store *store);
 
+#define ATOLOG_GROUP_SIZE_BUCKETS 12 /* 1, 2, 4, ... 1024 frames, more */
+
 typedef struct atolog_stats {
 	uint64_t n_records;         /* interactions stored (a writer: acknowledged;
 				     * read-only: in the index) */
@@ -170,6 +172,10 @@ typedef struct atolog_stats {
 	uint64_t commit_frames;     /* frames in them */
 	uint64_t log_syncs;         /* fdatasyncs of the log */
 	uint64_t index_commits;     /* index transactions */
+	/* Groups by size: group_sizes[i] counts the groups of at most 2^i
+	 * frames and more than 2^(i-1); the last entry counts every larger
+	 * group. Not cumulative. */
+	uint64_t group_sizes[ATOLOG_GROUP_SIZE_BUCKETS];
 } atolog_stats;
 
 /* Fills *out from the index and the segment directory (no log scan). */
@@ -264,6 +270,29 @@ void atolog_interaction_free(atolog_interaction *rec);
  */
 int atolog_interaction_from_json(const char *json, size_t len,
 				 atolog_interaction **out);
+
+/*
+ * Called by atolog_interactions_from_json_array once per element, in
+ * order. rc is ATOLOG_OK with item parsed (item belongs to fn now: free it
+ * with atolog_interaction_free), or the element's refusal (ATOLOG_INVALID
+ * or ATOLOG_TOOBIG, item NULL) with why naming the field. A non-zero
+ * return stops the parse.
+ */
+typedef int (*atolog_json_item_fn)(size_t index, int rc, const char *why,
+				   atolog_interaction *item, void *ctx);
+
+/*
+ * Parses a JSON array of objects of the shape atolog_interaction_from_json
+ * takes (the seed's bodies, many in one document), in one pass. An element
+ * that is refused (wrong type, no prompt, not an object) is reported to fn
+ * and the others go on.
+ * Returns ATOLOG_OK; fn's non-zero answer; ATOLOG_INVALID when the document
+ * is not a JSON array or not well formed (the message says where; fn may
+ * have been called for the elements before the fault); ATOLOG_TOOBIG (over
+ * ATOLOG_JSON_MAX_BYTES); ENOMEM.
+ */
+int atolog_interactions_from_json_array(const char *json, size_t len,
+					atolog_json_item_fn fn, void *ctx);
 
 /*
  * Renders an interaction as one compact JSON object with the seed's field

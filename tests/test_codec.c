@@ -3537,6 +3537,162 @@ static void test_from_json_identity(void)
 			  ATOLOG_INVALID, "created_at");
 }
 
+/* ------------------------------------------------------------------------
+ * JSON arrays of bodies, checked element by element against from_json on
+ * each element's own text (an independent path: one document per element).
+ */
+
+/* Elements: good bodies, refused bodies and things that are not objects. */
+static const char *const array_elements[] = {
+	"{\"prompt\":\"p1\",\"project\":\"a\",\"memories_used\":[\"m\"]}",
+	"{\"prompt\":\"p2\",\"context_pack\":{\"k\":[1,{\"z\":[[]]}],\"s\":\"}\"}}",
+	"{\"prompt\":\"\\u00e9t\\u00e9\",\"client\":\"c\",\"extract\":true}",
+	"{\"prompt\":\"p3\",\"unknown\":{\"deep\":[{\"prompt\":5}]},\"x\":[1,2]}",
+	"{\"prompt\":5}",
+	"{\"prompt\":\"p\",\"memories_used\":[\"m\",7,\"n\"]}",
+	"{\"prompt\":\"p\",\"context_pack\":[1,2]}",
+	"{\"response\":\"no prompt\"}",
+	"{\"prompt\":\"p\",\"reinforce\":\"yes\"}",
+	"{\"prompt\":\"p\",\"id\":\"not-a-uuid\"}",
+	"{\"prompt\":\"p\",\"created_at\":\"yesterday\"}",
+	"{\"prompt\":\"p\",\"chunks_used\":{\"a\":[1]}}",
+	"{\"prompt\":\"p\",\"session_id\":[\"s\",{\"t\":1}]}",
+	"{}",
+	"17", "\"text\"", "null", "true", "[1,{\"prompt\":\"x\"}]", "[]",
+};
+
+struct array_seen {
+	size_t n;
+	int rcs[64];
+	char whys[64][160];
+	atolog_interaction *items[64];
+};
+
+static int array_collect(size_t index, int rc, const char *why,
+			 atolog_interaction *item, void *ctx)
+{
+	struct array_seen *seen = ctx;
+
+	if (index != seen->n || seen->n == 64) {
+		atolog_interaction_free(item);
+		return -1;
+	}
+	seen->rcs[seen->n] = rc;
+	snprintf(seen->whys[seen->n], sizeof(seen->whys[0]), "%s", why);
+	seen->items[seen->n++] = item;
+	return 0;
+}
+
+static void array_seen_free(struct array_seen *seen)
+{
+	for (size_t i = 0; i < seen->n; i++)
+		atolog_interaction_free(seen->items[i]);
+}
+
+/* The element as its own document: what the array parser must agree with. */
+static void expect_element(size_t i, const char *element,
+			   const struct array_seen *seen)
+{
+	atolog_interaction *want = NULL;
+	int rc = from_json(element, &want);
+	bool is_object = element[0] == '{';
+
+	if (!is_object)
+		rc = ATOLOG_INVALID;
+	CHECK_INT(seen->rcs[i], rc);
+	if (rc == ATOLOG_OK && seen->items[i]) {
+		expect_same_interaction(element, seen->items[i], want);
+		CHECK_STR(seen->whys[i], "");
+	} else {
+		CHECK(seen->items[i] == NULL);
+		if (!strstr(seen->whys[i], is_object ? atolog_errmsg(NULL)
+						     : "must be a JSON object"))
+			FAIL("element %zu (%s): why \"%s\", alone \"%s\"", i,
+			     element, seen->whys[i], atolog_errmsg(NULL));
+	}
+	atolog_interaction_free(want);
+}
+
+static void test_json_array_random(void)
+{
+	const size_t n_kinds = sizeof(array_elements) / sizeof(array_elements[0]);
+
+	for (int round = 0; round < 200; round++) {
+		size_t n = check_rand_below(40), picks[40], len = 0;
+		char doc[16384];
+		struct array_seen seen = { 0 };
+
+		len += (size_t)snprintf(doc + len, sizeof(doc) - len, " [");
+		for (size_t i = 0; i < n; i++) {
+			picks[i] = check_rand_below(n_kinds);
+			len += (size_t)snprintf(doc + len, sizeof(doc) - len, "%s%s\n",
+						i ? "," : "", array_elements[picks[i]]);
+		}
+		len += (size_t)snprintf(doc + len, sizeof(doc) - len, "] ");
+		CHECK_RC(atolog_interactions_from_json_array(doc, len, array_collect,
+							     &seen),
+			 ATOLOG_OK, NULL);
+		CHECK_INT(seen.n, n);
+		for (size_t i = 0; i < n && i < seen.n; i++)
+			expect_element(i, array_elements[picks[i]], &seen);
+		array_seen_free(&seen);
+	}
+}
+
+/* Documents refused whole: not an array, or not well formed. */
+static void test_json_array_refused(void)
+{
+	static const struct {
+		const char *doc;
+		size_t before; /* elements delivered before the fault */
+		const char *why;
+	} cases[] = {
+		{ "{\"prompt\":\"p\"}", 0, "expected a JSON array" },
+		{ "5", 0, "expected a JSON array" },
+		{ "", 0, "malformed JSON" },
+		{ "[{\"prompt\":\"p\"},", 1, "malformed JSON" },
+		{ "[{\"prompt\":\"p\"}] [", 1, "malformed JSON" },
+		{ "[{\"prompt\":\"p\"}, {\"prompt\" \"q\"}]", 1, "malformed JSON" },
+		{ "[{\"prompt\":\"\\ud800\"}]", 0, "surrogate" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct array_seen seen = { 0 };
+		int rc = atolog_interactions_from_json_array(
+			cases[i].doc, strlen(cases[i].doc), array_collect, &seen);
+
+		if (rc != ATOLOG_INVALID || !strstr(atolog_errmsg(NULL), cases[i].why))
+			FAIL("array %s: %d \"%s\", want INVALID \"%s\"", cases[i].doc,
+			     rc, atolog_errmsg(NULL), cases[i].why);
+		CHECK_INT(seen.n, cases[i].before);
+		array_seen_free(&seen);
+	}
+}
+
+/* fn's answer stops the parse and is returned. */
+static int array_stop_at_two(size_t index, int rc, const char *why,
+			     atolog_interaction *item, void *ctx)
+{
+	size_t *calls = ctx;
+
+	(void)rc;
+	(void)why;
+	atolog_interaction_free(item);
+	++*calls;
+	return index == 1 ? 42 : 0;
+}
+
+static void test_json_array_stop(void)
+{
+	static const char doc[] = "[{\"prompt\":\"a\"},{\"prompt\":\"b\"},{\"prompt\":\"c\"}]";
+	size_t calls = 0;
+
+	CHECK_INT(atolog_interactions_from_json_array(doc, strlen(doc),
+						      array_stop_at_two, &calls),
+		  42);
+	CHECK_INT(calls, 2);
+}
+
 static void test_to_json_exact(void)
 {
 	static const char *const m[] = { "m1", "m\xc3\xa9" };
@@ -3781,6 +3937,9 @@ int main(void)
 	test_from_json_full();
 	test_from_json_errors();
 	test_from_json_identity();
+	test_json_array_random();
+	test_json_array_refused();
+	test_json_array_stop();
 	test_to_json_exact();
 	test_context_doubles();
 	test_json_roundtrip();
