@@ -50,7 +50,9 @@ int err_set(int code, const char *fmt, ...)
 
 int err_code_from_errno(int errnum)
 {
-	if (errnum == ENOSPC || errnum == EDQUOT)
+	/* EFBIG: past a file size limit (RLIMIT_FSIZE), a quota by another
+	 * name. */
+	if (errnum == ENOSPC || errnum == EDQUOT || errnum == EFBIG)
 		return ATOLOG_FULL;
 	return errnum > 0 ? errnum : EIO;
 }

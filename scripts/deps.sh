@@ -8,7 +8,7 @@
 #                            the baseline, gnuplot for the charts)
 set -eu
 
-PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev"
+PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev"
 BENCH_PACKAGES="libsqlite3-dev gnuplot-nox"
 
 case "${1:-}" in

@@ -298,6 +298,10 @@ static void test_disk_full(const char *dir)
 	store_inject_fault(s, IO_WRITE, 0, ENOSPC, true);
 	CHECK_RC(record_text(s, "half"), ATOLOG_FULL, s);
 	CHECK_UNCHANGED(s, before);
+	/* Past a file size limit (RLIMIT_FSIZE) is full too. */
+	store_inject_fault(s, IO_WRITE, 0, EFBIG, false);
+	CHECK_RC(record_text(s, "over the limit"), ATOLOG_FULL, s);
+	CHECK_UNCHANGED(s, before);
 	/* Room again: the handle goes on. */
 	CHECK_OK(record_text(s, "after"), s);
 	CHECK_INT(snap(s).n_records, before.n_records + 1);

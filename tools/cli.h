@@ -68,6 +68,7 @@ int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_replay(struct cli *cli, int argc, char **argv);
 int cmd_project(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_serve(struct cli *cli, int argc, char **argv);
 int cmd_tour(struct cli *cli, int argc, char **argv);
 
 const struct command *cli_find_command(const char *name);

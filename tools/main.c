@@ -22,6 +22,10 @@ const struct command cli_commands[] = {
 	{ "project", cmd_project, "add NAME [--alias A]... | list",
 	  "the project registry" },
 	{ "stats", cmd_stats, "", "record count, sizes, segments" },
+	{ "serve", cmd_serve,
+	  "[--listen HOST:PORT] [--threads N] [--token-file F] [--max-body BYTES] "
+	  "[--timeout S] [--max-connections N]",
+	  "the HTTP capture server (the seed's routes) on this store" },
 	{ "tour", cmd_tour, "[--agents N] [--records N]",
 	  "capture synthetic interactions from concurrent agents, then query them" },
 	{ NULL, NULL, NULL, NULL },

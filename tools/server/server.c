@@ -1,0 +1,242 @@
+/*
+ * server.c - the life of `atolog serve`: open the store as its writer,
+ * read the token, listen, wait for SIGTERM or SIGINT, drain, close.
+ *
+ * Signals are taken synchronously: they are blocked before libmicrohttpd
+ * starts its threads (which inherit the mask) and the main thread waits
+ * for them in sigwait, so no handler runs in signal context and nothing
+ * global is needed. Draining stops accepting, asks keep-alive clients to
+ * close (reply.c), waits for the requests already begun, then stops the
+ * daemon and closes the store, which flushes the index: a clean stop
+ * leaves nothing for the next open to recover.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+/* Exit codes, as the CLI's (tools/cli.h). */
+#define SERVE_EXIT_OK 0
+#define SERVE_EXIT_USAGE 2
+#define SERVE_EXIT_STORE 3
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct server *srv = cls;
+
+	vsnprintf(srv->mhd_error, sizeof(srv->mhd_error), fmt, ap);
+	srv->mhd_error[strcspn(srv->mhd_error, "\n")] = '\0';
+}
+
+/* The first line of the token file, without surrounding blanks. */
+static int read_token(struct server *srv)
+{
+	FILE *f = fopen(srv->cfg.token_file, "r");
+	char line[4096], *p = line, *end;
+
+	if (!f) {
+		fprintf(stderr, "atolog: serve: --token-file %s: %s\n",
+			srv->cfg.token_file, strerror(errno));
+		return SERVE_EXIT_USAGE;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
+			   end[-1] == '\t'))
+		*--end = '\0';
+	if (!*p) {
+		fprintf(stderr, "atolog: serve: --token-file %s holds no token\n",
+			srv->cfg.token_file);
+		return SERVE_EXIT_USAGE;
+	}
+	srv->token = strdup(p);
+	return srv->token ? SERVE_EXIT_OK : SERVE_EXIT_STORE;
+}
+
+/* HOST:PORT or [HOST]:PORT into an address to bind. */
+static int resolve_listen(const char *listen, struct addrinfo **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	char host[256];
+	const char *colon = strrchr(listen, ':'), *h = listen;
+	size_t hl;
+	int rc;
+
+	if (!colon || !colon[1])
+		return EAI_NONAME;
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && listen[0] == '[' && colon[-1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return EAI_NONAME;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	rc = getaddrinfo(host, colon + 1, &hints, out);
+	return rc;
+}
+
+static int server_listen(struct server *srv)
+{
+	struct addrinfo *ai;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	int rc = resolve_listen(srv->cfg.listen, &ai);
+
+	if (rc != 0) {
+		fprintf(stderr, "atolog: serve: --listen %s: %s (want HOST:PORT)\n",
+			srv->cfg.listen, rc == EAI_SYSTEM ? strerror(errno)
+							  : gai_strerror(rc));
+		return SERVE_EXIT_USAGE;
+	}
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, request_access, srv,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_THREAD_POOL_SIZE, srv->cfg.threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
+		MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
+		MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!srv->daemon) {
+		fprintf(stderr, "atolog: serve: cannot listen on %s: %s\n",
+			srv->cfg.listen, srv->mhd_error[0] ? srv->mhd_error
+							   : "libmicrohttpd refused to start");
+		return SERVE_EXIT_STORE;
+	}
+	return SERVE_EXIT_OK;
+}
+
+/* The URL clients use: the bound port (the asked one may be 0). */
+static void announce(struct server *srv)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	unsigned port = info ? info->port : 0;
+	const char *colon = strrchr(srv->cfg.listen, ':');
+	char url[320];
+
+	snprintf(url, sizeof(url), "http://%.*s:%u",
+		 (int)(colon - srv->cfg.listen), srv->cfg.listen, port);
+	/* Machine-readable on stdout, for scripts and tests; a hint on stderr. */
+	printf("{\"listening\":\"%s\",\"data\":\"%s\",\"threads\":%u}\n", url,
+	       srv->cfg.data_dir, srv->cfg.threads);
+	fflush(stdout);
+	fprintf(stderr,
+		"atolog: serving %s on %s (Ctrl-C stops)\n"
+		"  try: curl -s -H 'Content-Type: application/json'%s -d "
+		"'{\"prompt\":\"hello\",\"project\":\"demo\"}' %s/interactions\n",
+		srv->cfg.data_dir, url,
+		srv->token ? " -H \"Authorization: Bearer $TOKEN\"" : "", url);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Stops accepting, lets begun requests finish (bounded), stops. */
+static void server_drain(struct server *srv)
+{
+	MHD_socket sock;
+	long waited = 0;
+
+	atomic_store(&srv->draining, true);
+	sock = MHD_quiesce_daemon(srv->daemon);
+	while (atomic_load(&srv->in_flight) > 0 && waited < SERVE_DRAIN_TIMEOUT_MS) {
+		sleep_ms(10);
+		waited += 10;
+	}
+	if (atomic_load(&srv->in_flight) > 0)
+		fprintf(stderr, "atolog: serve: %ld requests still running after %d ms; "
+			"stopping anyway\n", atomic_load(&srv->in_flight),
+			SERVE_DRAIN_TIMEOUT_MS);
+	MHD_stop_daemon(srv->daemon);
+	srv->daemon = NULL;
+	if (sock != MHD_INVALID_SOCKET)
+		close(sock);
+}
+
+static int server_open_store(struct server *srv)
+{
+	atolog_options opts = { .sync = srv->cfg.sync,
+				.queue_timeout_ms = SERVE_QUEUE_TIMEOUT_MS };
+	int rc = atolog_store_open(srv->cfg.data_dir, &opts, &srv->store);
+
+	if (rc == ATOLOG_OK)
+		return SERVE_EXIT_OK;
+	fprintf(stderr, "atolog: serve: %s: %s\n", srv->cfg.data_dir,
+		*atolog_errmsg(NULL) ? atolog_errmsg(NULL) : atolog_strerror(rc));
+	return rc == ATOLOG_INVALID ? SERVE_EXIT_USAGE : SERVE_EXIT_STORE;
+}
+
+static int server_wait_and_stop(struct server *srv, const sigset_t *stop)
+{
+	int sig = 0, rc;
+
+	announce(srv);
+	while (sigwait(stop, &sig) != 0)
+		;
+	fprintf(stderr, "atolog: serve: %s: draining\n", strsignal(sig));
+	server_drain(srv);
+	rc = atolog_store_close(srv->store);
+	srv->store = NULL;
+	if (rc != ATOLOG_OK) {
+		fprintf(stderr, "atolog: serve: closing the store: %s\n",
+			atolog_errmsg(NULL));
+		return SERVE_EXIT_STORE;
+	}
+	fprintf(stderr, "atolog: serve: stopped cleanly\n");
+	return SERVE_EXIT_OK;
+}
+
+int server_run(const struct server_config *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	sigset_t stop, old;
+	int rc;
+
+	if (!srv)
+		return SERVE_EXIT_STORE;
+	srv->cfg = *cfg;
+	/* A write past a file size limit must fail with EFBIG (seen as a
+	 * full disk), not kill the server. */
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	rc = cfg->token_file ? read_token(srv) : SERVE_EXIT_OK;
+	if (rc == SERVE_EXIT_OK)
+		rc = server_open_store(srv);
+	if (rc == SERVE_EXIT_OK)
+		rc = server_listen(srv);
+	if (rc == SERVE_EXIT_OK)
+		rc = server_wait_and_stop(srv, &stop);
+	else if (srv->store)
+		atolog_store_close(srv->store);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(srv->token);
+	free(srv);
+	return rc;
+}

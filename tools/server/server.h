@@ -1,0 +1,184 @@
+/*
+ * server.h - `atolog serve`: the seed service's HTTP routes over one
+ * writer handle, on libmicrohttpd.
+ *
+ * Shape: libmicrohttpd runs a pool of polling threads; each request is
+ * answered in the thread that read it. A write blocks that thread until
+ * the store acknowledges (durable per the sync mode), so the pool size is
+ * also how many requests can share one group commit. Listings and replays
+ * stream from an iterator as the client reads, so a response never holds
+ * more than one interaction in memory.
+ *
+ *   server.c    lifecycle: listen, signals, drain, close the store
+ *   request.c   one request: routing, auth, content type, body limits
+ *   handlers.c  the routes
+ *   stream.c    iterator -> chunked response (JSON envelope or NDJSON)
+ *   reply.c     JSON replies and error bodies
+ *   metrics.c   counters and histograms, Prometheus text
+ */
+#ifndef ATOLOG_SERVER_H
+#define ATOLOG_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "atolog.h"
+
+/* Defaults and limits (README, "Server"). */
+#define SERVE_LISTEN_DEFAULT "127.0.0.1:8100"
+#define SERVE_THREADS_DEFAULT 16       /* polling threads */
+#define SERVE_THREADS_MAX 256
+#define SERVE_MAX_BODY_DEFAULT (16u << 20) /* bytes of one request body */
+#define SERVE_TIMEOUT_S_DEFAULT 30     /* idle or stalled connection */
+#define SERVE_CONNECTIONS_DEFAULT 512  /* open connections at once */
+#define SERVE_BATCH_MAX_ITEMS 10000    /* interactions in one batch */
+#define SERVE_QUEUE_TIMEOUT_MS 5000    /* a write waits this long for room */
+#define SERVE_DRAIN_TIMEOUT_MS 10000   /* SIGTERM: in-flight requests */
+#define SERVE_STREAM_BLOCK (64u << 10) /* bytes per chunk of a stream */
+
+enum route {
+	ROUTE_INTERACTIONS,   /* POST record, GET list */
+	ROUTE_BATCH,          /* POST /interactions/batch */
+	ROUTE_INTERACTION,    /* GET /interactions/{id} */
+	ROUTE_REPLAY,         /* GET /sessions/{id}/replay */
+	ROUTE_BACKUP,         /* POST /admin/backup */
+	ROUTE_BACKUP_CLEANUP, /* POST /admin/backup/cleanup */
+	ROUTE_HEALTH,
+	ROUTE_METRICS,
+	ROUTE_UNKNOWN,        /* 404 */
+	ROUTE_COUNT
+};
+
+/* ------------------------------------------------------------------------
+ * Metrics (metrics.c). Lock-free counters, read while they move.
+ */
+#define METRICS_STATUSES 16 /* the codes the server answers, then "other" */
+#define METRICS_LATENCY_BUCKETS 17
+
+struct route_metrics {
+	atomic_uint_fast64_t by_status[METRICS_STATUSES];
+	atomic_uint_fast64_t latency[METRICS_LATENCY_BUCKETS]; /* not cumulative */
+	atomic_uint_fast64_t latency_sum_ns;
+};
+
+struct metrics {
+	struct route_metrics routes[ROUTE_COUNT];
+	atomic_uint_fast64_t ingest_stored;   /* interactions acknowledged */
+	atomic_uint_fast64_t ingest_refused;  /* items refused as invalid */
+	atomic_uint_fast64_t ingest_failed;   /* items the store failed */
+	atomic_uint_fast64_t body_bytes;      /* request bodies read */
+};
+
+const char *route_name(enum route r);
+void metrics_observe(struct metrics *m, enum route r, unsigned status,
+		     uint64_t ns);
+/* The Prometheus text exposition; *out is malloc'ed. */
+int metrics_render(struct metrics *m, const atolog_stats *st, char **out,
+		   size_t *len);
+
+/* ------------------------------------------------------------------------
+ * The server.
+ */
+struct server_config {
+	const char *data_dir;
+	atolog_sync_mode sync;
+	const char *listen;        /* HOST:PORT; [v6]:PORT; port 0 = any */
+	unsigned threads;
+	const char *token_file;    /* NULL: no auth */
+	size_t max_body;
+	unsigned timeout_s;
+	unsigned max_connections;
+};
+
+struct server {
+	struct server_config cfg;
+	atolog_store *store;
+	char *token;               /* bearer token, NULL when auth is off */
+	struct MHD_Daemon *daemon;
+	atomic_bool draining;      /* SIGTERM seen: answers close */
+	atomic_long in_flight;     /* requests begun and not completed */
+	atomic_int write_failing;  /* the last write's store error, or 0 */
+	struct metrics metrics;
+	char mhd_error[256];       /* libmicrohttpd's last complaint */
+};
+
+/* Runs until SIGTERM or SIGINT; returns a CLI exit code. */
+int server_run(const struct server_config *cfg);
+
+/* ------------------------------------------------------------------------
+ * One request (request.c), alive from its headers until completed.
+ */
+struct request {
+	struct server *srv;
+	enum route route;
+	char *arg;          /* the {id} of the path, decoded */
+	uint64_t start_ns;
+	unsigned status;    /* what was answered, for the metrics */
+	bool body_done;     /* the first call is over */
+	unsigned early;     /* a status decided from the headers, or 0 */
+	char early_msg[160];
+	char *body;
+	size_t len, cap;
+	bool too_big;       /* over max_body: the rest is discarded */
+	size_t discarded;
+	bool ndjson;        /* batch body is application/x-ndjson */
+};
+
+enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
+			       const char *url, const char *method,
+			       const char *version, const char *upload,
+			       size_t *upload_size, void **con_cls);
+void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		       enum MHD_RequestTerminationCode toe);
+uint64_t now_ns(void);
+
+/* ------------------------------------------------------------------------
+ * Routes (handlers.c): each answers the request, returning MHD's verdict.
+ */
+enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
+			       const char *method);
+
+/* ------------------------------------------------------------------------
+ * Replies (reply.c).
+ */
+/* Queues body (malloc'ed; taken) with the status and a content type. */
+enum MHD_Result reply_take(struct request *req, struct MHD_Connection *conn,
+			   unsigned status, const char *type, char *body,
+			   size_t len);
+/* A response whose body is {"error": msg}, or NULL (out of memory). */
+struct MHD_Response *error_response(const char *msg);
+/* {"error": message} with the status. */
+enum MHD_Result reply_error(struct request *req, struct MHD_Connection *conn,
+			    unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The status for an atolog return code, and a message for it. */
+unsigned reply_status_of(int rc);
+enum MHD_Result reply_store_error(struct request *req,
+				  struct MHD_Connection *conn, int rc,
+				  const char *what);
+/* Queues a response made elsewhere (a stream), adding the common headers. */
+enum MHD_Result reply_queue(struct request *req, struct MHD_Connection *conn,
+			    unsigned status, struct MHD_Response *resp);
+/* A JSON string value (quoted, escaped) appended to a malloc'ed buffer. */
+int json_quote(const char *s, char **out);
+
+/* ------------------------------------------------------------------------
+ * Streams (stream.c).
+ */
+enum stream_shape {
+	STREAM_LIST,   /* {"interactions": [...], "count": N} */
+	STREAM_NDJSON, /* one interaction per line */
+};
+
+/* Answers with iter's interactions, streamed as the client reads; iter is
+ * taken. 404 when an NDJSON stream would be empty; 500 when the first
+ * interaction cannot be read. */
+enum MHD_Result stream_reply(struct request *req, struct MHD_Connection *conn,
+			     atolog_iter *iter, enum stream_shape shape,
+			     const char *empty_msg);
+
+#endif
