@@ -83,8 +83,7 @@ void model_random_since(struct model_query *q, int64_t t)
 	}
 }
 
-/* The model's answer to q; returns how many of want are filled. */
-static size_t model_list(const struct model *m, const struct model_query *q,
+size_t model_list(const struct model *m, const struct model_query *q,
 			 const struct model_rec **want)
 {
 	size_t n = 0;
@@ -133,20 +132,28 @@ void model_check_query(atolog_store *s, const struct model *m,
 	free(want);
 }
 
-void model_check_replay(atolog_store *s, const struct model *m,
-			const char *session)
+size_t model_session(const struct model *m, const char *session,
+		     const struct model_rec **want)
 {
-	const struct model_rec **want = calloc(m->n + 1, sizeof(*want));
-	const atolog_interaction *rec;
-	atolog_iter *it = NULL;
-	size_t n = 0, got = 0;
-	int rc;
+	size_t n = 0;
 
 	for (size_t i = 0; i < m->n; i++) {
 		if (strcmp(m->recs[i].session, session) == 0)
 			want[n++] = &m->recs[i];
 	}
 	qsort(want, n, sizeof(*want), oldest_first);
+	return n;
+}
+
+void model_check_replay(atolog_store *s, const struct model *m,
+			const char *session)
+{
+	const struct model_rec **want = calloc(m->n + 1, sizeof(*want));
+	const atolog_interaction *rec;
+	atolog_iter *it = NULL;
+	size_t n = model_session(m, session, want), got = 0;
+	int rc;
+
 	CHECK_OK(atolog_replay_open(s, session, &it), s);
 	while (it && (rc = atolog_iter_next(it, &rec)) == ATOLOG_OK) {
 		if (got < n) {

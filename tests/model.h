@@ -45,6 +45,14 @@ struct model_query {
  * test's random generator) and q->since to the whole second it means. */
 void model_random_since(struct model_query *q, int64_t t);
 
+/* The model's answer to q, newest first, into want (room for m->n);
+ * returns how many are filled. */
+size_t model_list(const struct model *m, const struct model_query *q,
+		  const struct model_rec **want);
+/* A session's records, oldest first, into want; returns how many. */
+size_t model_session(const struct model *m, const char *session,
+		     const struct model_rec **want);
+
 /* Runs q on the store and checks ids and order against the model. */
 void model_check_query(atolog_store *s, const struct model *m,
 		       const struct model_query *q);

@@ -1,0 +1,1444 @@
+/*
+ * test_server.c - `atolog serve`, driven over real HTTP.
+ *
+ * Each test starts the real binary ($ATOLOG_CLI) on a free loopback port
+ * (--listen 127.0.0.1:0; the bound URL is the first line on its stdout)
+ * and talks to it with libcurl, or with a raw socket where a client must
+ * misbehave (no length, a stalled upload). Expected listings and replays
+ * come from the naive model (model.c), never from the server; JSON is
+ * read back with jansson, an independent parser.
+ *
+ * What is covered: every route and every error status the issue lists;
+ * batches mixing good and bad items, as a JSON array and as NDJSON; a
+ * long replay; auth on and off; a full disk (a file size limit lowered on
+ * the running server) answered 503 while reads go on, and writes resuming;
+ * stalled clients timed out without holding the server; SIGTERM draining a
+ * request in flight; kill -9 under concurrent keep-alive load, then a
+ * restart with every acknowledged interaction present exactly once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "check.h"
+#include "model.h"
+
+#define FAIL(...)                                                            \
+	do {                                                                 \
+		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);              \
+		fprintf(stderr, __VA_ARGS__);                                \
+		fputc('\n', stderr);                                         \
+		check_failures++;                                            \
+	} while (0)
+
+static const char *cli_path;
+
+/* ------------------------------------------------------------------------
+ * The server process.
+ */
+
+struct server {
+	pid_t pid;
+	char url[128];
+	int port;
+};
+
+/* Starts `atolog --data dir [--sync mode] serve --listen 127.0.0.1:0
+ * extra...` and waits for its URL. extra ends with NULL. */
+static bool __attribute__((sentinel))
+server_start(struct server *srv, const char *dir, const char *sync, ...)
+{
+	char *argv[32] = { "atolog", "--data", (char *)dir };
+	int argc = 3, pipefd[2];
+	char line[512];
+	size_t len = 0;
+	const char *u;
+	va_list ap;
+
+	if (sync) {
+		argv[argc++] = "--sync";
+		argv[argc++] = (char *)sync;
+	}
+	argv[argc++] = "serve";
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	va_start(ap, sync);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	if (pipe(pipefd) != 0)
+		abort();
+	srv->pid = fork();
+	if (srv->pid < 0)
+		abort();
+	if (srv->pid == 0) {
+		/* A test that dies takes its server with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execv(cli_path, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (len < sizeof(line) - 1) {
+		struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 20000) <= 0)
+			break;
+		n = read(pipefd[0], line + len, sizeof(line) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (memchr(line, '\n', len))
+			break;
+	}
+	close(pipefd[0]);
+	line[len] = '\0';
+	u = strstr(line, "\"listening\":\"");
+	if (!u || sscanf(u + 13, "%127[^\"]", srv->url) != 1) {
+		int status;
+
+		waitpid(srv->pid, &status, 0);
+		srv->pid = -1;
+		return false;
+	}
+	srv->port = atoi(strrchr(srv->url, ':') + 1);
+	return true;
+}
+
+/* Sends sig and returns the exit status (128 + signal when killed). */
+static int server_stop(struct server *srv, int sig)
+{
+	int status;
+
+	if (srv->pid <= 0)
+		return -1;
+	kill(srv->pid, sig);
+	while (waitpid(srv->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	srv->pid = -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The exit status of a server that is expected to refuse to start. */
+static int server_start_fails(const char *dir, const char *extra)
+{
+	pid_t pid = fork();
+	int status, null_fd;
+
+	if (pid == 0) {
+		null_fd = open("/dev/null", O_WRONLY);
+		dup2(null_fd, 1);
+		dup2(null_fd, 2);
+		execl(cli_path, "atolog", "--data", dir, "serve", "--listen",
+		      "127.0.0.1:0", extra, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ------------------------------------------------------------------------
+ * HTTP with libcurl.
+ */
+
+struct http {
+	long status;
+	char *body;
+	size_t len;
+	char headers[4096];
+	size_t hlen;
+	long connects; /* new connections this request opened */
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct http *r = ctx;
+	char *grown = realloc(r->body, r->len + size * n + 1);
+
+	if (!grown)
+		return 0;
+	r->body = grown;
+	memcpy(r->body + r->len, data, size * n);
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ctx)
+{
+	struct http *r = ctx;
+	size_t take = size * n;
+
+	if (take > sizeof(r->headers) - 1 - r->hlen)
+		take = sizeof(r->headers) - 1 - r->hlen;
+	memcpy(r->headers + r->hlen, data, take);
+	r->hlen += take;
+	r->headers[r->hlen] = '\0';
+	return size * n;
+}
+
+/* One request on c (connections are reused between calls on one c).
+ * type NULL sends no Content-Type; token NULL no Authorization. */
+static long http_on(CURL *c, struct http *r, const char *method, const char *url,
+		    const char *type, const char *body, size_t len,
+		    const char *token)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	char line[512];
+	CURLcode cc;
+
+	memset(r, 0, sizeof(*r));
+	curl_easy_reset(c);
+	if (type) {
+		snprintf(line, sizeof(line), "Content-Type: %s", type);
+		h = curl_slist_append(h, line);
+	}
+	if (token) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, line);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(body ? len : 0));
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		if (strcmp(method, "HEAD") == 0)
+			curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	}
+	cc = curl_easy_perform(c);
+	curl_slist_free_all(h);
+	if (cc != CURLE_OK) {
+		r->status = -1;
+		return -1;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->connects);
+	if (!r->body) {
+		r->body = calloc(1, 1);
+		if (!r->body)
+			abort();
+	}
+	return r->status;
+}
+
+static CURL *shared_curl;
+
+static long http(struct http *r, const char *method, const char *url,
+		 const char *type, const char *body, const char *token)
+{
+	return http_on(shared_curl, r, method, url, type, body,
+		       body ? strlen(body) : 0, token);
+}
+
+static void http_free(struct http *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+/* url = base + path (printf style). */
+static void __attribute__((format(printf, 3, 4)))
+url_of(char *out, const struct server *srv, const char *fmt, ...)
+{
+	size_t n = (size_t)snprintf(out, 1024, "%s", srv->url);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out + n, 1024 - n, fmt, ap);
+	va_end(ap);
+}
+
+static json_t *json_of(int line, const struct http *r)
+{
+	json_error_t e;
+	json_t *j = json_loadb(r->body, r->len, 0, &e);
+
+	if (!j) {
+		fprintf(stderr, "%s:%d: body is not JSON (%s): %.200s\n", __FILE__,
+			line, e.text, r->body);
+		check_failures++;
+	}
+	return j;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+/* The status must be want and the body {"error": "...text..."}. */
+static void check_error(int line, const struct http *r, long want, const char *text)
+{
+	json_t *j;
+
+	if (r->status != want) {
+		fprintf(stderr, "%s:%d: status %ld, want %ld: %.300s\n", __FILE__, line,
+			r->status, want, r->body ? r->body : "");
+		check_failures++;
+		return;
+	}
+	j = json_of(line, r);
+	if (j && (!json_is_string(json_object_get(j, "error")) ||
+		  !strstr(jstr(j, "error"), text))) {
+		fprintf(stderr, "%s:%d: error body %.300s lacks \"%s\"\n", __FILE__,
+			line, r->body, text);
+		check_failures++;
+	}
+	json_decref(j);
+}
+
+/* The interaction a 201/200 body describes, into the model. */
+static void model_add_json(struct model *m, const json_t *o)
+{
+	atolog_interaction rec = { 0 };
+
+	snprintf(rec.id, sizeof(rec.id), "%s", jstr(o, "id"));
+	if (atolog_time_parse(jstr(o, "created_at_iso"), &rec.created_at) != ATOLOG_OK)
+		FAIL("created_at_iso %s", jstr(o, "created_at_iso"));
+	rec.seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+	rec.prompt = jstr(o, "prompt");
+	rec.project = jstr(o, "project");
+	rec.session_id = jstr(o, "session_id");
+	rec.client = jstr(o, "client");
+	model_add(m, &rec);
+}
+
+/* Records the store's count, as /health reports it. */
+static long long health_records(const struct server *srv)
+{
+	char url[1024];
+	struct http r;
+	long long n = -1;
+	json_t *j;
+
+	url_of(url, srv, "/health");
+	if (http(&r, "GET", url, NULL, NULL, NULL) == 200 &&
+	    (j = json_of(__LINE__, &r)) != NULL) {
+		n = json_integer_value(json_object_get(j, "records"));
+		json_decref(j);
+	}
+	http_free(&r);
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Raw sockets, for clients curl will not imitate.
+ */
+
+static int raw_connect(const struct server *srv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)srv->port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		FAIL("connect: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+	size_t len = strlen(s), done = 0;
+
+	while (done < len) {
+		ssize_t n = send(fd, s + done, len - done, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return;
+		done += (size_t)n;
+	}
+}
+
+/* Reads until the peer closes or ms pass; returns what came (malloc'ed)
+ * and whether the peer closed. */
+static char *raw_read(int fd, int ms, bool *closed)
+{
+	char *buf = calloc(1, 65536);
+	size_t len = 0;
+
+	*closed = false;
+	while (buf && len < 65535) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, ms) <= 0)
+			break;
+		n = recv(fd, buf + len, 65535 - len, 0);
+		if (n <= 0) {
+			*closed = true;
+			break;
+		}
+		len += (size_t)n;
+	}
+	return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * Capture and queries against the model.
+ */
+
+#define BASE_TIME_US INT64_C(1772323200000000) /* 2026-03-01T00:00:00Z */
+
+static const char *const project_inputs[] = { "ATOLOG", "ato", " Ato ", "other", "" };
+static const char *const project_canon[] = { "ATOLOG", "ATOLOG", "ATOLOG", "other", "" };
+static const char *const sessions[] = { "s0", "s1", "s2", "s3" };
+static const char *const clients[] = { "openclaw", "claude-code", "manual" };
+
+struct gen {
+	int64_t last_time;
+	int n;
+};
+
+/* One random seed body; *canon receives the project it must be stored as. */
+static char *gen_body(struct gen *g, const char **canon)
+{
+	size_t p = check_rand_below(5);
+	int64_t t = g->n && check_rand_below(5) == 0
+			    ? g->last_time
+			    : BASE_TIME_US + (int64_t)check_rand_below(3 * 86400) * 1000000 +
+				      (int64_t)check_rand_below(1000000);
+	char iso[ATOLOG_TIME_ISO_LEN], *body;
+
+	g->last_time = t;
+	atolog_time_format_iso(t, iso);
+	*canon = project_canon[p];
+	if (asprintf(&body,
+		     "{\"prompt\":\"question %d \\u00e9\",\"response\":\"answer\","
+		     "\"project\":\"%s\",\"session_id\":\"%s\",\"client\":\"%s\","
+		     "\"memories_used\":[\"m%d\"],\"chunks_used\":[],"
+		     "\"context_pack\":{\"n\":%d,\"nested\":[1,2.5,{\"k\":null}]},"
+		     "\"created_at\":\"%s\",\"reinforce\":true,\"extract\":false}",
+		     g->n, project_inputs[p], sessions[check_rand_below(4)],
+		     clients[check_rand_below(3)], g->n, g->n, iso) < 0)
+		abort();
+	g->n++;
+	return body;
+}
+
+/* GET /interactions/{id} into the model, checking the stored project. */
+static void fetch_into_model(const struct server *srv, struct model *m,
+			     const char *id, const char *canon)
+{
+	char url[1024];
+	struct http r;
+	json_t *j;
+
+	url_of(url, srv, "/interactions/%s", id);
+	if (http(&r, "GET", url, NULL, NULL, NULL) != 200) {
+		FAIL("GET %s: %ld %s", url, r.status, r.body);
+	} else if ((j = json_of(__LINE__, &r)) != NULL) {
+		CHECK_STR(jstr(j, "id"), id);
+		CHECK_STR(jstr(j, "project"), canon);
+		model_add_json(m, j);
+		json_decref(j);
+	}
+	http_free(&r);
+}
+
+static void post_one(const struct server *srv, struct model *m, struct gen *g)
+{
+	const char *canon;
+	char *body = gen_body(g, &canon), url[1024];
+	struct http r;
+	json_t *j;
+
+	url_of(url, srv, "/interactions");
+	if (http(&r, "POST", url, "application/json", body, NULL) != 201) {
+		FAIL("POST: %ld %s", r.status, r.body);
+	} else if ((j = json_of(__LINE__, &r)) != NULL) {
+		CHECK_STR(jstr(j, "project"), canon);
+		CHECK(strlen(jstr(j, "id")) == ATOLOG_ID_TEXT_LEN);
+		CHECK(strlen(jstr(j, "created_at")) == 19);
+		CHECK(json_integer_value(json_object_get(
+			      json_object_get(j, "context_pack"), "n")) == g->n - 1);
+		model_add_json(m, j);
+		json_decref(j);
+	}
+	http_free(&r);
+	free(body);
+}
+
+/* A batch of n good bodies and a few bad ones, as a JSON array or NDJSON;
+ * checks the answer item by item. */
+static void post_batch(const struct server *srv, struct model *m, struct gen *g,
+		       size_t n, bool ndjson)
+{
+	static const char *const bad[] = {
+		"{\"prompt\":\"\"}", "{\"prompt\":5}", "{\"prompt\":\"x\",\"memories_used\":\"m\"}",
+		"{\"response\":\"no prompt\"}", "{\"prompt\":\"x\",\"since\":1,\"project\":[]}",
+	};
+	const char *canon[64];
+	bool is_bad[64];
+	char *doc = NULL, url[1024];
+	size_t len = 0, total = 0;
+	FILE *f = open_memstream(&doc, &len);
+	struct http r;
+	json_t *j, *ids, *errors;
+
+	fputs(ndjson ? "" : "[", f);
+	for (size_t i = 0; i < n && total < 60; i++) {
+		if (check_rand_below(4) == 0) {
+			is_bad[total] = true;
+			fprintf(f, "%s%s", total && !ndjson ? "," : "",
+				bad[check_rand_below(5)]);
+		} else {
+			char *body = gen_body(g, &canon[total]);
+
+			is_bad[total] = false;
+			fprintf(f, "%s%s", total && !ndjson ? "," : "", body);
+			free(body);
+		}
+		total++;
+		fputs(ndjson ? "\n" : "", f);
+	}
+	fputs(ndjson ? "" : "]", f);
+	fclose(f);
+	url_of(url, srv, "/interactions/batch");
+	http(&r, "POST", url, ndjson ? "application/x-ndjson" : "application/json", doc, NULL);
+	j = json_of(__LINE__, &r);
+	ids = json_object_get(j, "ids");
+	errors = json_object_get(j, "errors");
+	if (!json_is_array(ids) || json_array_size(ids) != total || !json_is_array(errors)) {
+		FAIL("batch answer %ld %.300s", r.status, r.body);
+	} else {
+		size_t n_bad = 0, e = 0;
+
+		for (size_t i = 0; i < total; i++) {
+			json_t *id = json_array_get(ids, i);
+
+			if (is_bad[i]) {
+				json_t *err = json_array_get(errors, e++);
+
+				n_bad++;
+				CHECK(json_is_null(id));
+				CHECK_INT(json_integer_value(json_object_get(err, "index")), i);
+				CHECK(strlen(jstr(err, "error")) > 0);
+			} else if (!json_is_string(id)) {
+				FAIL("batch item %zu not stored: %.300s", i, r.body);
+			} else {
+				fetch_into_model(srv, m, json_string_value(id), canon[i]);
+			}
+		}
+		CHECK_INT(json_array_size(errors), n_bad);
+		CHECK_INT(r.status, n_bad ? 207 : 201);
+	}
+	json_decref(j);
+	http_free(&r);
+	free(doc);
+}
+
+/* Appends &key=escaped(value). */
+static void query_add(char *q, size_t cap, const char *key, const char *value)
+{
+	char *e = curl_easy_escape(shared_curl, value, 0);
+	size_t n = strlen(q);
+
+	snprintf(q + n, cap - n, "%s%s=%s", n ? "&" : "", key, e);
+	curl_free(e);
+}
+
+/* One random listing, compared with the model. */
+static void check_random_list(const struct server *srv, const struct model *m)
+{
+	struct model_query q = { .since = INT64_MIN, .limit = ATOLOG_LIST_LIMIT_DEFAULT };
+	const struct model_rec **want = calloc(m->n + 1, sizeof(*want));
+	char qs[1024] = "", url[2048], limit[32];
+	size_t p = check_rand_below(6), n;
+	struct http r;
+	json_t *j, *arr;
+
+	if (p < 5) {
+		q.project_given = project_inputs[p];
+		q.project = *project_canon[p] ? project_canon[p] : NULL;
+		query_add(qs, sizeof(qs), "project", q.project_given);
+	}
+	if (check_rand_below(3) == 0) {
+		q.session = sessions[check_rand_below(4)];
+		query_add(qs, sizeof(qs), "session_id", q.session);
+	}
+	if (check_rand_below(3) == 0) {
+		q.client = clients[check_rand_below(3)];
+		query_add(qs, sizeof(qs), "client", q.client);
+	}
+	if (check_rand_below(2) == 0 && m->n) {
+		model_random_since(&q, m->recs[check_rand_below(m->n)].created_at);
+		query_add(qs, sizeof(qs), "since", q.since_text);
+	}
+	switch (check_rand_below(4)) {
+	case 0:
+		break; /* the default, 50 */
+	case 1:
+		q.limit = (long)check_rand_below(700) + 1;
+		break;
+	case 2:
+		q.limit = -(long)check_rand_below(3);
+		break;
+	default:
+		q.limit = (long)check_rand_below(20) + 1;
+		break;
+	}
+	if (q.limit != ATOLOG_LIST_LIMIT_DEFAULT) {
+		snprintf(limit, sizeof(limit), "%ld", q.limit);
+		query_add(qs, sizeof(qs), "limit", limit);
+	}
+	if (q.limit > ATOLOG_LIST_LIMIT_MAX)
+		q.limit = ATOLOG_LIST_LIMIT_MAX;
+	n = model_list(m, &q, want);
+	url_of(url, srv, "/interactions?%s", qs);
+	http(&r, "GET", url, NULL, NULL, NULL);
+	j = json_of(__LINE__, &r);
+	arr = json_object_get(j, "interactions");
+	if (r.status != 200 || !json_is_array(arr)) {
+		FAIL("GET %s: %ld %.200s", url, r.status, r.body);
+	} else {
+		CHECK_INT(json_array_size(arr), n);
+		CHECK_INT(json_integer_value(json_object_get(j, "count")), n);
+		for (size_t i = 0; i < n && i < json_array_size(arr); i++) {
+			const char *got = jstr(json_array_get(arr, i), "id");
+
+			if (strcmp(got, want[i]->id) != 0) {
+				FAIL("GET %s: row %zu is %s, want %s", url, i, got,
+				     want[i]->id);
+				break;
+			}
+		}
+	}
+	json_decref(j);
+	http_free(&r);
+	free(want);
+}
+
+/* The NDJSON replay of a session, compared with the model. */
+static void check_replay(const struct server *srv, const struct model *m,
+			 const char *session)
+{
+	const struct model_rec **want = calloc(m->n + 1, sizeof(*want));
+	size_t n = model_session(m, session, want), got = 0;
+	char url[1024], *line, *save = NULL;
+	struct http r;
+
+	url_of(url, srv, "/sessions/%s/replay", session);
+	http(&r, "GET", url, NULL, NULL, NULL);
+	if (r.status != (n ? 200 : 404))
+		FAIL("replay %s: %ld, want %s", session, r.status, n ? "200" : "404");
+	if (!strstr(r.headers, "application/x-ndjson") && n)
+		FAIL("replay %s: not NDJSON: %s", session, r.headers);
+	for (line = n ? strtok_r(r.body, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_t *o = json_loads(line, 0, NULL);
+
+		if (got < n && (!o || strcmp(jstr(o, "id"), want[got]->id) != 0))
+			FAIL("replay %s: line %zu is %.80s, want %s", session, got, line,
+			     want[got]->id);
+		json_decref(o);
+		got++;
+	}
+	if (n)
+		CHECK_INT(got, n);
+	http_free(&r);
+	free(want);
+}
+
+static void register_project(const char *dir)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		execl(cli_path, "atolog", "--data", dir, "project", "add", "ATOLOG",
+		      "--alias", "ato", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_capture_and_query(const char *dir)
+{
+	struct server srv;
+	struct model m = { 0 };
+	struct gen g = { 0 };
+
+	register_project(dir);
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	while (m.n < 400) {
+		switch (check_rand_below(3)) {
+		case 0:
+			post_one(&srv, &m, &g);
+			break;
+		case 1:
+			post_batch(&srv, &m, &g, check_rand_below(30) + 1, false);
+			break;
+		default:
+			post_batch(&srv, &m, &g, check_rand_below(30) + 1, true);
+			break;
+		}
+	}
+	CHECK_INT(health_records(&srv), m.n);
+	for (int i = 0; i < 120; i++)
+		check_random_list(&srv, &m);
+	for (size_t i = 0; i < 4; i++)
+		check_replay(&srv, &m, sessions[i]);
+	check_replay(&srv, &m, "no-such-session");
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+
+	/* After a restart, the same answers. */
+	if (server_start(&srv, dir, NULL, (char *)NULL)) {
+		for (int i = 0; i < 30; i++)
+			check_random_list(&srv, &m);
+		check_replay(&srv, &m, sessions[0]);
+		CHECK_INT(server_stop(&srv, SIGINT), 0);
+	} else {
+		FAIL("server did not restart");
+	}
+	model_free(&m);
+}
+
+/* ------------------------------------------------------------------------
+ * Every refusal, and that it changed nothing.
+ */
+
+static const char good_body[] = "{\"prompt\":\"fine\",\"session_id\":\"e\"}";
+
+static void check_refusals(const struct server *srv)
+{
+	static const struct {
+		const char *method, *path, *type, *body;
+		long status;
+		const char *text;
+	} cases[] = {
+		{ "POST", "/interactions", "application/json", "{\"prompt\":", 400, "malformed JSON" },
+		{ "POST", "/interactions", "application/json", "[1,2]", 400, "expected a JSON object" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":7}", 400, "prompt must be a string" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":\" \\n\\t\"}", 400, "prompt" },
+		{ "POST", "/interactions", "application/json", "{\"response\":\"r\"}", 400, "prompt is required" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":\"p\",\"chunks_used\":[1]}", 400, "chunks_used[0]" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":\"p\",\"context_pack\":\"x\"}", 400, "context_pack" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":\"p\",\"extract\":\"yes\"}", 400, "extract" },
+		{ "POST", "/interactions", "application/json", "{\"prompt\":\"\\ud800\"}", 400, "surrogate" },
+		{ "POST", "/interactions", "application/json", "", 400, "malformed JSON" },
+		{ "POST", "/interactions", "text/plain", good_body, 415, "application/json" },
+		{ "POST", "/interactions", NULL, good_body, 415, "Content-Type" },
+		{ "POST", "/interactions", "application/x-ndjson", good_body, 415, "application/json" },
+		{ "POST", "/interactions/batch", "application/json", "{\"prompt\":\"p\"}", 400, "expected a JSON array" },
+		{ "POST", "/interactions/batch", "application/json", "[{\"prompt\":\"p\"},", 400, "malformed JSON" },
+		{ "POST", "/interactions/batch", "text/csv", "[]", 415, "x-ndjson" },
+		{ "GET", "/interactions?since=yesterday", NULL, NULL, 400, "yesterday" },
+		{ "GET", "/interactions?since=2026-13-01", NULL, NULL, 400, "since" },
+		{ "GET", "/interactions?limit=ten", NULL, NULL, 400, "limit must be an integer" },
+		{ "GET", "/interactions?limit=", NULL, NULL, 400, "limit" },
+		{ "GET", "/interactions/0190f000-0000-7000-8000-000000000000", NULL, NULL, 404, "no interaction" },
+		{ "GET", "/interactions/not-a-uuid", NULL, NULL, 404, "no interaction" },
+		{ "GET", "/sessions/none/replay", NULL, NULL, 404, "no interactions in session none" },
+		{ "GET", "/nowhere", NULL, NULL, 404, "no such route" },
+		{ "GET", "/interactions/a/b", NULL, NULL, 404, "no such route" },
+		{ "DELETE", "/interactions", NULL, NULL, 405, "DELETE" },
+		{ "GET", "/interactions/batch", NULL, NULL, 405, "POST" },
+		{ "PUT", "/health", NULL, NULL, 405, "GET" },
+		{ "GET", "/admin/backup", NULL, NULL, 405, "POST" },
+		{ "POST", "/admin/backup", "application/json", "{}", 501, "snapshot" },
+		{ "POST", "/admin/backup/cleanup", "application/json", "{\"dry_run\":false}", 501, "snapshot" },
+	};
+	char url[1024];
+	struct http r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		url_of(url, srv, "%s", cases[i].path);
+		http(&r, cases[i].method, url, cases[i].type, cases[i].body, NULL);
+		if (r.status != cases[i].status)
+			FAIL("%s %s (%s): %ld, want %ld", cases[i].method, cases[i].path,
+			     cases[i].body ? cases[i].body : "", r.status, cases[i].status);
+		else
+			check_error(__LINE__, &r, cases[i].status, cases[i].text);
+		if (cases[i].status == 405 && !strstr(r.headers, "Allow: "))
+			FAIL("405 without Allow: %s", r.headers);
+		http_free(&r);
+	}
+}
+
+/* 411: a POST with neither Content-Length nor chunked encoding. */
+static void check_length_required(const struct server *srv)
+{
+	int fd = raw_connect(srv);
+	bool closed;
+	char *got;
+
+	if (fd < 0)
+		return;
+	raw_send(fd, "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+		     "Content-Type: application/json\r\n\r\n");
+	got = raw_read(fd, 2000, &closed);
+	if (!got || strncmp(got, "HTTP/1.1 411", 12) != 0 || !strstr(got, "\"error\""))
+		FAIL("no 411: %.200s", got ? got : "");
+	free(got);
+	close(fd);
+}
+
+/* 413, from Content-Length and from a chunked body that runs over. */
+static void check_too_large(const struct server *srv, size_t max_body)
+{
+	char *big = malloc(max_body + 2), url[1024];
+	struct http r = { 0 };
+	int fd;
+	bool closed;
+	char *got;
+
+	if (!big)
+		abort();
+	memset(big, ' ', max_body + 1);
+	memcpy(big, good_body, sizeof(good_body) - 1);
+	big[max_body + 1] = '\0';
+	url_of(url, srv, "/interactions");
+	http(&r, "POST", url, "application/json", big, NULL);
+	check_error(__LINE__, &r, 413, "over the limit");
+	http_free(&r);
+	/* Exactly at the limit is fine. */
+	big[max_body] = '\0';
+	http(&r, "POST", url, "application/json", big, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+
+	/* Chunked: the length is known only as the body arrives. */
+	fd = raw_connect(srv);
+	if (fd >= 0) {
+		char head[256];
+
+		raw_send(fd, "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+			     "Content-Type: application/json\r\n"
+			     "Transfer-Encoding: chunked\r\n\r\n");
+		snprintf(head, sizeof(head), "%zx\r\n", max_body);
+		raw_send(fd, head);
+		big[max_body] = '\0';
+		raw_send(fd, big);
+		raw_send(fd, "\r\n10\r\n                \r\n0\r\n\r\n");
+		got = raw_read(fd, 3000, &closed);
+		if (!got || strncmp(got, "HTTP/1.1 413", 12) != 0)
+			FAIL("chunked over the limit: %.200s", got ? got : "");
+		free(got);
+		close(fd);
+	}
+	free(big);
+}
+
+static void test_refusals(const char *dir)
+{
+	struct server srv;
+	long long before;
+	char url[1024];
+	struct http r;
+
+	if (!server_start(&srv, dir, NULL, "--max-body", "4096", (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	http(&r, "POST", url, "application/json", good_body, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	before = health_records(&srv);
+	check_refusals(&srv);
+	check_length_required(&srv);
+	CHECK_INT(health_records(&srv), before);
+	check_too_large(&srv, 4096);
+	CHECK_INT(health_records(&srv), before + 1); /* the one at the limit */
+
+	/* A supplied id that is taken: 409, and nothing added. */
+	{
+		char body[256];
+		json_t *j;
+
+		http(&r, "POST", url, "application/json",
+		     "{\"prompt\":\"p\",\"id\":\"0190f000-0000-7000-8000-0000000000aa\"}", NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+		snprintf(body, sizeof(body), "{\"prompt\":\"q\",\"id\":\"%s\"}",
+			 "0190f000-0000-7000-8000-0000000000aa");
+		http(&r, "POST", url, "application/json", body, NULL);
+		check_error(__LINE__, &r, 409, "0190f000");
+		http_free(&r);
+		url_of(url, &srv, "/interactions/batch");
+		http(&r, "POST", url, "application/json",
+		     "[{\"prompt\":\"new\"},{\"prompt\":\"dup\",\"id\":"
+		     "\"0190f000-0000-7000-8000-0000000000aa\"}]", NULL);
+		CHECK_INT(r.status, 207);
+		j = json_of(__LINE__, &r);
+		CHECK(json_is_string(json_array_get(json_object_get(j, "ids"), 0)));
+		CHECK(json_is_null(json_array_get(json_object_get(j, "ids"), 1)));
+		CHECK(strstr(jstr(json_array_get(json_object_get(j, "errors"), 0), "error"),
+			     "already stored") != NULL);
+		json_decref(j);
+		http_free(&r);
+		CHECK_INT(health_records(&srv), before + 3);
+	}
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Auth.
+ */
+
+static void test_auth(const char *dir)
+{
+	char *token_path = check_path(dir, "token"), url[1024];
+	FILE *f = fopen(token_path, "w");
+	struct server srv;
+	struct http r;
+
+	if (!f)
+		abort();
+	fputs("  s3cret-token\n", f);
+	fclose(f);
+	if (!server_start(&srv, dir, NULL, "--token-file", token_path, (char *)NULL)) {
+		FAIL("server did not start");
+		free(token_path);
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	http(&r, "POST", url, "application/json", good_body, NULL);
+	check_error(__LINE__, &r, 401, "bearer token");
+	CHECK(strstr(r.headers, "WWW-Authenticate: Bearer") != NULL);
+	http_free(&r);
+	http(&r, "POST", url, "application/json", good_body, "s3cret-tokeN");
+	check_error(__LINE__, &r, 401, "bearer token");
+	http_free(&r);
+	http(&r, "POST", url, "application/json", good_body, "s3cret-token-longer");
+	check_error(__LINE__, &r, 401, "bearer token");
+	http_free(&r);
+	http(&r, "POST", url, "application/json", good_body, "s3cret-token");
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	/* Every route but /health wants it, known or not. */
+	{
+		static const char *const paths[] = { "/interactions", "/metrics",
+						     "/sessions/e/replay", "/nowhere",
+						     "/interactions/x" };
+
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+			url_of(url, &srv, "%s", paths[i]);
+			http(&r, "GET", url, NULL, NULL, NULL);
+			check_error(__LINE__, &r, 401, "bearer token");
+			http_free(&r);
+		}
+	}
+	url_of(url, &srv, "/sessions/e/replay");
+	http(&r, "GET", url, NULL, NULL, "s3cret-token");
+	CHECK_INT(r.status, 200);
+	http_free(&r);
+	CHECK(health_records(&srv) >= 1);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+
+	/* Auth off: the same request needs nothing. */
+	if (server_start(&srv, dir, NULL, (char *)NULL)) {
+		url_of(url, &srv, "/metrics");
+		http(&r, "GET", url, NULL, NULL, NULL);
+		CHECK_INT(r.status, 200);
+		http_free(&r);
+		CHECK_INT(server_stop(&srv, SIGTERM), 0);
+	}
+	/* An empty or missing token file is refused at start. */
+	f = fopen(token_path, "w");
+	if (f)
+		fclose(f);
+	{
+		char opt[600];
+
+		snprintf(opt, sizeof(opt), "--token-file=%s", token_path);
+		CHECK_INT(server_start_fails(dir, opt), 2);
+		snprintf(opt, sizeof(opt), "--token-file=%s.missing", token_path);
+		CHECK_INT(server_start_fails(dir, opt), 2);
+	}
+	free(token_path);
+}
+
+/* ------------------------------------------------------------------------
+ * A full disk: 503 while it lasts, reads served, writes back after.
+ */
+
+static bool set_fsize(pid_t pid, rlim_t soft)
+{
+	struct rlimit lim = { .rlim_cur = soft, .rlim_max = RLIM_INFINITY };
+
+	if (prlimit(pid, RLIMIT_FSIZE, &lim, NULL) != 0) {
+		FAIL("prlimit: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static void test_disk_full(const char *dir)
+{
+	struct server srv;
+	char url[1024];
+	struct http r;
+	long long before;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	http(&r, "POST", url, "application/json", good_body, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	before = health_records(&srv);
+	/* Every write past byte 1 of any file now fails with EFBIG. */
+	if (set_fsize(srv.pid, 1)) {
+		for (int i = 0; i < 3; i++) {
+			http(&r, "POST", url, "application/json", good_body, NULL);
+			check_error(__LINE__, &r, 503, "record");
+			CHECK(strstr(r.headers, "Retry-After:") != NULL);
+			http_free(&r);
+		}
+		url_of(url, &srv, "/interactions/batch");
+		http(&r, "POST", url, "application/json",
+		     "[{\"prompt\":\"a\"},{\"prompt\":\"b\"}]", NULL);
+		check_error(__LINE__, &r, 503, "batch");
+		http_free(&r);
+		/* Reads go on, and health says what is wrong. */
+		url_of(url, &srv, "/sessions/e/replay");
+		CHECK_INT(http(&r, "GET", url, NULL, NULL, NULL), 200);
+		http_free(&r);
+		url_of(url, &srv, "/health");
+		CHECK_INT(http(&r, "GET", url, NULL, NULL, NULL), 200);
+		CHECK(strstr(r.body, "full") != NULL);
+		http_free(&r);
+		CHECK_INT(health_records(&srv), before);
+		/* Room again: the same server takes writes. */
+		set_fsize(srv.pid, RLIM_INFINITY);
+		url_of(url, &srv, "/interactions");
+		http(&r, "POST", url, "application/json", good_body, NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+		CHECK_INT(health_records(&srv), before + 1);
+	}
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Clients that stall.
+ */
+
+static void test_stalled_clients(const char *dir)
+{
+	enum { N_STALLED = 40 };
+	int fds[N_STALLED];
+	struct server srv;
+	char url[1024];
+	struct http r;
+	bool closed;
+	time_t start;
+
+	if (!server_start(&srv, dir, NULL, "--threads", "2", "--timeout", "1",
+			  (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	/* Half send part of their headers, half part of a body. */
+	for (int i = 0; i < N_STALLED; i++) {
+		fds[i] = raw_connect(&srv);
+		if (fds[i] < 0)
+			continue;
+		raw_send(fds[i], i % 2 ? "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+				       : "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+					 "Content-Type: application/json\r\n"
+					 "Content-Length: 100\r\n\r\n{\"prompt\"");
+	}
+	/* With 2 threads and 40 stalled connections, others are served. */
+	url_of(url, &srv, "/interactions");
+	http(&r, "POST", url, "application/json", good_body, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	/* And the stalled ones are cut after the timeout. */
+	start = time(NULL);
+	for (int i = 0; i < N_STALLED; i++) {
+		char *got;
+
+		if (fds[i] < 0)
+			continue;
+		got = raw_read(fds[i], 15000, &closed);
+		if (!closed)
+			FAIL("stalled connection %d still open after %lds", i,
+			     (long)(time(NULL) - start));
+		free(got);
+		close(fds[i]);
+	}
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * SIGTERM drains a request in flight; kill -9 loses nothing acknowledged.
+ */
+
+static void test_sigterm_drains(const char *dir)
+{
+	struct server srv;
+	char head[256], *got, id[ATOLOG_ID_TEXT_LEN + 1] = "", url[1024];
+	const char *at;
+	struct http r;
+	bool closed;
+	int fd, status;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	fd = raw_connect(&srv);
+	if (fd < 0)
+		return;
+	snprintf(head, sizeof(head),
+		 "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		 sizeof(good_body) - 1);
+	raw_send(fd, head);
+	raw_send(fd, "{\"prompt\":");
+	usleep(200 * 1000);
+	kill(srv.pid, SIGTERM);
+	usleep(200 * 1000);
+	raw_send(fd, good_body + 10);
+	got = raw_read(fd, 10000, &closed);
+	if (!got || strncmp(got, "HTTP/1.1 201", 12) != 0)
+		FAIL("in-flight request during drain: %.200s", got ? got : "");
+	else if (!strstr(got, "Connection: close"))
+		FAIL("a draining answer must close: %.300s", got);
+	at = got ? strstr(got, "\"id\":\"") : NULL;
+	if (at)
+		snprintf(id, sizeof(id), "%.36s", at + 6);
+	free(got);
+	close(fd);
+	waitpid(srv.pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	srv.pid = -1;
+	/* It was stored. */
+	if (server_start(&srv, dir, NULL, (char *)NULL)) {
+		url_of(url, &srv, "/interactions/%s", id);
+		CHECK_INT(http(&r, "GET", url, NULL, NULL, NULL), 200);
+		http_free(&r);
+		CHECK_INT(server_stop(&srv, SIGTERM), 0);
+	}
+}
+
+enum { LOAD_THREADS = 8, LOAD_MAX_ACKED = 100000 };
+
+struct load {
+	const struct server *srv;
+	int t;
+	atomic_bool *stop;
+	char (*acked)[ATOLOG_ID_TEXT_LEN + 1];
+	size_t n_acked;
+	long connects, requests;
+};
+
+/* Adds the ids of a 201 answer (one interaction or a batch's ids). */
+static void load_note(struct load *l, const struct http *r, bool batch)
+{
+	json_t *j = json_loadb(r->body, r->len, 0, NULL), *ids;
+
+	if (!j)
+		return;
+	if (!batch) {
+		snprintf(l->acked[l->n_acked++], ATOLOG_ID_TEXT_LEN + 1, "%s", jstr(j, "id"));
+	} else if ((ids = json_object_get(j, "ids")) != NULL) {
+		for (size_t i = 0; i < json_array_size(ids) && l->n_acked < LOAD_MAX_ACKED; i++)
+			snprintf(l->acked[l->n_acked++], ATOLOG_ID_TEXT_LEN + 1, "%s",
+				 json_string_value(json_array_get(ids, i)));
+	}
+	json_decref(j);
+}
+
+static void *load_run(void *arg)
+{
+	struct load *l = arg;
+	CURL *c = curl_easy_init();
+	char url[1024], batch_url[1024], body[256], batch[2048];
+	struct http r;
+
+	url_of(url, l->srv, "/interactions");
+	url_of(batch_url, l->srv, "/interactions/batch");
+	while (c && !atomic_load(l->stop) && l->n_acked < LOAD_MAX_ACKED - 10) {
+		bool is_batch = l->requests % 5 == 4;
+
+		snprintf(body, sizeof(body),
+			 "{\"prompt\":\"load %ld\",\"session_id\":\"load-%d\",\"client\":\"t%d\"}",
+			 l->requests, l->t, l->t);
+		snprintf(batch, sizeof(batch), "[%s,%s,%s,%s]", body, body, body, body);
+		http_on(c, &r, "POST", is_batch ? batch_url : url, "application/json",
+			is_batch ? batch : body, strlen(is_batch ? batch : body), NULL);
+		l->requests++;
+		l->connects += r.connects;
+		if (r.status == 201)
+			load_note(l, &r, is_batch);
+		http_free(&r);
+		if (r.status < 0)
+			break; /* the server is gone */
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Every acknowledged id of thread t is in its session exactly once. */
+static void check_load_session(const struct server *srv, struct load *l)
+{
+	char url[1024], *line, *save = NULL;
+	char (*seen)[ATOLOG_ID_TEXT_LEN + 1] = calloc(LOAD_MAX_ACKED + 64, sizeof(*seen));
+	size_t n_seen = 0, missing = 0;
+	struct http r;
+
+	url_of(url, srv, "/sessions/load-%d/replay", l->t);
+	http(&r, "GET", url, NULL, NULL, NULL);
+	for (line = r.status == 200 ? strtok_r(r.body, "\n", &save) : NULL;
+	     line && n_seen < LOAD_MAX_ACKED + 64; line = strtok_r(NULL, "\n", &save)) {
+		json_t *o = json_loads(line, 0, NULL);
+
+		snprintf(seen[n_seen++], ATOLOG_ID_TEXT_LEN + 1, "%s", jstr(o, "id"));
+		json_decref(o);
+	}
+	http_free(&r);
+	qsort(seen, n_seen, sizeof(*seen), compare_ids);
+	for (size_t i = 1; i < n_seen; i++) {
+		if (strcmp(seen[i - 1], seen[i]) == 0)
+			FAIL("load-%d: %s stored twice", l->t, seen[i]);
+	}
+	for (size_t i = 0; i < l->n_acked; i++) {
+		if (!bsearch(l->acked[i], seen, n_seen, sizeof(*seen), compare_ids))
+			missing++;
+	}
+	if (missing)
+		FAIL("load-%d: %zu of %zu acknowledged interactions lost", l->t,
+		     missing, l->n_acked);
+	/* Unacknowledged ones may be there too, but no more than in flight. */
+	CHECK(n_seen >= l->n_acked && n_seen <= l->n_acked + 4);
+	free(seen);
+}
+
+static void test_kill9_under_load(const char *dir)
+{
+	struct load loads[LOAD_THREADS];
+	pthread_t threads[LOAD_THREADS];
+	atomic_bool stop = false;
+	struct server srv;
+	size_t total = 0;
+	long connects = 0, requests = 0;
+
+	if (!server_start(&srv, dir, NULL, "--threads", "4", (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	for (int t = 0; t < LOAD_THREADS; t++) {
+		loads[t] = (struct load){ .srv = &srv, .t = t, .stop = &stop,
+					  .acked = calloc(LOAD_MAX_ACKED, ATOLOG_ID_TEXT_LEN + 1) };
+		pthread_create(&threads[t], NULL, load_run, &loads[t]);
+	}
+	usleep(1500 * 1000);
+	CHECK_INT(server_stop(&srv, SIGKILL), 128 + SIGKILL);
+	atomic_store(&stop, true);
+	for (int t = 0; t < LOAD_THREADS; t++) {
+		pthread_join(threads[t], NULL);
+		total += loads[t].n_acked;
+		connects += loads[t].connects;
+		requests += loads[t].requests;
+	}
+	fprintf(stderr, "test_server: kill -9 after %zu acknowledged interactions "
+		"(%ld requests on %ld connections)\n", total, requests, connects);
+	CHECK(total > 0);
+	/* Keep-alive: connections are reused, not one per request. */
+	CHECK(connects <= LOAD_THREADS * 2);
+	if (server_start(&srv, dir, NULL, (char *)NULL)) {
+		for (int t = 0; t < LOAD_THREADS; t++)
+			check_load_session(&srv, &loads[t]);
+		CHECK_INT(server_stop(&srv, SIGTERM), 0);
+	} else {
+		FAIL("server did not restart after kill -9");
+	}
+	for (int t = 0; t < LOAD_THREADS; t++)
+		free(loads[t].acked);
+}
+
+/* ------------------------------------------------------------------------
+ * A long replay, the metrics, and a second writer.
+ */
+
+static void test_long_replay_and_metrics(const char *dir)
+{
+	enum { N_BATCHES = 20, PER_BATCH = 500 };
+	struct server srv;
+	char url[1024], *doc, *line, *save = NULL, *metrics;
+	size_t len = 0, got = 0;
+	uint64_t last_seq = 0;
+	struct http r;
+	FILE *f;
+
+	if (!server_start(&srv, dir, "batch", (char *)NULL)) {
+		FAIL("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions/batch");
+	for (int b = 0; b < N_BATCHES; b++) {
+		doc = NULL;
+		f = open_memstream(&doc, &len);
+		for (int i = 0; i < PER_BATCH; i++)
+			fprintf(f, "{\"prompt\":\"turn %d\",\"session_id\":\"long\","
+				   "\"context_pack\":{\"turn\":%d}}\n",
+				b * PER_BATCH + i, b * PER_BATCH + i);
+		fclose(f);
+		http_on(shared_curl, &r, "POST", url, "application/x-ndjson", doc, len, NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+		free(doc);
+	}
+	url_of(url, &srv, "/sessions/long/replay");
+	http(&r, "GET", url, NULL, NULL, NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.headers, "chunked") != NULL);
+	for (line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		json_t *o = json_loads(line, 0, NULL);
+		uint64_t seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+		long turn = (long)json_integer_value(
+			json_object_get(json_object_get(o, "context_pack"), "turn"));
+
+		if (turn != (long)got || seq <= last_seq) {
+			FAIL("replay line %zu: turn %ld seq %" PRIu64, got, turn, seq);
+			json_decref(o);
+			break;
+		}
+		last_seq = seq;
+		got++;
+		json_decref(o);
+	}
+	CHECK_INT(got, N_BATCHES * PER_BATCH);
+	http_free(&r);
+
+	/* The metrics count what happened. */
+	url_of(url, &srv, "/metrics");
+	http(&r, "GET", url, NULL, NULL, NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.headers, "text/plain; version=0.0.4") != NULL);
+	metrics = r.body;
+	{
+		static const char *const want[] = {
+			"\natolog_records 10000\n",
+			"\natolog_ingest_stored_total 10000\n",
+			"\natolog_http_requests_total{route=\"batch\",code=\"201\"} 20\n",
+			"\natolog_http_requests_total{route=\"replay\",code=\"200\"} 1\n",
+			"\natolog_http_request_seconds_count{route=\"batch\"} 20\n",
+			"\natolog_http_request_seconds_bucket{route=\"batch\",le=\"+Inf\"} 20\n",
+			"\natolog_commit_frames_total 10000\n",
+			"\natolog_commit_group_frames_count ",
+			"\natolog_log_syncs_total ",
+			"\n# TYPE atolog_http_request_seconds histogram\n",
+		};
+
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			if (!strstr(metrics, want[i]))
+				FAIL("metrics lack %s", want[i] + 1);
+		}
+	}
+	http_free(&r);
+
+	/* A second server on the same store is refused: one writer. */
+	CHECK_INT(server_start_fails(dir, "--threads=2"), 3);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+static void test_bad_options(const char *dir)
+{
+	CHECK_INT(server_start_fails(dir, "--threads=0"), 2);
+	CHECK_INT(server_start_fails(dir, "--max-body=lots"), 2);
+	CHECK_INT(server_start_fails(dir, "--bogus"), 2);
+	{
+		pid_t pid = fork();
+		int status;
+
+		if (pid == 0) {
+			int null_fd = open("/dev/null", O_WRONLY);
+
+			dup2(null_fd, 1);
+			dup2(null_fd, 2);
+			execl(cli_path, "atolog", "--data", dir, "serve", "--listen",
+			      "no-port-here", (char *)NULL);
+			_exit(127);
+		}
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	}
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*run)(const char *dir);
+	} tests[] = {
+		{ "capture_and_query", test_capture_and_query },
+		{ "refusals", test_refusals },
+		{ "auth", test_auth },
+		{ "disk_full", test_disk_full },
+		{ "stalled_clients", test_stalled_clients },
+		{ "sigterm_drains", test_sigterm_drains },
+		{ "kill9_under_load", test_kill9_under_load },
+		{ "long_replay_and_metrics", test_long_replay_and_metrics },
+		{ "bad_options", test_bad_options },
+	};
+
+	cli_path = getenv("ATOLOG_CLI");
+	if (!cli_path) {
+		fprintf(stderr, "test_server: set ATOLOG_CLI to the atolog binary\n");
+		return 2;
+	}
+	check_rand_init("test_server");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	shared_curl = curl_easy_init();
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		char *dir = check_tmpdir(tests[i].name);
+
+		fprintf(stderr, "test_server: %s\n", tests[i].name);
+		tests[i].run(dir);
+		check_tmpdir_remove(dir);
+	}
+	curl_easy_cleanup(shared_curl);
+	curl_global_cleanup();
+	return check_report("test_server");
+}
