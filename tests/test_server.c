@@ -1351,6 +1351,40 @@ static void test_long_replay_and_metrics(const char *dir)
 	CHECK_INT(got, N_BATCHES * PER_BATCH);
 	http_free(&r);
 
+	/* Listings of a big session: the default page, the cap, nothing. */
+	{
+		static const struct {
+			const char *query;
+			long want;
+		} pages[] = {
+			{ "", 50 }, { "&limit=1000", 500 }, { "&limit=500", 500 },
+			{ "&limit=499", 499 }, { "&limit=0", 0 }, { "&limit=-5", 0 },
+		};
+
+		for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+			json_t *j, *arr;
+
+			url_of(url, &srv, "/interactions?session_id=long%s", pages[i].query);
+			http(&r, "GET", url, NULL, NULL, NULL);
+			j = json_of(__LINE__, &r);
+			arr = json_object_get(j, "interactions");
+			CHECK_INT(json_array_size(arr), pages[i].want);
+			CHECK_INT(json_integer_value(json_object_get(j, "count")), pages[i].want);
+			/* Newest first: the last turns, descending. */
+			for (size_t k = 0; k < json_array_size(arr); k++) {
+				json_t *ctx = json_object_get(json_array_get(arr, k), "context_pack");
+
+				if (json_integer_value(json_object_get(ctx, "turn")) !=
+				    (json_int_t)(N_BATCHES * PER_BATCH - 1 - k)) {
+					FAIL("%s: row %zu out of order", url, k);
+					break;
+				}
+			}
+			json_decref(j);
+			http_free(&r);
+		}
+	}
+
 	/* The metrics count what happened. */
 	url_of(url, &srv, "/metrics");
 	http(&r, "GET", url, NULL, NULL, NULL);
@@ -1363,6 +1397,7 @@ static void test_long_replay_and_metrics(const char *dir)
 			"\natolog_ingest_stored_total 10000\n",
 			"\natolog_http_requests_total{route=\"batch\",code=\"201\"} 20\n",
 			"\natolog_http_requests_total{route=\"replay\",code=\"200\"} 1\n",
+			"\natolog_http_requests_total{route=\"interactions\",code=\"200\"} 6\n",
 			"\natolog_http_request_seconds_count{route=\"batch\"} 20\n",
 			"\natolog_http_request_seconds_bucket{route=\"batch\",le=\"+Inf\"} 20\n",
 			"\natolog_commit_frames_total 10000\n",
