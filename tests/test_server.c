@@ -1108,6 +1108,30 @@ static void test_stalled_clients(const char *dir)
  * SIGTERM drains a request in flight; kill -9 loses nothing acknowledged.
  */
 
+/* Waits (up to 30 s) until /metrics shows at least n requests in flight. */
+static bool wait_in_flight(const struct server *srv, long n)
+{
+	static const char key[] = "\natolog_http_requests_in_flight ";
+	char url[1024];
+
+	url_of(url, srv, "/metrics");
+	for (int i = 0; i < 3000; i++) {
+		struct http r;
+		const char *at;
+		long got = 0;
+
+		http(&r, "GET", url, NULL, NULL, NULL);
+		at = r.body ? strstr(r.body, key) : NULL;
+		if (at)
+			got = atol(at + strlen(key));
+		http_free(&r);
+		if (got >= n)
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
 static void test_sigterm_drains(const char *dir)
 {
 	struct server srv;
@@ -1130,7 +1154,9 @@ static void test_sigterm_drains(const char *dir)
 		 sizeof(good_body) - 1);
 	raw_send(fd, head);
 	raw_send(fd, "{\"prompt\":");
-	usleep(200 * 1000);
+	/* Begun: in flight beside the /metrics request that asks. */
+	if (!wait_in_flight(&srv, 2))
+		FAIL("the half-sent request never began");
 	kill(srv.pid, SIGTERM);
 	usleep(200 * 1000);
 	raw_send(fd, good_body + 10);

@@ -390,7 +390,8 @@ static enum MHD_Result get_metrics(struct request *req, struct MHD_Connection *c
 
 	if (rc != ATOLOG_OK)
 		return reply_store_error(req, conn, rc, "metrics");
-	if (metrics_render(&req->srv->metrics, &st, &body, &len) != 0)
+	if (metrics_render(&req->srv->metrics, &st, atomic_load(&req->srv->in_flight),
+			   &body, &len) != 0)
 		return MHD_NO;
 	return reply_take(req, conn, MHD_HTTP_OK,
 			  "text/plain; version=0.0.4; charset=utf-8", body, len);

@@ -171,14 +171,18 @@ static void render_ingest(FILE *f, struct metrics *m)
 			load(values[i]));
 }
 
-int metrics_render(struct metrics *m, const atolog_stats *st, char **out,
-		   size_t *len)
+int metrics_render(struct metrics *m, const atolog_stats *st, long in_flight,
+		   char **out, size_t *len)
 {
 	FILE *f = open_memstream(out, len);
 
 	if (!f)
 		return ENOMEM;
 	render_store(f, st);
+	fprintf(f, "# HELP atolog_http_requests_in_flight Requests begun and not "
+		   "yet answered (this one included).\n"
+		   "# TYPE atolog_http_requests_in_flight gauge\n"
+		   "atolog_http_requests_in_flight %ld\n", in_flight);
 	render_requests(f, m);
 	render_ingest(f, m);
 	return fclose(f) == 0 ? 0 : ENOMEM;

@@ -77,8 +77,8 @@ const char *route_name(enum route r);
 void metrics_observe(struct metrics *m, enum route r, unsigned status,
 		     uint64_t ns);
 /* The Prometheus text exposition; *out is malloc'ed. */
-int metrics_render(struct metrics *m, const atolog_stats *st, char **out,
-		   size_t *len);
+int metrics_render(struct metrics *m, const atolog_stats *st, long in_flight,
+		   char **out, size_t *len);
 
 /* ------------------------------------------------------------------------
  * The server.
