@@ -2,9 +2,10 @@
 # `make run` and `make test` work on a fresh Debian 12 machine.
 #
 #   make build   release build in build/ (the CLI is build/atolog)
-#   make run     build, then the tour on ./data
+#   make run     build, then the HTTP server on ./data (Ctrl-C stops it)
+#   make tour    build, then the tour: concurrent agents capture, then query
 #   make test    sanitizer build in build-test/, then the whole suite
-#   make bench   optimised build in build-bench/, then both benchmarks run
+#   make bench   optimised build in build-bench/, then the benchmarks run
 #                there (tables on stdout; CSV and PNG files land in
 #                build-bench/); BENCH_ARGS=--quick for a smoke run
 #   make valgrind  the suite under valgrind (no sanitizers), build-valgrind/
@@ -14,10 +15,11 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
 CMAKE_FLAGS ?=
 BENCH_ARGS ?=
+SERVE_ARGS ?=
 
 STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
 
-.PHONY: all deps build run test bench stress valgrind clean
+.PHONY: all deps build run tour test bench stress valgrind clean
 
 all: build
 
@@ -29,6 +31,9 @@ build: deps
 	@cmake --build build -j $(JOBS)
 
 run: build
+	./build/atolog --data $(DATA) serve $(SERVE_ARGS)
+
+tour: build
 	./build/atolog --data $(DATA) tour
 
 test: deps
@@ -39,9 +44,10 @@ test: deps
 bench:
 	@./scripts/deps.sh bench
 	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-bench -j $(JOBS) --target atolog_bench_ingest atolog_bench_query
+	@cmake --build build-bench -j $(JOBS) --target atolog_bench_ingest atolog_bench_query atolog_bench_http
 	cd build-bench && ./bench/atolog_bench_ingest $(BENCH_ARGS)
 	cd build-bench && ./bench/atolog_bench_query $(BENCH_ARGS)
+	cd build-bench && ./bench/atolog_bench_http $(BENCH_ARGS)
 
 stress: build
 	./build/tests/atolog_stress $(STRESS_ARGS)

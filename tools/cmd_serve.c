@@ -20,6 +20,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "writers", required_argument, NULL, 'w' },
 		{ "token-file", required_argument, NULL, 'k' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 'o' },
@@ -33,6 +34,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		.sync = cli->sync,
 		.listen = SERVE_LISTEN_DEFAULT,
 		.threads = SERVE_THREADS_DEFAULT,
+		.writers = SERVE_WRITERS_DEFAULT,
 		.max_body = SERVE_MAX_BODY_DEFAULT,
 		.timeout_s = SERVE_TIMEOUT_S_DEFAULT,
 		.max_connections = SERVE_CONNECTIONS_DEFAULT,
@@ -44,6 +46,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		switch (c) {
 		case 'l':
 			cfg.listen = optarg;
+			break;
+		case 'w':
+			if (!cli_parse_long(optarg, 1, SERVE_WRITERS_MAX, &v))
+				return serve_usage_number(cmd, "--writers", 1, SERVE_WRITERS_MAX);
+			cfg.writers = (unsigned)v;
 			break;
 		case 'k':
 			cfg.token_file = optarg;

@@ -23,7 +23,8 @@ const struct command cli_commands[] = {
 	  "the project registry" },
 	{ "stats", cmd_stats, "", "record count, sizes, segments" },
 	{ "serve", cmd_serve,
-	  "[--listen HOST:PORT] [--threads N] [--token-file F] [--max-body BYTES] "
+	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
+	  "[--max-body BYTES] "
 	  "[--timeout S] [--max-connections N]",
 	  "the HTTP capture server (the seed's routes) on this store" },
 	{ "tour", cmd_tour, "[--agents N] [--records N]",

@@ -46,37 +46,78 @@ static enum MHD_Result reply_interaction(struct request *req,
 	return reply_take(req, conn, status, "application/json", body, (size_t)n);
 }
 
-/* POST /interactions: the seed's body, stored, answered with 201 and the
- * interaction as stored (id, created_at, canonical project). */
+/* A capture being written: what the writer thread found. The message is
+ * copied there, since atolog's messages are per thread. */
+struct capture {
+	atolog_interaction *in, *out;
+	int rc;
+	char msg[512];
+};
+
+static void capture_free(void *state)
+{
+	struct capture *c = state;
+
+	atolog_interaction_free(c->in);
+	atolog_interaction_free(c->out);
+	free(c);
+}
+
+static void capture_note(struct capture *c, atolog_store *store, int rc)
+{
+	const char *m = atolog_errmsg(store);
+
+	c->rc = rc;
+	snprintf(c->msg, sizeof(c->msg), "%s", *m ? m : atolog_strerror(rc));
+}
+
+/* Runs on a writer thread. */
+static void capture_work(struct request *req)
+{
+	struct capture *c = req->work_state;
+
+	capture_note(c, req->srv->store,
+		     atolog_interaction_record(req->srv->store, c->in, &c->out));
+}
+
+/* POST /interactions: the seed's body, checked here, written by a writer
+ * thread, answered with 201 and the interaction as stored (id,
+ * created_at, canonical project) once it is durable. */
 static enum MHD_Result post_interaction(struct request *req,
 					struct MHD_Connection *conn)
 {
 	struct server *srv = req->srv;
-	atolog_interaction *in = NULL, *out = NULL;
+	struct capture *c = req->work_state;
 	enum MHD_Result r;
-	int rc = atolog_interaction_from_json(body_of(req), req->len, &in);
+	int rc;
 
+	if (c && !req->work_done)
+		return MHD_YES; /* still being written (not called while suspended) */
+	if (c) {
+		note_write(srv, c->rc);
+		if (c->rc != ATOLOG_OK) {
+			atomic_fetch_add(c->rc == ATOLOG_EXISTS ? &srv->metrics.ingest_refused
+								: &srv->metrics.ingest_failed, 1);
+			return reply_error(req, conn, reply_status_of(c->rc), "record: %s",
+					   c->msg);
+		}
+		atomic_fetch_add(&srv->metrics.ingest_stored, 1);
+		return reply_interaction(req, conn, MHD_HTTP_CREATED, c->out);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return MHD_NO;
+	req->work_state = c;
+	req->work_free = capture_free;
+	rc = atolog_interaction_from_json(body_of(req), req->len, &c->in);
 	if (rc == ATOLOG_OK)
-		rc = atolog_interaction_validate(in);
+		rc = atolog_interaction_validate(c->in);
 	if (rc != ATOLOG_OK) {
 		atomic_fetch_add(&srv->metrics.ingest_refused, 1);
-		r = reply_error(req, conn, reply_status_of(rc), "%s",
-				atolog_errmsg(NULL));
-		atolog_interaction_free(in);
+		r = reply_error(req, conn, reply_status_of(rc), "%s", atolog_errmsg(NULL));
 		return r;
 	}
-	rc = atolog_interaction_record(srv->store, in, &out);
-	atolog_interaction_free(in);
-	note_write(srv, rc);
-	if (rc != ATOLOG_OK) {
-		atomic_fetch_add(rc == ATOLOG_EXISTS ? &srv->metrics.ingest_refused
-						     : &srv->metrics.ingest_failed, 1);
-		return reply_store_error(req, conn, rc, "record");
-	}
-	atomic_fetch_add(&srv->metrics.ingest_stored, 1);
-	r = reply_interaction(req, conn, MHD_HTTP_CREATED, out);
-	atolog_interaction_free(out);
-	return r;
+	return writers_submit(&srv->writers, req, conn, capture_work);
 }
 
 /* ------------------------------------------------------------------------
@@ -94,16 +135,21 @@ struct batch_slot {
 struct batch {
 	struct batch_slot *slots;
 	size_t n, cap;
+	int rc;        /* the write's, set by the writer thread */
+	char msg[512];
 };
 
-static void batch_free(struct batch *b)
+static void batch_free(void *state)
 {
+	struct batch *b = state;
+
 	for (size_t i = 0; i < b->n; i++) {
 		atolog_interaction_free(b->slots[i].item);
 		atolog_interaction_free(b->slots[i].stored);
 		free(b->slots[i].why);
 	}
 	free(b->slots);
+	free(b);
 }
 
 /* Takes element index of the body: checked now, so that the write sees
@@ -187,9 +233,12 @@ static int batch_record(struct server *srv, struct batch *b)
 	}
 	rc = n ? atolog_interaction_record_batch(srv->store, in, n, rcs, out)
 	       : ATOLOG_OK;
-	note_write(srv, rc);
-	if (reply_status_of(rc) == MHD_HTTP_SERVICE_UNAVAILABLE)
+	if (reply_status_of(rc) == MHD_HTTP_SERVICE_UNAVAILABLE) {
+		const char *m = atolog_errmsg(srv->store);
+
+		snprintf(b->msg, sizeof(b->msg), "%s", *m ? m : atolog_strerror(rc));
 		goto done; /* nothing was stored */
+	}
 	rc = ATOLOG_OK;
 	for (size_t k = 0; k < n && rc == ATOLOG_OK; k++) {
 		struct batch_slot *slot = &b->slots[at[k]];
@@ -240,40 +289,61 @@ static int batch_render(const struct batch *b, char **body, size_t *len,
 	return fclose(f) == 0 ? 0 : ENOMEM;
 }
 
-static enum MHD_Result post_batch(struct request *req, struct MHD_Connection *conn)
+/* Runs on a writer thread. */
+static void batch_work(struct request *req)
+{
+	struct batch *b = req->work_state;
+
+	b->rc = batch_record(req->srv, b);
+}
+
+/* The answer once the batch is written. */
+static enum MHD_Result batch_answer(struct request *req, struct MHD_Connection *conn,
+				    struct batch *b)
 {
 	struct server *srv = req->srv;
-	struct batch b = { 0 };
-	enum MHD_Result r;
 	size_t len, n_errors = 0;
 	char *body;
-	int rc = req->ndjson ? batch_parse_lines(req->body, req->len, &b)
-			     : atolog_interactions_from_json_array(body_of(req), req->len,
-								   batch_add, &b);
 
-	if (rc == ATOLOG_OK)
-		rc = batch_record(srv, &b);
-	if (rc == ATOLOG_TOOBIG)
-		r = reply_error(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-				"a batch holds at most %d interactions",
-				SERVE_BATCH_MAX_ITEMS);
-	else if (rc == ATOLOG_INVALID)
-		r = reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "%s", atolog_errmsg(NULL));
-	else if (rc != ATOLOG_OK)
-		r = reply_store_error(req, conn, rc, "record batch");
-	else if (batch_render(&b, &body, &len, &n_errors) != 0)
-		r = MHD_NO;
-	else
-		r = reply_take(req, conn, n_errors ? MHD_HTTP_MULTI_STATUS : MHD_HTTP_CREATED,
-			       "application/json", body, len);
-	if (rc == ATOLOG_OK) {
-		atomic_fetch_add(&srv->metrics.ingest_stored, b.n - n_errors);
-		atomic_fetch_add(&srv->metrics.ingest_refused, n_errors);
-	} else if (reply_status_of(rc) == MHD_HTTP_SERVICE_UNAVAILABLE) {
-		atomic_fetch_add(&srv->metrics.ingest_failed, b.n);
+	note_write(srv, b->rc);
+	if (b->rc != ATOLOG_OK) {
+		atomic_fetch_add(&srv->metrics.ingest_failed, b->n);
+		return reply_error(req, conn, reply_status_of(b->rc), "record batch: %s",
+				   b->rc == ENOMEM ? "out of memory" : b->msg);
 	}
-	batch_free(&b);
-	return r;
+	if (batch_render(b, &body, &len, &n_errors) != 0)
+		return MHD_NO;
+	atomic_fetch_add(&srv->metrics.ingest_stored, b->n - n_errors);
+	atomic_fetch_add(&srv->metrics.ingest_refused, n_errors);
+	return reply_take(req, conn, n_errors ? MHD_HTTP_MULTI_STATUS : MHD_HTTP_CREATED,
+			  "application/json", body, len);
+}
+
+static enum MHD_Result post_batch(struct request *req, struct MHD_Connection *conn)
+{
+	struct batch *b = req->work_state;
+	int rc;
+
+	if (b)
+		return req->work_done ? batch_answer(req, conn, b) : MHD_YES;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return MHD_NO;
+	req->work_state = b;
+	req->work_free = batch_free;
+	rc = req->ndjson ? batch_parse_lines(req->body, req->len, b)
+			 : atolog_interactions_from_json_array(body_of(req), req->len,
+							       batch_add, b);
+	if (rc == ATOLOG_TOOBIG)
+		return reply_error(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+				   "a batch holds at most %d interactions",
+				   SERVE_BATCH_MAX_ITEMS);
+	if (rc == ATOLOG_INVALID)
+		return reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "%s",
+				   atolog_errmsg(NULL));
+	if (rc != ATOLOG_OK)
+		return MHD_NO;
+	return writers_submit(&req->srv->writers, req, conn, batch_work);
 }
 
 /* ------------------------------------------------------------------------

@@ -298,6 +298,8 @@ void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	metrics_observe(&srv->metrics, req->route, req->status,
 			now_ns() - req->start_ns);
+	if (req->work_state)
+		req->work_free(req->work_state);
 	free(req->arg);
 	free(req->body);
 	free(req);

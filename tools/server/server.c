@@ -94,7 +94,7 @@ static int server_listen(struct server *srv)
 {
 	struct addrinfo *ai;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	int rc = resolve_listen(srv->cfg.listen, &ai);
 
 	if (rc != 0) {
@@ -136,8 +136,9 @@ static void announce(struct server *srv)
 	snprintf(url, sizeof(url), "http://%.*s:%u",
 		 (int)(colon - srv->cfg.listen), srv->cfg.listen, port);
 	/* Machine-readable on stdout, for scripts and tests; a hint on stderr. */
-	printf("{\"listening\":\"%s\",\"data\":\"%s\",\"threads\":%u}\n", url,
-	       srv->cfg.data_dir, srv->cfg.threads);
+	printf("{\"listening\":\"%s\",\"data\":\"%s\",\"threads\":%u,"
+	       "\"writers\":%u}\n", url, srv->cfg.data_dir, srv->cfg.threads,
+	       srv->cfg.writers);
 	fflush(stdout);
 	fprintf(stderr,
 		"atolog: serving %s on %s (Ctrl-C stops)\n"
@@ -154,7 +155,9 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Stops accepting, lets begun requests finish (bounded), stops. */
+/* Stops accepting, lets begun requests finish (bounded), runs every
+ * queued write (resuming its connection: libmicrohttpd must not stop with
+ * a connection suspended), stops. */
 static void server_drain(struct server *srv)
 {
 	MHD_socket sock;
@@ -170,6 +173,7 @@ static void server_drain(struct server *srv)
 		fprintf(stderr, "atolog: serve: %ld requests still running after %d ms; "
 			"stopping anyway\n", atomic_load(&srv->in_flight),
 			SERVE_DRAIN_TIMEOUT_MS);
+	writers_stop(&srv->writers);
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
 	if (sock != MHD_INVALID_SOCKET)
@@ -229,12 +233,19 @@ int server_run(const struct server_config *cfg)
 	rc = cfg->token_file ? read_token(srv) : SERVE_EXIT_OK;
 	if (rc == SERVE_EXIT_OK)
 		rc = server_open_store(srv);
+	if (rc == SERVE_EXIT_OK && writers_start(&srv->writers, cfg->writers) != 0) {
+		fprintf(stderr, "atolog: serve: cannot start %u writer threads\n",
+			cfg->writers);
+		rc = SERVE_EXIT_STORE;
+	}
 	if (rc == SERVE_EXIT_OK)
 		rc = server_listen(srv);
-	if (rc == SERVE_EXIT_OK)
+	if (rc == SERVE_EXIT_OK) {
 		rc = server_wait_and_stop(srv, &stop);
-	else if (srv->store)
+	} else {
+		writers_stop(&srv->writers);
 		atolog_store_close(srv->store);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(srv->token);
 	free(srv);

@@ -12,6 +12,7 @@
  *   server.c    lifecycle: listen, signals, drain, close the store
  *   request.c   one request: routing, auth, content type, body limits
  *   handlers.c  the routes
+ *   writers.c   the threads that wait on the store for captures
  *   stream.c    iterator -> chunked response (JSON envelope or NDJSON)
  *   reply.c     JSON replies and error bodies
  *   metrics.c   counters and histograms, Prometheus text
@@ -19,6 +20,7 @@
 #ifndef ATOLOG_SERVER_H
 #define ATOLOG_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +34,8 @@
 #define SERVE_LISTEN_DEFAULT "127.0.0.1:8100"
 #define SERVE_THREADS_DEFAULT 16       /* polling threads */
 #define SERVE_THREADS_MAX 256
+#define SERVE_WRITERS_DEFAULT 64       /* captures waiting on the store at once */
+#define SERVE_WRITERS_MAX 1024
 #define SERVE_MAX_BODY_DEFAULT (16u << 20) /* bytes of one request body */
 #define SERVE_TIMEOUT_S_DEFAULT 30     /* idle or stalled connection */
 #define SERVE_CONNECTIONS_DEFAULT 512  /* open connections at once */
@@ -88,14 +92,33 @@ struct server_config {
 	atolog_sync_mode sync;
 	const char *listen;        /* HOST:PORT; [v6]:PORT; port 0 = any */
 	unsigned threads;
+	unsigned writers;
 	const char *token_file;    /* NULL: no auth */
 	size_t max_body;
 	unsigned timeout_s;
 	unsigned max_connections;
 };
 
+struct request;
+
+/* The write pool (writers.c): a queue of requests whose connections are
+ * suspended while a writer thread runs their work. */
+struct writers {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct request *head, *tail;
+	bool stopping;
+	pthread_t *threads;
+	unsigned n;
+};
+
+int writers_start(struct writers *w, unsigned n);
+/* Runs what is queued, then stops the threads. */
+void writers_stop(struct writers *w);
+
 struct server {
 	struct server_config cfg;
+	struct writers writers;
 	atolog_store *store;
 	char *token;               /* bearer token, NULL when auth is off */
 	struct MHD_Daemon *daemon;
@@ -126,7 +149,20 @@ struct request {
 	bool too_big;       /* over max_body: the rest is discarded */
 	size_t discarded;
 	bool ndjson;        /* batch body is application/x-ndjson */
+	/* A capture's write, run by a writer thread (writers.c). */
+	void *work_state;   /* the route's, freed by work_free if left */
+	void (*work_free)(void *state);
+	void (*work)(struct request *req);
+	bool work_done;     /* set before the connection is resumed */
+	struct MHD_Connection *conn;
+	struct request *job_next;
 };
+
+/* Suspends conn and runs work(req) on a writer thread; libmicrohttpd
+ * calls the access handler for req again once it has run. */
+enum MHD_Result writers_submit(struct writers *w, struct request *req,
+			       struct MHD_Connection *conn,
+			       void (*work)(struct request *req));
 
 enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,
