@@ -61,6 +61,7 @@ struct options {
 	double seconds;
 	const char *sync;
 	const char *server;
+	const char *threads; /* serve --threads, NULL for its default */
 	const char *dir;
 };
 
@@ -357,7 +358,8 @@ static pid_t server_start(const struct options *o, const char *data, char *url,
 		close(fds[0]);
 		close(fds[1]);
 		execl(o->server, "atolog", "--data", data, "--sync", o->sync, "serve",
-		      "--listen", "127.0.0.1:0", (char *)NULL);
+		      "--listen", "127.0.0.1:0", o->threads ? "--threads" : (char *)NULL,
+		      o->threads, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -468,7 +470,8 @@ static void print_table(const struct options *o, const struct result *res,
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: atolog_bench_http [--clients 1,4,16,64] [--seconds S] "
-		   "[--sync always|batch|none] [--server PATH] [--dir DIR] [--quick]\n");
+		   "[--sync always|batch|none] [--server PATH] [--threads N] [--dir DIR] "
+		   "[--quick]\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -478,6 +481,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "sync", required_argument, NULL, 'y' },
 		{ "server", required_argument, NULL, 'e' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -504,6 +508,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 's': o->seconds = atof(optarg); break;
 		case 'y': o->sync = optarg; break;
 		case 'e': o->server = optarg; break;
+		case 't': o->threads = optarg; break;
 		case 'd': o->dir = optarg; break;
 		case 'q':
 			o->seconds = QUICK_RUN_SECONDS;
