@@ -23,6 +23,8 @@
 #include "codec.h"
 #include "error.h"
 
+#define JSON_REASON_SIZE 160 /* where a parse failed, for the message */
+
 enum body_field {
 	F_UNKNOWN, F_PROMPT, F_RESPONSE, F_SUMMARY, F_PROJECT, F_CLIENT,
 	F_SESSION, F_MEMORIES, F_CHUNKS, F_CONTEXT, F_ID, F_CREATED_AT,
@@ -454,32 +456,52 @@ static int body_to_interaction(struct body_parser *p, atolog_interaction **out)
 	return ATOLOG_OK;
 }
 
-int atolog_interaction_from_json(const char *json, size_t len,
-				 atolog_interaction **out)
+/*
+ * Runs yajl over one document with the given callbacks. Returns
+ * ATOLOG_TOOBIG or ATOLOG_INVALID for a document refused before parsing,
+ * ENOMEM, or ATOLOG_OK with *st yajl's verdict and, on an error, reason
+ * saying where (for a parse the callbacks stopped, yajl's own words, which
+ * the caller's reason replaces).
+ */
+static int json_run(const yajl_callbacks *cb, void *ctx, const char *json,
+		    size_t len, yajl_status *st, char reason[JSON_REASON_SIZE])
 {
-	struct body_parser p = { .rc = ATOLOG_OK };
 	yajl_handle h;
-	yajl_status st;
-	char reason[160] = "";
 	size_t at;
-	int rc;
 
-	err_begin(NULL);
+	reason[0] = '\0';
 	if (len > ATOLOG_JSON_MAX_BYTES)
 		return err_set(ATOLOG_TOOBIG, "JSON document is %zu bytes, over the limit of %u",
 			       len, ATOLOG_JSON_MAX_BYTES);
 	if (!json_surrogates_paired(json, len, &at))
 		return err_set(ATOLOG_INVALID, "malformed JSON: an unpaired UTF-16 "
 			       "surrogate escape at byte %zu", at);
-	h = yajl_alloc(&body_callbacks, NULL, &p);
+	h = yajl_alloc(cb, NULL, ctx);
 	if (!h)
 		return err_set(ENOMEM, "parsing JSON");
-	st = yajl_parse(h, (const unsigned char *)json, len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(h);
-	if (st == yajl_status_error)
-		json_parse_reason(h, json, len, reason, sizeof(reason));
+	*st = yajl_parse(h, (const unsigned char *)json, len);
+	if (*st == yajl_status_ok)
+		*st = yajl_complete_parse(h);
+	if (*st == yajl_status_error)
+		json_parse_reason(h, json, len, reason, JSON_REASON_SIZE);
 	yajl_free(h);
+	return ATOLOG_OK;
+}
+
+int atolog_interaction_from_json(const char *json, size_t len,
+				 atolog_interaction **out)
+{
+	struct body_parser p = { .rc = ATOLOG_OK };
+	yajl_status st;
+	char reason[JSON_REASON_SIZE];
+	int rc;
+
+	err_begin(NULL);
+	rc = json_run(&body_callbacks, &p, json, len, &st, reason);
+	if (rc != ATOLOG_OK) {
+		body_free(&p);
+		return rc;
+	}
 	if (p.rc != ATOLOG_OK)
 		rc = err_set(p.rc, "%s", p.why);
 	else if (st != yajl_status_ok)
@@ -683,28 +705,14 @@ int atolog_interactions_from_json_array(const char *json, size_t len,
 					atolog_json_item_fn fn, void *ctx)
 {
 	struct array_parser a = { .fn = fn, .ctx = ctx };
-	yajl_handle h;
 	yajl_status st;
-	char reason[160] = "";
-	size_t at;
-	int rc = ATOLOG_OK;
+	char reason[JSON_REASON_SIZE];
+	int rc;
 
 	err_begin(NULL);
-	if (len > ATOLOG_JSON_MAX_BYTES)
-		return err_set(ATOLOG_TOOBIG, "JSON document is %zu bytes, over the limit of %u",
-			       len, ATOLOG_JSON_MAX_BYTES);
-	if (!json_surrogates_paired(json, len, &at))
-		return err_set(ATOLOG_INVALID, "malformed JSON: an unpaired UTF-16 "
-			       "surrogate escape at byte %zu", at);
-	h = yajl_alloc(&array_callbacks, NULL, &a);
-	if (!h)
-		return err_set(ENOMEM, "parsing JSON");
-	st = yajl_parse(h, (const unsigned char *)json, len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(h);
-	if (st == yajl_status_error && !a.stop_rc && !a.rc)
-		json_parse_reason(h, json, len, reason, sizeof(reason));
-	yajl_free(h);
+	rc = json_run(&array_callbacks, &a, json, len, &st, reason);
+	if (rc != ATOLOG_OK)
+		return rc;
 	if (a.stop_rc)
 		rc = a.stop_rc == ENOMEM ? err_set(ENOMEM, "parsing JSON") : a.stop_rc;
 	else if (a.rc)
