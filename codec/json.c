@@ -199,9 +199,21 @@ static bool copying(const struct body_parser *p)
 	return p->ctx_depth > 0;
 }
 
+/* The copy's generator stops at its own depth limit (128) before the
+ * context pack's limit is checked: that is the input's fault, not memory. */
 static int gen_ok(struct body_parser *p, yajl_gen_status st)
 {
-	return st == yajl_gen_status_ok ? 1 : body_fail(p, ENOMEM, "%s", "out of memory");
+	if (st == yajl_gen_status_ok)
+		return 1;
+	if (st == yajl_max_depth_exceeded) {
+		char depth[16];
+
+		snprintf(depth, sizeof(depth), "%u", ATOLOG_CONTEXT_MAX_DEPTH);
+		/* As context_json_to_msgpack says it for shallower excess. */
+		return body_fail(p, ATOLOG_TOOBIG, "context_pack nests deeper than "
+				 "%s levels", depth);
+	}
+	return body_fail(p, ENOMEM, "%s", "out of memory");
 }
 
 static int on_null(void *ctx)

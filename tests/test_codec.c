@@ -3429,6 +3429,20 @@ static void test_from_json_errors(void)
 		atolog_interaction_free(rec);
 	}
 
+	/* A context pack nested past yajl's own generator limit (128) is the
+	 * input's fault, like one past ours (24): never "out of memory". */
+	for (int levels = 25; levels <= 300; levels += 275) {
+		char doc[1024];
+		size_t n = (size_t)snprintf(doc, sizeof(doc), "{\"prompt\":\"p\",\"context_pack\":{\"a\":");
+
+		for (int i = 0; i < levels; i++)
+			doc[n++] = '[';
+		for (int i = 0; i < levels; i++)
+			doc[n++] = ']';
+		memcpy(doc + n, "}}", 3);
+		expect_json_error(doc, ATOLOG_TOOBIG, "nests deeper than 24 levels");
+	}
+
 	/* A document over the limit is refused before parsing. */
 	{
 		size_t len = (size_t)ATOLOG_JSON_MAX_BYTES + 1;

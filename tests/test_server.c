@@ -739,6 +739,71 @@ static void test_capture_and_query(const char *dir)
 
 static const char good_body[] = "{\"prompt\":\"fine\",\"session_id\":\"e\"}";
 
+#define DEEP10 "[[[[[[[[[["
+#define UNDEEP10 "]]]]]]]]]]"
+#define DEEP50 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10
+#define UNDEEP50 UNDEEP10 UNDEEP10 UNDEEP10 UNDEEP10 UNDEEP10
+/* Past yajl's generator depth (128), not only past atolog's (24). */
+#define DEEP_BODY "{\"prompt\":\"p\",\"context_pack\":{\"a\":" DEEP50 DEEP50 DEEP50 \
+	UNDEEP50 UNDEEP50 UNDEEP50 "}}"
+
+/* What well-behaved clients also do: a charset, a HEAD, Expect. */
+static void check_ordinary_variants(const struct server *srv)
+{
+	char url[1024], big[3000];
+	struct http r;
+	json_t *j;
+
+	url_of(url, srv, "/interactions");
+	http(&r, "POST", url, "application/json; charset=utf-8", good_body, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	http(&r, "POST", url, "Application/JSON ;charset=UTF-8", good_body, NULL);
+	CHECK_INT(r.status, 201);
+	http_free(&r);
+	url_of(url, srv, "/health");
+	http(&r, "HEAD", url, NULL, NULL, NULL);
+	CHECK_INT(r.status, 200);
+	CHECK_INT(r.len, 0);
+	http_free(&r);
+	/* A body large enough that curl asks "Expect: 100-continue". */
+	{
+		struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+		snprintf(big, sizeof(big), "{\"prompt\":\"%0*d\"}", 2500, 7);
+		url_of(url, srv, "/interactions");
+		memset(&r, 0, sizeof(r));
+		curl_easy_reset(shared_curl);
+		h = curl_slist_append(h, "Expect: 100-continue");
+		curl_easy_setopt(shared_curl, CURLOPT_URL, url);
+		curl_easy_setopt(shared_curl, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(shared_curl, CURLOPT_POSTFIELDS, big);
+		curl_easy_setopt(shared_curl, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(shared_curl, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(shared_curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(shared_curl, CURLOPT_HEADERDATA, &r);
+		CHECK(curl_easy_perform(shared_curl) == CURLE_OK);
+		curl_easy_getinfo(shared_curl, CURLINFO_RESPONSE_CODE, &r.status);
+		CHECK_INT(r.status, 201);
+		CHECK(strstr(r.headers, "100 Continue") != NULL);
+		curl_slist_free_all(h);
+		http_free(&r);
+	}
+	/* A batch with one element nested too deep: only that one refused. */
+	url_of(url, srv, "/interactions/batch");
+	http(&r, "POST", url, "application/json",
+	     "[{\"prompt\":\"a\"}," DEEP_BODY ",{\"prompt\":\"b\"}]", NULL);
+	CHECK_INT(r.status, 207);
+	j = json_of(__LINE__, &r);
+	CHECK(json_is_string(json_array_get(json_object_get(j, "ids"), 0)));
+	CHECK(json_is_null(json_array_get(json_object_get(j, "ids"), 1)));
+	CHECK(json_is_string(json_array_get(json_object_get(j, "ids"), 2)));
+	CHECK_INT(json_integer_value(json_object_get(
+			  json_array_get(json_object_get(j, "errors"), 0), "index")), 1);
+	json_decref(j);
+	http_free(&r);
+}
+
 static void check_refusals(const struct server *srv)
 {
 	static const struct {
@@ -777,6 +842,8 @@ static void check_refusals(const struct server *srv)
 		{ "GET", "/admin/backup", NULL, NULL, 405, "POST" },
 		{ "POST", "/admin/backup", "application/json", "{}", 501, "snapshot" },
 		{ "POST", "/admin/backup/cleanup", "application/json", "{\"dry_run\":false}", 501, "snapshot" },
+		{ "POST", "/interactions", "application/json", DEEP_BODY, 400, "nests deeper" },
+		{ "POST", "/interactions", "application/jsonx", good_body, 415, "application/json" },
 	};
 	char url[1024];
 	struct http r;
@@ -856,6 +923,40 @@ static void check_too_large(const struct server *srv, size_t max_body)
 		free(got);
 		close(fd);
 	}
+	/* Far over the limit: still read to its end and answered 413. */
+	fd = raw_connect(srv);
+	if (fd >= 0) {
+		char head[256];
+
+		raw_send(fd, "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+			     "Content-Type: application/json\r\n"
+			     "Transfer-Encoding: chunked\r\n\r\n");
+		snprintf(head, sizeof(head), "%zx\r\n", max_body);
+		for (int i = 0; i < 5; i++) {
+			raw_send(fd, head);
+			raw_send(fd, big);
+			raw_send(fd, "\r\n");
+		}
+		raw_send(fd, "0\r\n\r\n");
+		got = raw_read(fd, 3000, &closed);
+		if (!got || strncmp(got, "HTTP/1.1 413", 12) != 0)
+			FAIL("chunked five times over the limit: %.200s", got ? got : "");
+		free(got);
+		close(fd);
+	}
+	/* Both framings: refused, and nothing read as a body. */
+	fd = raw_connect(srv);
+	if (fd >= 0) {
+		raw_send(fd, "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+			     "Content-Type: application/json\r\nContent-Length: 0\r\n"
+			     "Transfer-Encoding: chunked\r\n\r\n");
+		got = raw_read(fd, 3000, &closed);
+		if (!got || strncmp(got, "HTTP/1.1 400", 12) != 0 ||
+		    !strstr(got, "both Content-Length and Transfer-Encoding"))
+			FAIL("Content-Length with chunked: %.200s", got ? got : "");
+		free(got);
+		close(fd);
+	}
 	free(big);
 }
 
@@ -877,6 +978,9 @@ static void test_refusals(const char *dir)
 	before = health_records(&srv);
 	check_refusals(&srv);
 	check_length_required(&srv);
+	CHECK_INT(health_records(&srv), before);
+	check_ordinary_variants(&srv);
+	before += 5; /* two charsets, Expect, and a batch's two */
 	CHECK_INT(health_records(&srv), before);
 	check_too_large(&srv, 4096);
 	CHECK_INT(health_records(&srv), before + 1); /* the one at the limit */
@@ -1087,6 +1191,28 @@ static void test_stalled_clients(const char *dir)
 	http(&r, "POST", url, "application/json", good_body, NULL);
 	CHECK_INT(r.status, 201);
 	http_free(&r);
+	/* One that trickles a byte now and then never goes idle: cut once its
+	 * body is SERVE_UPLOAD_TIMEOUTS timeouts late. */
+	{
+		int fd = raw_connect(&srv);
+		bool cut = false;
+
+		raw_send(fd, "POST /interactions HTTP/1.1\r\nHost: t\r\n"
+			     "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n");
+		start = time(NULL);
+		for (int i = 0; i < 60 && !cut && fd >= 0; i++) {
+			char *got;
+
+			raw_send(fd, " ");
+			got = raw_read(fd, 400, &cut);
+			free(got);
+		}
+		if (!cut)
+			FAIL("a trickling upload was never cut (%lds)",
+			     (long)(time(NULL) - start));
+		if (fd >= 0)
+			close(fd);
+	}
 	/* And the stalled ones are cut after the timeout. */
 	start = time(NULL);
 	for (int i = 0; i < N_STALLED; i++) {
@@ -1280,7 +1406,9 @@ static void check_load_session(const struct server *srv, struct load *l)
 	free(seen);
 }
 
-static void test_kill9_under_load(const char *dir)
+/* Runs LOAD_THREADS keep-alive writers, stops the server with sig, then
+ * restarts it and checks every acknowledged interaction. */
+static void load_then_stop(const char *dir, int sig)
 {
 	struct load loads[LOAD_THREADS];
 	pthread_t threads[LOAD_THREADS];
@@ -1299,7 +1427,8 @@ static void test_kill9_under_load(const char *dir)
 		pthread_create(&threads[t], NULL, load_run, &loads[t]);
 	}
 	usleep(1500 * 1000);
-	CHECK_INT(server_stop(&srv, SIGKILL), 128 + SIGKILL);
+	/* SIGTERM drains: a clean exit, whatever was in flight. */
+	CHECK_INT(server_stop(&srv, sig), sig == SIGKILL ? 128 + SIGKILL : 0);
 	atomic_store(&stop, true);
 	for (int t = 0; t < LOAD_THREADS; t++) {
 		pthread_join(threads[t], NULL);
@@ -1307,8 +1436,9 @@ static void test_kill9_under_load(const char *dir)
 		connects += loads[t].connects;
 		requests += loads[t].requests;
 	}
-	fprintf(stderr, "test_server: kill -9 after %zu acknowledged interactions "
-		"(%ld requests on %ld connections)\n", total, requests, connects);
+	fprintf(stderr, "test_server: %s after %zu acknowledged interactions "
+		"(%ld requests on %ld connections)\n", strsignal(sig), total, requests,
+		connects);
 	CHECK(total > 0);
 	/* Keep-alive: connections are reused, not one per request. */
 	CHECK(connects <= LOAD_THREADS * 2);
@@ -1317,10 +1447,20 @@ static void test_kill9_under_load(const char *dir)
 			check_load_session(&srv, &loads[t]);
 		CHECK_INT(server_stop(&srv, SIGTERM), 0);
 	} else {
-		FAIL("server did not restart after kill -9");
+		FAIL("server did not restart after %s", strsignal(sig));
 	}
 	for (int t = 0; t < LOAD_THREADS; t++)
 		free(loads[t].acked);
+}
+
+static void test_kill9_under_load(const char *dir)
+{
+	load_then_stop(dir, SIGKILL);
+}
+
+static void test_sigterm_under_load(const char *dir)
+{
+	load_then_stop(dir, SIGTERM);
 }
 
 /* ------------------------------------------------------------------------
@@ -1444,12 +1584,37 @@ static void test_long_replay_and_metrics(const char *dir)
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
 
+/* `atolog serve --data DIR` as the issue writes it: the option after the
+ * command wins over the one before it. */
+static void test_data_after_serve(const char *dir)
+{
+	char *decoy = check_path(dir, "not-this-one"), *real = check_path(dir, "store");
+	struct server srv;
+	char url[1024];
+	struct http r;
+
+	if (!server_start(&srv, decoy, NULL, "--data", real, (char *)NULL)) {
+		FAIL("server did not start");
+	} else {
+		url_of(url, &srv, "/interactions");
+		http(&r, "POST", url, "application/json", good_body, NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+		CHECK_INT(server_stop(&srv, SIGTERM), 0);
+		CHECK(access(decoy, F_OK) != 0);
+		CHECK(access(real, F_OK) == 0);
+	}
+	free(decoy);
+	free(real);
+}
+
 static void test_bad_options(const char *dir)
 {
 	CHECK_INT(server_start_fails(dir, "--threads=0"), 2);
 	CHECK_INT(server_start_fails(dir, "--max-body=lots"), 2);
 	CHECK_INT(server_start_fails(dir, "--bogus"), 2);
-	{
+	CHECK_INT(server_start_fails(dir, "--sync=sometimes"), 2);
+	for (int i = 0; i < 2; i++) {
 		pid_t pid = fork();
 		int status;
 
@@ -1459,7 +1624,7 @@ static void test_bad_options(const char *dir)
 			dup2(null_fd, 1);
 			dup2(null_fd, 2);
 			execl(cli_path, "atolog", "--data", dir, "serve", "--listen",
-			      "no-port-here", (char *)NULL);
+			      i ? "127.0.0.1:70000" : "no-port-here", (char *)NULL);
 			_exit(127);
 		}
 		waitpid(pid, &status, 0);
@@ -1480,7 +1645,9 @@ int main(void)
 		{ "stalled_clients", test_stalled_clients },
 		{ "sigterm_drains", test_sigterm_drains },
 		{ "kill9_under_load", test_kill9_under_load },
+		{ "sigterm_under_load", test_sigterm_under_load },
 		{ "long_replay_and_metrics", test_long_replay_and_metrics },
+		{ "data_after_serve", test_data_after_serve },
 		{ "bad_options", test_bad_options },
 	};
 

@@ -172,3 +172,16 @@ bool cli_parse_long(const char *s, long min, long max, long *out)
 	*out = v;
 	return true;
 }
+
+bool cli_parse_sync(const char *s, atolog_sync_mode *out)
+{
+	if (strcmp(s, "always") == 0)
+		*out = ATOLOG_SYNC_ALWAYS;
+	else if (strcmp(s, "batch") == 0)
+		*out = ATOLOG_SYNC_BATCH;
+	else if (strcmp(s, "none") == 0)
+		*out = ATOLOG_SYNC_NONE;
+	else
+		return false;
+	return true;
+}

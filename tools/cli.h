@@ -56,6 +56,9 @@ int cli_read_all(FILE *f, size_t max, char **out, size_t *len);
 /* Prints rec as one JSON line on stdout; returns an atolog code. */
 int cli_print_interaction(const atolog_interaction *rec);
 
+/* "always", "batch" or "none"; false otherwise. */
+bool cli_parse_sync(const char *s, atolog_sync_mode *out);
+
 /* Parses a decimal long in [min, max]; false otherwise. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
 

@@ -18,6 +18,8 @@ static int serve_usage_number(const struct command *cmd, const char *opt,
 int cmd_serve(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "sync", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "writers", required_argument, NULL, 'w' },
@@ -44,6 +46,13 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'd': /* also accepted after the command, as the issue writes it */
+			cfg.data_dir = optarg;
+			break;
+		case 's':
+			if (!cli_parse_sync(optarg, &cfg.sync))
+				return cli_usage(cmd, "unknown sync mode \"%s\"", optarg);
+			break;
 		case 'l':
 			cfg.listen = optarg;
 			break;

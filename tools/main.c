@@ -55,19 +55,6 @@ static void usage(FILE *out)
 		     "3 store error\n");
 }
 
-static bool parse_sync(const char *s, atolog_sync_mode *out)
-{
-	if (strcmp(s, "always") == 0)
-		*out = ATOLOG_SYNC_ALWAYS;
-	else if (strcmp(s, "batch") == 0)
-		*out = ATOLOG_SYNC_BATCH;
-	else if (strcmp(s, "none") == 0)
-		*out = ATOLOG_SYNC_NONE;
-	else
-		return false;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -88,7 +75,7 @@ int main(int argc, char **argv)
 			cli.data_dir = optarg;
 			break;
 		case 's':
-			if (!parse_sync(optarg, &cli.sync)) {
+			if (!cli_parse_sync(optarg, &cli.sync)) {
 				fprintf(stderr, "atolog: unknown sync mode \"%s\"\n", optarg);
 				return EXIT_USAGE;
 			}

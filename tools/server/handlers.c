@@ -46,6 +46,17 @@ static enum MHD_Result reply_interaction(struct request *req,
 	return reply_take(req, conn, status, "application/json", body, (size_t)n);
 }
 
+/* Hands the write to a writer thread; once the server is stopping, a
+ * capture that arrives between the drain and the end is refused. */
+static enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
+				    void (*work)(struct request *req))
+{
+	if (writers_submit(&req->srv->writers, req, conn, work))
+		return MHD_YES;
+	return reply_error(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+			   "the server is stopping; nothing was stored");
+}
+
 /* A capture being written: what the writer thread found. The message is
  * copied there, since atolog's messages are per thread. */
 struct capture {
@@ -117,7 +128,7 @@ static enum MHD_Result post_interaction(struct request *req,
 		r = reply_error(req, conn, reply_status_of(rc), "%s", atolog_errmsg(NULL));
 		return r;
 	}
-	return writers_submit(&srv->writers, req, conn, capture_work);
+	return submit_write(req, conn, capture_work);
 }
 
 /* ------------------------------------------------------------------------
@@ -215,9 +226,27 @@ static int batch_parse_lines(char *body, size_t len, struct batch *b)
 }
 
 /* Records every item that passed its checks, in one commit. */
+/* Why item k of a write was not stored. */
+static char *batch_item_why(const struct batch_slot *slot, int rc)
+{
+	char *why = NULL;
+
+	if (rc == ATOLOG_EXISTS &&
+	    asprintf(&why, "an interaction with id %s is already stored",
+		     slot->item->id) >= 0)
+		return why;
+	return strdup(atolog_strerror(rc));
+}
+
+/*
+ * Records every item that passed its checks, in one commit. Each item's
+ * fate is read from its own code: the call's return names only the first
+ * failure, and an item refused for itself says nothing of the others. A
+ * store error (503) is the answer only when nothing was stored.
+ */
 static int batch_record(struct server *srv, struct batch *b)
 {
-	size_t n = 0, *at = calloc(b->n ? b->n : 1, sizeof(*at));
+	size_t n = 0, stored = 0, *at = calloc(b->n ? b->n : 1, sizeof(*at));
 	atolog_interaction *in = calloc(b->n ? b->n : 1, sizeof(*in)), **out;
 	int *rcs, rc = ENOMEM;
 
@@ -233,23 +262,21 @@ static int batch_record(struct server *srv, struct batch *b)
 	}
 	rc = n ? atolog_interaction_record_batch(srv->store, in, n, rcs, out)
 	       : ATOLOG_OK;
-	if (reply_status_of(rc) == MHD_HTTP_SERVICE_UNAVAILABLE) {
+	for (size_t k = 0; k < n; k++) {
+		struct batch_slot *slot = &b->slots[at[k]];
+
+		slot->stored = out[k];
+		stored += rcs[k] == ATOLOG_OK;
+		if (rcs[k] != ATOLOG_OK)
+			slot->why = batch_item_why(slot, rcs[k]);
+	}
+	if (!stored && reply_status_of(rc) == MHD_HTTP_SERVICE_UNAVAILABLE) {
 		const char *m = atolog_errmsg(srv->store);
 
 		snprintf(b->msg, sizeof(b->msg), "%s", *m ? m : atolog_strerror(rc));
 		goto done; /* nothing was stored */
 	}
 	rc = ATOLOG_OK;
-	for (size_t k = 0; k < n && rc == ATOLOG_OK; k++) {
-		struct batch_slot *slot = &b->slots[at[k]];
-
-		slot->stored = out[k];
-		if (rcs[k] == ATOLOG_EXISTS)
-			rc = asprintf(&slot->why, "an interaction with id %s is "
-				      "already stored", slot->item->id) < 0 ? ENOMEM : 0;
-		else if (rcs[k] != ATOLOG_OK)
-			slot->why = strdup(atolog_strerror(rcs[k]));
-	}
 done:
 	free(at);
 	free(in);
@@ -272,14 +299,16 @@ static int batch_render(const struct batch *b, char **body, size_t *len,
 	for (size_t i = 0; i < b->n; i++) {
 		const struct batch_slot *s = &b->slots[i];
 
-		fprintf(f, "%s%s%s%s", i ? "," : "", s->stored ? "\"" : "",
-			s->stored ? s->stored->id : "null", s->stored ? "\"" : "");
+		bool ok = s->stored && !s->why;
+
+		fprintf(f, "%s%s%s%s", i ? "," : "", ok ? "\"" : "",
+			ok ? s->stored->id : "null", ok ? "\"" : "");
 	}
 	fputs("],\"errors\":[", f);
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->slots[i].stored || json_quote(b->slots[i].why ? b->slots[i].why
-								     : "not stored",
-						     &quoted) != 0)
+		if ((b->slots[i].stored && !b->slots[i].why) ||
+		    json_quote(b->slots[i].why ? b->slots[i].why : "not stored",
+			       &quoted) != 0)
 			continue;
 		fprintf(f, "%s{\"index\":%zu,\"error\":%s}", (*n_errors)++ ? "," : "",
 			i, quoted);
@@ -297,6 +326,22 @@ static void batch_work(struct request *req)
 	b->rc = batch_record(req->srv, b);
 }
 
+/* Adds a batch's items to the ingest counters: stored, refused as
+ * invalid or duplicate, or failed by the store. */
+static void batch_count(struct server *srv, const struct batch *b, bool store_failed)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct batch_slot *s = &b->slots[i];
+		atomic_uint_fast64_t *c = &srv->metrics.ingest_refused;
+
+		if (s->item && store_failed)
+			c = &srv->metrics.ingest_failed;
+		else if (s->stored && !s->why)
+			c = &srv->metrics.ingest_stored;
+		atomic_fetch_add(c, 1);
+	}
+}
+
 /* The answer once the batch is written. */
 static enum MHD_Result batch_answer(struct request *req, struct MHD_Connection *conn,
 				    struct batch *b)
@@ -307,14 +352,14 @@ static enum MHD_Result batch_answer(struct request *req, struct MHD_Connection *
 
 	note_write(srv, b->rc);
 	if (b->rc != ATOLOG_OK) {
-		atomic_fetch_add(&srv->metrics.ingest_failed, b->n);
+		batch_count(srv, b, true);
 		return reply_error(req, conn, reply_status_of(b->rc), "record batch: %s",
 				   b->rc == ENOMEM ? "out of memory" : b->msg);
 	}
 	if (batch_render(b, &body, &len, &n_errors) != 0)
-		return MHD_NO;
-	atomic_fetch_add(&srv->metrics.ingest_stored, b->n - n_errors);
-	atomic_fetch_add(&srv->metrics.ingest_refused, n_errors);
+		return reply_error(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				   "record batch: out of memory rendering the answer");
+	batch_count(srv, b, false);
 	return reply_take(req, conn, n_errors ? MHD_HTTP_MULTI_STATUS : MHD_HTTP_CREATED,
 			  "application/json", body, len);
 }
@@ -338,12 +383,10 @@ static enum MHD_Result post_batch(struct request *req, struct MHD_Connection *co
 		return reply_error(req, conn, MHD_HTTP_CONTENT_TOO_LARGE,
 				   "a batch holds at most %d interactions",
 				   SERVE_BATCH_MAX_ITEMS);
-	if (rc == ATOLOG_INVALID)
-		return reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "%s",
-				   atolog_errmsg(NULL));
 	if (rc != ATOLOG_OK)
-		return MHD_NO;
-	return writers_submit(&req->srv->writers, req, conn, batch_work);
+		return reply_error(req, conn, reply_status_of(rc), "%s",
+				   atolog_errmsg(NULL));
+	return submit_write(req, conn, batch_work);
 }
 
 /* ------------------------------------------------------------------------

@@ -136,9 +136,8 @@ unsigned reply_status_of(int rc)
 	case ATOLOG_OK:
 		return MHD_HTTP_OK;
 	case ATOLOG_INVALID:
+	case ATOLOG_TOOBIG: /* a field over its limit; bodies get 413 earlier */
 		return MHD_HTTP_BAD_REQUEST;
-	case ATOLOG_TOOBIG:
-		return MHD_HTTP_CONTENT_TOO_LARGE;
 	case ATOLOG_NOTFOUND:
 		return MHD_HTTP_NOT_FOUND;
 	case ATOLOG_EXISTS:

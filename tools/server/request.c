@@ -122,15 +122,18 @@ static bool authorized(struct server *srv, struct MHD_Connection *conn,
 	return same_secret(h, srv->token);
 }
 
-/* The media type of the body, without parameters, matches want. */
+/* The media type of the body, without parameters, matches want:
+ * "application/json", "Application/JSON ; charset=utf-8". */
 static bool type_is(const char *type, const char *want)
 {
 	size_t n = strlen(want);
 
-	while (*type == ' ')
-		type++;
-	return strncasecmp(type, want, n) == 0 &&
-	       (type[n] == '\0' || type[n] == ';' || type[n] == ' ');
+	type += strspn(type, " \t");
+	if (strncasecmp(type, want, n) != 0)
+		return false;
+	type += n;
+	type += strspn(type, " \t");
+	return *type == '\0' || *type == ';';
 }
 
 /* Refuses a body that is not what the route takes (415), or has no length
@@ -164,11 +167,24 @@ static void check_body_headers(struct request *req, struct MHD_Connection *conn)
 	}
 }
 
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
 /* Everything that can be decided from the headers, into req->early. */
 static void check_headers(struct request *req, struct MHD_Connection *conn,
 			  const char *method)
 {
-	if (!authorized(req->srv, conn, req->route)) {
+	/* Both framings at once is how requests are smuggled past proxies
+	 * (RFC 9112 6.3): refused, whatever the route. */
+	if (header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+	    header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		req->early = MHD_HTTP_BAD_REQUEST;
+		snprintf(req->early_msg, sizeof(req->early_msg),
+			 "a request may not carry both Content-Length and "
+			 "Transfer-Encoding");
+	} else if (!authorized(req->srv, conn, req->route)) {
 		req->early = MHD_HTTP_UNAUTHORIZED;
 		snprintf(req->early_msg, sizeof(req->early_msg),
 			 "a valid bearer token is required (Authorization: Bearer ...)");
@@ -186,16 +202,15 @@ static void check_headers(struct request *req, struct MHD_Connection *conn,
 	}
 }
 
-/* Whether a body follows the headers (then an early answer closes). */
+/* Whether a body follows the headers (then an early answer closes). The
+ * transfer encoding wins over a length, as it does in libmicrohttpd. */
 static bool body_follows(struct MHD_Connection *conn)
 {
-	const char *length = MHD_lookup_connection_value(
-		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
-	if (length)
-		return strtoull(length, NULL, 10) > 0;
-	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	if (header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return true;
+	return length && strtoull(length, NULL, 10) > 0;
 }
 
 static enum MHD_Result answer_early(struct request *req,
@@ -209,20 +224,41 @@ static enum MHD_Result answer_early(struct request *req,
 	return reply_queue(req, conn, req->early, resp);
 }
 
-/* Keeps up to max_body bytes; beyond, discards (answered with 413), and
- * closes the connection once as much again has been thrown away. */
+/* A request's body must arrive within SERVE_UPLOAD_TIMEOUTS times the
+ * connection timeout: a client that trickles a byte now and then never
+ * goes idle, so the idle timeout alone would let it hold its connection. */
+static bool upload_overdue(const struct request *req)
+{
+	uint64_t limit = (uint64_t)req->srv->cfg.timeout_s * SERVE_UPLOAD_TIMEOUTS *
+			 1000000000u;
+
+	return now_ns() - req->start_ns > limit;
+}
+
+/* Throws body bytes away (a refused or oversized request), up to the
+ * deadline, so that the answer can still be sent once the body has been
+ * read: libmicrohttpd 0.9 cannot answer in the middle of an upload. */
+static enum MHD_Result discard_body(struct request *req, size_t *size)
+{
+	req->discarded += *size;
+	*size = 0;
+	return upload_overdue(req) ? MHD_NO : MHD_YES;
+}
+
+/* Keeps up to max_body bytes; beyond, discards (answered with 413). */
 static enum MHD_Result take_body(struct request *req, const char *data,
 				 size_t *size)
 {
 	size_t n = *size, max = req->srv->cfg.max_body;
 
-	*size = 0;
 	atomic_fetch_add(&req->srv->metrics.body_bytes, n);
 	if (req->too_big || n > max - req->len) {
 		req->too_big = true;
-		req->discarded += n;
-		return req->discarded > max ? MHD_NO : MHD_YES;
+		return discard_body(req, size);
 	}
+	*size = 0;
+	if (upload_overdue(req))
+		return MHD_NO;
 	if (req->len + n > req->cap) {
 		size_t cap = req->cap ? req->cap : 4096;
 		char *grown;
@@ -275,7 +311,7 @@ enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	}
 	if (*upload_size)
-		return req->early ? (*upload_size = 0, MHD_YES)
+		return req->early ? discard_body(req, upload_size)
 				  : take_body(req, upload, upload_size);
 	if (req->early)
 		return answer_early(req, conn);

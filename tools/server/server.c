@@ -28,12 +28,21 @@
 #define SERVE_EXIT_USAGE 2
 #define SERVE_EXIT_STORE 3
 
+/* While starting, libmicrohttpd's complaint is kept for the start-up
+ * error; once serving, each message goes to stderr as it comes. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct server *srv = cls;
+	char msg[sizeof(srv->mhd_error)];
 
-	vsnprintf(srv->mhd_error, sizeof(srv->mhd_error), fmt, ap);
-	srv->mhd_error[strcspn(srv->mhd_error, "\n")] = '\0';
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	pthread_mutex_lock(&srv->log_lock);
+	if (srv->log_live)
+		fprintf(stderr, "atolog: serve: libmicrohttpd: %s\n", msg);
+	else
+		memcpy(srv->mhd_error, msg, sizeof(msg));
+	pthread_mutex_unlock(&srv->log_lock);
 }
 
 /* The first line of the token file, without surrounding blanks. */
@@ -75,8 +84,14 @@ static int resolve_listen(const char *listen, struct addrinfo **out)
 	size_t hl;
 	int rc;
 
+	char *end;
+	unsigned long port;
+
 	if (!colon || !colon[1])
 		return EAI_NONAME;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535 || colon[1] == '-' || colon[1] == '+')
+		return EAI_SERVICE;
 	hl = (size_t)(colon - listen);
 	if (hl >= 2 && listen[0] == '[' && colon[-1] == ']') {
 		h++;
@@ -131,15 +146,20 @@ static void announce(struct server *srv)
 		MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned port = info ? info->port : 0;
 	const char *colon = strrchr(srv->cfg.listen, ':');
-	char url[320];
+	char url[320], *data = NULL;
 
 	snprintf(url, sizeof(url), "http://%.*s:%u",
 		 (int)(colon - srv->cfg.listen), srv->cfg.listen, port);
 	/* Machine-readable on stdout, for scripts and tests; a hint on stderr. */
-	printf("{\"listening\":\"%s\",\"data\":\"%s\",\"threads\":%u,"
-	       "\"writers\":%u}\n", url, srv->cfg.data_dir, srv->cfg.threads,
-	       srv->cfg.writers);
+	if (json_quote(srv->cfg.data_dir, &data) == 0)
+		printf("{\"listening\":\"%s\",\"data\":%s,\"threads\":%u,"
+		       "\"writers\":%u}\n", url, data, srv->cfg.threads,
+		       srv->cfg.writers);
+	free(data);
 	fflush(stdout);
+	pthread_mutex_lock(&srv->log_lock);
+	srv->log_live = true;
+	pthread_mutex_unlock(&srv->log_lock);
 	fprintf(stderr,
 		"atolog: serving %s on %s (Ctrl-C stops)\n"
 		"  try: curl -s -H 'Content-Type: application/json'%s -d "
@@ -176,6 +196,7 @@ static void server_drain(struct server *srv)
 	writers_stop(&srv->writers);
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
+	writers_free(&srv->writers);
 	if (sock != MHD_INVALID_SOCKET)
 		close(sock);
 }
@@ -222,6 +243,7 @@ int server_run(const struct server_config *cfg)
 	if (!srv)
 		return SERVE_EXIT_STORE;
 	srv->cfg = *cfg;
+	pthread_mutex_init(&srv->log_lock, NULL);
 	/* A write past a file size limit must fail with EFBIG (seen as a
 	 * full disk), not kill the server. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -243,10 +265,11 @@ int server_run(const struct server_config *cfg)
 	if (rc == SERVE_EXIT_OK) {
 		rc = server_wait_and_stop(srv, &stop);
 	} else {
-		writers_stop(&srv->writers);
+		writers_free(&srv->writers);
 		atolog_store_close(srv->store);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_destroy(&srv->log_lock);
 	free(srv->token);
 	free(srv);
 	return rc;

@@ -38,6 +38,7 @@
 #define SERVE_WRITERS_MAX 1024
 #define SERVE_MAX_BODY_DEFAULT (16u << 20) /* bytes of one request body */
 #define SERVE_TIMEOUT_S_DEFAULT 30     /* idle or stalled connection */
+#define SERVE_UPLOAD_TIMEOUTS 4        /* a body arrives within 4 timeouts */
 #define SERVE_CONNECTIONS_DEFAULT 512  /* open connections at once */
 #define SERVE_BATCH_MAX_ITEMS 10000    /* interactions in one batch */
 #define SERVE_QUEUE_TIMEOUT_MS 5000    /* a write waits this long for room */
@@ -108,13 +109,17 @@ struct writers {
 	pthread_cond_t cond;
 	struct request *head, *tail;
 	bool stopping;
+	bool ready;  /* lock and cond initialised */
 	pthread_t *threads;
 	unsigned n;
 };
 
 int writers_start(struct writers *w, unsigned n);
-/* Runs what is queued, then stops the threads. */
+/* Runs what is queued, then stops the threads; later submissions are
+ * refused. */
 void writers_stop(struct writers *w);
+/* Stops if needed, then frees (after the daemon is stopped). */
+void writers_free(struct writers *w);
 
 struct server {
 	struct server_config cfg;
@@ -126,7 +131,9 @@ struct server {
 	atomic_long in_flight;     /* requests begun and not completed */
 	atomic_int write_failing;  /* the last write's store error, or 0 */
 	struct metrics metrics;
-	char mhd_error[256];       /* libmicrohttpd's last complaint */
+	pthread_mutex_t log_lock;  /* libmicrohttpd logs from any thread */
+	bool log_live;             /* started: its messages go to stderr */
+	char mhd_error[256];       /* its last complaint while starting */
 };
 
 /* Runs until SIGTERM or SIGINT; returns a CLI exit code. */
@@ -159,10 +166,10 @@ struct request {
 };
 
 /* Suspends conn and runs work(req) on a writer thread; libmicrohttpd
- * calls the access handler for req again once it has run. */
-enum MHD_Result writers_submit(struct writers *w, struct request *req,
-			       struct MHD_Connection *conn,
-			       void (*work)(struct request *req));
+ * calls the access handler for req again once it has run. False (nothing
+ * suspended) once the writers are stopping. */
+bool writers_submit(struct writers *w, struct request *req,
+		    struct MHD_Connection *conn, void (*work)(struct request *req));
 
 enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,

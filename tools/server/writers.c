@@ -14,7 +14,10 @@
  * Invariant: a request is on the queue, or being written, only while its
  * connection is suspended; writers_stop runs every queued write (and so
  * resumes every connection) before it returns, which libmicrohttpd needs
- * before MHD_stop_daemon.
+ * before MHD_stop_daemon. A polling thread may still take a capture after
+ * that (a keep-alive client between the drain and the daemon's stop):
+ * writers_submit refuses it without suspending, and the lock it takes
+ * lives until writers_free, after the daemon has stopped.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,11 +53,12 @@ static void *writer_main(void *arg)
 
 int writers_start(struct writers *w, unsigned n)
 {
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->ready = true;
 	w->threads = calloc(n, sizeof(*w->threads));
 	if (!w->threads)
 		return ENOMEM;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
 	for (w->n = 0; w->n < n; w->n++) {
 		if (pthread_create(&w->threads[w->n], NULL, writer_main, w) != 0) {
 			writers_stop(w);
@@ -66,7 +70,7 @@ int writers_start(struct writers *w, unsigned n)
 
 void writers_stop(struct writers *w)
 {
-	if (!w->threads)
+	if (!w->ready)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stopping = true;
@@ -74,23 +78,36 @@ void writers_stop(struct writers *w)
 	pthread_mutex_unlock(&w->lock);
 	for (unsigned i = 0; i < w->n; i++)
 		pthread_join(w->threads[i], NULL);
+	w->n = 0;
+}
+
+void writers_free(struct writers *w)
+{
+	if (!w->ready)
+		return;
+	writers_stop(w);
 	free(w->threads);
 	w->threads = NULL;
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	w->ready = false;
 }
 
-enum MHD_Result writers_submit(struct writers *w, struct request *req,
-			       struct MHD_Connection *conn,
-			       void (*work)(struct request *req))
+bool writers_submit(struct writers *w, struct request *req,
+		    struct MHD_Connection *conn, void (*work)(struct request *req))
 {
 	req->conn = conn;
 	req->work = work;
 	req->work_done = false;
 	req->job_next = NULL;
-	/* Suspended before it is queued, so the resume always comes after. */
-	MHD_suspend_connection(conn);
 	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		return false;
+	}
+	/* Suspended before it is queued, so the resume always comes after;
+	 * under the lock, so writers_stop cannot miss it. */
+	MHD_suspend_connection(conn);
 	if (w->tail)
 		w->tail->job_next = req;
 	else
@@ -98,5 +115,5 @@ enum MHD_Result writers_submit(struct writers *w, struct request *req,
 	w->tail = req;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	return MHD_YES;
+	return true;
 }
