@@ -182,6 +182,41 @@ typedef struct atolog_stats {
 int atolog_store_stats(atolog_store *store, atolog_stats *out);
 
 /* ------------------------------------------------------------------------
+ * Checking a store.
+ */
+
+/* Told how far a long operation is: done of total (bytes, say). */
+typedef void (*atolog_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+typedef struct atolog_verify_report {
+	uint64_t segments;         /* segment files read */
+	uint64_t frames;           /* frames whose checksum was checked */
+	uint64_t bytes;            /* bytes of those frames */
+	uint64_t records;          /* interactions the index covers */
+	uint64_t index_entries;    /* by_id rows */
+	uint64_t unindexed_frames; /* valid frames past what the index covers
+				    * (a live writer's tail, indexed soon) */
+	uint64_t problems;         /* inconsistencies found */
+	char first_problem[256];   /* the first, with segment and offset */
+} atolog_verify_report;
+
+/*
+ * Reads every frame of every segment, checking its checksum and decoding
+ * each interaction, and checks the index against the log: every
+ * interaction up to the point the index covers is named once by by_id at
+ * its place, every by_id row points at one, the secondary indexes agree
+ * with by_id and with the log's counts, and sealed segments end with their
+ * seal. Works on a read-only handle beside a running writer (the index is
+ * read in one transaction, held for the whole run); changes nothing.
+ * progress (may be NULL) is told bytes read of the segments' total.
+ * *out is filled on ATOLOG_OK and on ATOLOG_CORRUPT.
+ * Returns ATOLOG_OK (no problem); ATOLOG_CORRUPT (problems > 0; the message
+ * counts them and quotes the first); errno.
+ */
+int atolog_store_verify(atolog_store *store, atolog_progress_fn progress,
+			void *ctx, atolog_verify_report *out);
+
+/* ------------------------------------------------------------------------
  * Interactions.
  *
  * On input, NULL strings mean "" and NULL context_pack means {}. id "" asks

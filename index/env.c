@@ -260,7 +260,6 @@ uint64_t index_file_size(struct index *idx)
  */
 
 #define META_VERSION_KEY "version"
-#define META_STATE_KEY "state"
 
 static int meta_get(struct index *idx, const char *name, MDB_val *val,
 		    void *copy, size_t size)
@@ -310,14 +309,8 @@ static void state_encode(const struct index_state *s, uint8_t out[STATE_VALUE_SI
 	put_le64(out + 56, s->n_records);
 }
 
-int index_state_get(struct index *idx, struct index_state *out)
+void index_state_decode(const uint8_t buf[STATE_VALUE_SIZE], struct index_state *out)
 {
-	uint8_t buf[STATE_VALUE_SIZE];
-	MDB_val val;
-	int rc = meta_get(idx, META_STATE_KEY, &val, buf, sizeof(buf));
-
-	if (rc != ATOLOG_OK)
-		return rc;
 	memcpy(out->store_id, buf, INDEX_ID_SIZE);
 	out->segment = get_le64(buf + 16);
 	out->end_offset = get_le64(buf + 24);
@@ -325,7 +318,17 @@ int index_state_get(struct index *idx, struct index_state *out)
 	out->last_frame_length = get_le32(buf + 40);
 	out->last_seq = get_le64(buf + 48);
 	out->n_records = get_le64(buf + 56);
-	return ATOLOG_OK;
+}
+
+int index_state_get(struct index *idx, struct index_state *out)
+{
+	uint8_t buf[STATE_VALUE_SIZE];
+	MDB_val val;
+	int rc = meta_get(idx, META_STATE_KEY, &val, buf, sizeof(buf));
+
+	if (rc == ATOLOG_OK)
+		index_state_decode(buf, out);
+	return rc;
 }
 
 int index_put_state(struct index *idx, MDB_txn *txn, const struct index_state *s)

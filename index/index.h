@@ -158,6 +158,27 @@ int index_scan_next(struct index_scan *scan, struct index_hit *hits,
 		    size_t max, size_t *n);
 void index_scan_close(struct index_scan *scan);
 
+/* ------------------------------------------------------------------------
+ * Verification (index/verify.c): the whole index in one read transaction.
+ */
+struct index_check {
+	bool has_state;
+	struct index_state state; /* as of the same transaction */
+	uint64_t by_id, by_time, by_project, by_session, by_client; /* entries */
+	uint64_t problems;        /* inconsistencies inside the index */
+	char first_problem[160];
+};
+
+/*
+ * Calls fn for every by_id row (in id order) and checks every secondary
+ * entry against by_id, all in one read transaction. fn returning non-zero
+ * stops with that code. Returns ATOLOG_OK (problems counted in *out), fn's
+ * code, or an error.
+ */
+int index_check(struct index *idx,
+		int (*fn)(const struct index_hit *row, void *ctx), void *ctx,
+		struct index_check *out);
+
 /* Reader slots that processes which died left behind, cleared by
  * mdb_reader_check when this handle opened. */
 unsigned index_stale_readers(const struct index *idx);

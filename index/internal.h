@@ -105,6 +105,24 @@ static inline size_t named_key_put(uint8_t *out, struct index_name name,
 
 uint64_t index_name_hash(struct index_name name);
 
+/* A by_id row, decoded. */
+struct id_row {
+	struct index_loc loc;
+	int64_t created_at;
+	uint64_t seq;
+	uint64_t h_project, h_session, h_client;
+};
+
+/* Reads the by_id row of id in txn; an LMDB code (MDB_CORRUPTED for a row
+ * of the wrong size). */
+int id_row_get(struct index *idx, MDB_txn *txn, const uint8_t *id,
+	       struct id_row *out);
+
+#define META_STATE_KEY "state"
+
+/* The state row's value into *out. */
+void index_state_decode(const uint8_t buf[STATE_VALUE_SIZE], struct index_state *out);
+
 /* Writes the state row; an LMDB code, for the caller's batch loop. */
 int index_put_state(struct index *idx, MDB_txn *txn, const struct index_state *s);
 

@@ -17,15 +17,8 @@
 #include "error.h"
 #include "internal.h"
 
-struct id_row {
-	struct index_loc loc;
-	int64_t created_at;
-	uint64_t seq;
-	uint64_t h_project, h_session, h_client;
-};
-
-static int id_row_get(struct index *idx, MDB_txn *txn, const uint8_t *id,
-		      struct id_row *out)
+int id_row_get(struct index *idx, MDB_txn *txn, const uint8_t *id,
+	       struct id_row *out)
 {
 	MDB_val key = { .mv_size = INDEX_ID_SIZE, .mv_data = (void *)id };
 	MDB_val val;

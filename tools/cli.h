@@ -56,6 +56,10 @@ int cli_read_all(FILE *f, size_t max, char **out, size_t *len);
 /* Prints rec as one JSON line on stdout; returns an atolog code. */
 int cli_print_interaction(const atolog_interaction *rec);
 
+/* s as a quoted, escaped JSON string (malloc'ed); invalid UTF-8 bytes
+ * become '?'. Returns 0 or ENOMEM. */
+int cli_json_quote(const char *s, char **out);
+
 /* "always", "batch" or "none"; false otherwise. */
 bool cli_parse_sync(const char *s, atolog_sync_mode *out);
 
@@ -72,6 +76,7 @@ int cmd_replay(struct cli *cli, int argc, char **argv);
 int cmd_project(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_serve(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_tour(struct cli *cli, int argc, char **argv);
 
 const struct command *cli_find_command(const char *name);

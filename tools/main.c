@@ -22,6 +22,8 @@ const struct command cli_commands[] = {
 	{ "project", cmd_project, "add NAME [--alias A]... | list",
 	  "the project registry" },
 	{ "stats", cmd_stats, "", "record count, sizes, segments" },
+	{ "verify", cmd_verify, "",
+	  "check every frame's checksum and the index against the log (live store)" },
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
 	  "[--max-body BYTES] "

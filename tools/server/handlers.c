@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "server.h"
 
 static const char *body_of(const struct request *req)
@@ -307,7 +308,7 @@ static int batch_render(const struct batch *b, char **body, size_t *len,
 	fputs("],\"errors\":[", f);
 	for (size_t i = 0; i < b->n; i++) {
 		if ((b->slots[i].stored && !b->slots[i].why) ||
-		    json_quote(b->slots[i].why ? b->slots[i].why : "not stored",
+		    cli_json_quote(b->slots[i].why ? b->slots[i].why : "not stored",
 			       &quoted) != 0)
 			continue;
 		fprintf(f, "%s{\"index\":%zu,\"error\":%s}", (*n_errors)++ ? "," : "",

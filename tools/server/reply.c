@@ -9,56 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_gen.h>
-
+#include "cli.h"
 #include "server.h"
-
-/* yajl refuses invalid UTF-8 when asked to validate; a message that
- * quotes such input is answered with its non-ASCII bytes as '?'. */
-static int quote_with(const char *s, bool validate, char **out)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *buf;
-	size_t len;
-	int rc = ENOMEM;
-
-	if (!g)
-		return ENOMEM;
-	yajl_gen_config(g, yajl_gen_validate_utf8, validate ? 1 : 0);
-	if (yajl_gen_string(g, (const unsigned char *)s, strlen(s)) ==
-	    yajl_gen_status_ok) {
-		yajl_gen_get_buf(g, &buf, &len);
-		*out = malloc(len + 1);
-		if (*out) {
-			memcpy(*out, buf, len);
-			(*out)[len] = '\0';
-			rc = 0;
-		}
-	} else {
-		rc = EINVAL;
-	}
-	yajl_gen_free(g);
-	return rc;
-}
-
-int json_quote(const char *s, char **out)
-{
-	char *ascii;
-	int rc = quote_with(s, true, out);
-
-	if (rc != EINVAL)
-		return rc;
-	ascii = strdup(s);
-	if (!ascii)
-		return ENOMEM;
-	for (char *p = ascii; *p; p++) {
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	}
-	rc = quote_with(ascii, false, out);
-	free(ascii);
-	return rc;
-}
 
 enum MHD_Result reply_queue(struct request *req, struct MHD_Connection *conn,
 			    unsigned status, struct MHD_Response *resp)
@@ -103,7 +55,7 @@ struct MHD_Response *error_response(const char *msg)
 	char *quoted, *body;
 	int n;
 
-	if (json_quote(msg, &quoted) != 0)
+	if (cli_json_quote(msg, &quoted) != 0)
 		return NULL;
 	n = asprintf(&body, "{\"error\":%s}\n", quoted);
 	free(quoted);

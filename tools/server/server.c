@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "server.h"
 
 /* Exit codes, as the CLI's (tools/cli.h). */
@@ -151,7 +152,7 @@ static void announce(struct server *srv)
 	snprintf(url, sizeof(url), "http://%.*s:%u",
 		 (int)(colon - srv->cfg.listen), srv->cfg.listen, port);
 	/* Machine-readable on stdout, for scripts and tests; a hint on stderr. */
-	if (json_quote(srv->cfg.data_dir, &data) == 0)
+	if (cli_json_quote(srv->cfg.data_dir, &data) == 0)
 		printf("{\"listening\":\"%s\",\"data\":%s,\"threads\":%u,"
 		       "\"writers\":%u}\n", url, data, srv->cfg.threads,
 		       srv->cfg.writers);

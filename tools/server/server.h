@@ -206,8 +206,6 @@ enum MHD_Result reply_store_error(struct request *req,
 /* Queues a response made elsewhere (a stream), adding the common headers. */
 enum MHD_Result reply_queue(struct request *req, struct MHD_Connection *conn,
 			    unsigned status, struct MHD_Response *resp);
-/* A JSON string value (quoted, escaped) appended to a malloc'ed buffer. */
-int json_quote(const char *s, char **out);
 
 /* ------------------------------------------------------------------------
  * Streams (stream.c).

@@ -1,0 +1,268 @@
+/*
+ * verify.c - atolog_store_verify: every frame's checksum, and the index
+ * against the log, on a live store.
+ *
+ * The index is read in one transaction (index/verify.c), which fixes the
+ * point of the log it describes: its state row. Up to that point every
+ * interaction frame must be named by exactly one by_id row pointing at
+ * it, and every by_id row must point at such a frame; each secondary
+ * index must hold one entry per interaction. Frames past the point are a live writer's unindexed tail:
+ * their checksums are checked, and they are counted, but not required in
+ * the index. A sealed segment must end with its seal frame; the newest
+ * may end torn (an unacknowledged write), but never before the point.
+ *
+ * Nothing is changed: a problem is counted, the first is kept with its
+ * segment and offset, and the walk goes on, so one run lists the extent
+ * of the damage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+/* A by_id row, ordered by where it points. */
+struct verify_row {
+	struct index_loc loc;
+	uint8_t id[INDEX_ID_SIZE];
+	bool matched;
+};
+
+struct verify {
+	atolog_store *store;
+	struct index_check ic;
+	struct verify_row *rows;
+	size_t n_rows, cap_rows;
+	uint64_t segment;    /* the one being scanned */
+	uint64_t done_bytes, total_bytes;
+	atolog_progress_fn progress;
+	void *progress_ctx;
+	atolog_verify_report *out;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+verify_problem(struct verify *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->out->problems++ > 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(v->out->first_problem, sizeof(v->out->first_problem), fmt, ap);
+	va_end(ap);
+}
+
+static int collect_row(const struct index_hit *hit, void *ctx)
+{
+	struct verify *v = ctx;
+
+	if (v->n_rows == v->cap_rows) {
+		size_t cap = v->cap_rows ? v->cap_rows * 2 : 4096;
+		struct verify_row *grown = realloc(v->rows, cap * sizeof(*grown));
+
+		if (!grown)
+			return err_set(ENOMEM, "verify: %zu index rows", v->n_rows);
+		v->rows = grown;
+		v->cap_rows = cap;
+	}
+	v->rows[v->n_rows].loc = hit->loc;
+	memcpy(v->rows[v->n_rows].id, hit->id, INDEX_ID_SIZE);
+	v->rows[v->n_rows++].matched = false;
+	return 0;
+}
+
+static int loc_cmp(const struct index_loc *a, const struct index_loc *b)
+{
+	if (a->segment != b->segment)
+		return a->segment < b->segment ? -1 : 1;
+	return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	return loc_cmp(&((const struct verify_row *)a)->loc,
+		       &((const struct verify_row *)b)->loc);
+}
+
+/* Whether the frame at (segment, offset) lies before the index's point. */
+static bool covered(const struct verify *v, uint64_t segment, uint64_t offset)
+{
+	const struct index_state *st = &v->ic.state;
+
+	return v->ic.has_state &&
+	       (segment < st->segment || (segment == st->segment && offset < st->end_offset));
+}
+
+static void verify_record(struct verify *v, const struct log_frame *f)
+{
+	struct verify_row key = { .loc = { f->segment, f->offset, f->length } }, *row;
+	struct record_view view;
+	char id[ATOLOG_ID_TEXT_LEN + 1];
+
+	if (record_view_decode(&view, f->payload, f->header.payload_len) != ATOLOG_OK) {
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": the record does not decode: %s", f->segment,
+			       f->offset, err_message(v->store));
+		return;
+	}
+	uuid_format(view.fields.id, id);
+	v->out->records++;
+	row = bsearch(&key, v->rows, v->n_rows, sizeof(*row), row_cmp);
+	if (!row)
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": interaction %s is not in the index", f->segment,
+			       f->offset, id);
+	else if (memcmp(row->id, view.fields.id, INDEX_ID_SIZE) != 0 ||
+		 row->loc.length != f->length)
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": the index names another interaction here than %s",
+			       f->segment, f->offset, id);
+	else
+		row->matched = true;
+	record_view_free(&view);
+}
+
+static int verify_frame(const struct log_frame *f, void *ctx)
+{
+	struct verify *v = ctx;
+
+	v->out->frames++;
+	v->out->bytes += f->length;
+	if (!covered(v, f->segment, f->offset))
+		v->out->unindexed_frames++;
+	else if (f->header.kind == FRAME_KIND_RECORD)
+		verify_record(v, f);
+	if (v->progress && (v->out->frames & 4095) == 0)
+		v->progress(v->done_bytes + f->offset, v->total_bytes, v->progress_ctx);
+	return 0;
+}
+
+/* Checks how segment id ended. */
+static void verify_segment_end(struct verify *v, uint64_t id, bool newest,
+			       const struct scan_result *res)
+{
+	const struct index_state *st = &v->ic.state;
+
+	if (!newest && (res->end == SCAN_END_TORN || res->last_kind != FRAME_KIND_SEAL))
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": a sealed segment ends without its seal frame",
+			       id, res->valid_end);
+	if (v->ic.has_state && id == st->segment && res->valid_end < st->end_offset)
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": the log ends before the index's last frame (%" PRIu64 ")",
+			       id, res->valid_end, st->end_offset);
+}
+
+static void verify_segment(struct verify *v, uint64_t id, bool newest)
+{
+	struct segment_header hdr;
+	struct scan_start from = { .segment_id = id, .offset = SEGMENT_HEADER_SIZE };
+	struct scan_result res;
+	struct stat sb;
+	int fd, rc = segment_open(v->store->segment_dir, id, O_RDONLY, &hdr, &fd);
+
+	v->out->segments++;
+	if (rc != ATOLOG_OK) {
+		verify_problem(v, "%s", err_message(v->store));
+		return;
+	}
+	if (v->ic.has_state && memcmp(hdr.store_id, v->ic.state.store_id, UUID_SIZE) != 0)
+		verify_problem(v, "segment %016" PRIx64 " belongs to another store", id);
+	rc = scan_segment(fd, &from, verify_frame, v, &res);
+	if (rc == ATOLOG_OK)
+		verify_segment_end(v, id, newest, &res);
+	else
+		verify_problem(v, "%s", err_message(v->store));
+	if (fstat(fd, &sb) == 0)
+		v->done_bytes += (uint64_t)sb.st_size;
+	close(fd);
+}
+
+/* What only the whole walk can tell: rows no frame matched, counts. */
+static void verify_totals(struct verify *v)
+{
+	const struct index_check *ic = &v->ic;
+	/* Every interaction has an entry in each (an empty name is a name). */
+	const uint64_t got[] = { ic->by_time, ic->by_project, ic->by_session, ic->by_client };
+	static const char *const names[] = { "by_time", "by_project", "by_session",
+					     "by_client" };
+
+	for (size_t i = 0; i < v->n_rows; i++) {
+		if (!v->rows[i].matched) {
+			verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+				       ": the index names an interaction there that the "
+				       "log does not hold", v->rows[i].loc.segment,
+				       v->rows[i].loc.offset);
+		}
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (got[i] != v->out->records)
+			verify_problem(v, "%s holds %" PRIu64 " entries for %" PRIu64
+				       " interactions in the log", names[i], got[i],
+				       v->out->records);
+	}
+	if (ic->has_state && ic->state.n_records != v->out->records)
+		verify_problem(v, "the index counts %" PRIu64 " interactions, the log "
+			       "holds %" PRIu64, ic->state.n_records, v->out->records);
+}
+
+static int verify_run(struct verify *v)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int rc = index_check(v->store->idx, collect_row, v, &v->ic);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	v->out->index_entries = v->ic.by_id;
+	if (v->ic.problems) {
+		verify_problem(v, "index: %s", v->ic.first_problem);
+		v->out->problems += v->ic.problems - 1;
+	}
+	qsort(v->rows, v->n_rows, sizeof(*v->rows), row_cmp);
+	rc = segment_list(v->store->segment_dir, &ids, &n);
+	if (rc != ATOLOG_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+
+		segment_path(path, sizeof(path), v->store->segment_dir, ids[i]);
+		if (stat(path, &sb) == 0)
+			v->total_bytes += (uint64_t)sb.st_size;
+	}
+	for (size_t i = 0; i < n; i++)
+		verify_segment(v, ids[i], i + 1 == n);
+	free(ids);
+	verify_totals(v);
+	if (v->progress)
+		v->progress(v->total_bytes, v->total_bytes, v->progress_ctx);
+	return ATOLOG_OK;
+}
+
+int atolog_store_verify(atolog_store *s, atolog_progress_fn progress, void *ctx,
+			atolog_verify_report *out)
+{
+	struct verify v = { .store = s, .progress = progress, .progress_ctx = ctx,
+			    .out = out };
+	int rc;
+
+	err_begin(s);
+	memset(out, 0, sizeof(*out));
+	rc = verify_run(&v);
+	free(v.rows);
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (out->problems)
+		return err_set(ATOLOG_CORRUPT, "%" PRIu64 " problem%s; the first: %s",
+			       out->problems, out->problems == 1 ? "" : "s",
+			       out->first_problem);
+	return ATOLOG_OK;
+}

@@ -1,0 +1,68 @@
+/*
+ * cmd_verify.c - `atolog verify`: every checksum, and the index against
+ * the log, on a store that may be live (a read-only open beside its
+ * writer; nothing is changed). One JSON line sums it up; the exit status
+ * is 0 when nothing is wrong and 3 when anything is.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* A percentage on a terminal, nothing when stderr is piped. */
+static void show_progress(uint64_t done, uint64_t total, void *ctx)
+{
+	(void)ctx;
+	if (total)
+		fprintf(stderr, "\ratolog: verify: %3" PRIu64 "%%", done * 100 / total);
+}
+
+static void print_report(const atolog_verify_report *r)
+{
+	char *problem = NULL;
+
+	printf("{\"segments\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64
+	       ",\"records\":%" PRIu64 ",\"index_entries\":%" PRIu64
+	       ",\"unindexed_frames\":%" PRIu64 ",\"problems\":%" PRIu64,
+	       r->segments, r->frames, r->bytes, r->records, r->index_entries,
+	       r->unindexed_frames, r->problems);
+	if (r->problems && cli_json_quote(r->first_problem, &problem) == 0)
+		printf(",\"first_problem\":%s", problem);
+	puts("}");
+	free(problem);
+}
+
+int cmd_verify(struct cli *cli, int argc, char **argv)
+{
+	const struct command *cmd = cli_find_command("verify");
+	atolog_options opts = { .flags = ATOLOG_OPEN_READONLY };
+	atolog_verify_report report;
+	atolog_store *store;
+	bool tty = isatty(2);
+	int rc;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: atolog verify\n%s\n", cmd->summary);
+		return 0;
+	}
+	if (argc != 1)
+		return cli_usage(cmd, "verify takes no arguments");
+	rc = atolog_store_open(cli->data_dir, &opts, &store);
+	if (rc != ATOLOG_OK)
+		return cli_fail(rc, NULL, cli->data_dir);
+	rc = atolog_store_verify(store, tty ? show_progress : NULL, NULL, &report);
+	if (tty)
+		fputs("\r\033[K", stderr);
+	if (rc == ATOLOG_OK || rc == ATOLOG_CORRUPT)
+		print_report(&report);
+	if (rc == ATOLOG_OK)
+		fprintf(stderr, "atolog: verify: %" PRIu64 " frames in %" PRIu64
+			" segments, %" PRIu64 " interactions: all intact and indexed\n",
+			report.frames, report.segments, report.records);
+	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "verify");
+	atolog_store_close(store);
+	/* Any problem is a store error, invalid input or not. */
+	return rc ? EXIT_STORE : 0;
+}
