@@ -216,6 +216,50 @@ typedef struct atolog_verify_report {
 int atolog_store_verify(atolog_store *store, atolog_progress_fn progress,
 			void *ctx, atolog_verify_report *out);
 
+#define ATOLOG_SNAPSHOT_MANIFEST "SNAPSHOT.json" /* in a finished snapshot */
+
+typedef struct atolog_snapshot_info {
+	int64_t created_at;       /* microseconds, UTC */
+	uint64_t records;         /* interactions it holds */
+	uint64_t last_seq;
+	uint64_t segments;
+	uint64_t bytes;           /* of its segments */
+	uint64_t linked_segments; /* sealed segments hard-linked, not copied */
+} atolog_snapshot_info;
+
+/*
+ * Makes an online, consistent copy of the store in the new directory dest,
+ * itself a valid store: the index as of one read transaction (compacted,
+ * mdb_env_copy2) and the prefix of the log it describes (sealed segments
+ * hard-linked when on the same filesystem, else copied; the segment being
+ * written copied up to that point). Interactions acknowledged after that
+ * point are not in it. Built under dest.tmp-PID, synced, then renamed, so
+ * a crash never leaves what looks like a finished snapshot; the last file
+ * written is ATOLOG_SNAPSHOT_MANIFEST. Works on a read-only handle beside
+ * a running writer. progress (may be NULL) is told bytes taken.
+ * Returns ATOLOG_OK and *out; ATOLOG_EXISTS (dest exists); ATOLOG_NOTFOUND
+ * (the store holds nothing yet); ATOLOG_INVALID; ATOLOG_FULL; errno.
+ */
+int atolog_store_snapshot(atolog_store *store, const char *dest,
+			  atolog_progress_fn progress, void *ctx,
+			  atolog_snapshot_info *out);
+
+#define ATOLOG_RESTORE_REPLACE 0x1u /* move a store already at dir aside */
+
+/*
+ * Restores a snapshot into dir, which becomes a store: sealed segments
+ * hard-linked when possible (never written again), the newest segment and
+ * the index copied (a writer on the restored store appends to them, and
+ * the snapshot must stay as it was). Built under dir.tmp-PID and renamed.
+ * A dir that a writer holds is always refused; a dir that is not empty is
+ * refused unless flags has ATOLOG_RESTORE_REPLACE, which moves it to
+ * dir.replaced-SECONDS (kept, not deleted).
+ * Returns ATOLOG_OK; ATOLOG_NOTFOUND (not a finished snapshot);
+ * ATOLOG_LOCKED; ATOLOG_EXISTS; ATOLOG_INVALID; ATOLOG_FULL; errno.
+ */
+int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flags,
+			    atolog_progress_fn progress, void *ctx);
+
 /* ------------------------------------------------------------------------
  * Interactions.
  *

@@ -365,3 +365,14 @@ int index_clear(struct index *idx)
 	}
 	return index_txn_end(idx, txn, true);
 }
+
+int index_copy(struct index *idx, const char *dir)
+{
+	int rc;
+
+	/* Shared: a map resize must not remap under the copy's transaction. */
+	pthread_rwlock_rdlock(&idx->map_lock);
+	rc = mdb_env_copy2(idx->env, dir, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&idx->map_lock);
+	return rc == MDB_SUCCESS ? ATOLOG_OK : index_mdb_error(rc, "copying the index");
+}

@@ -183,6 +183,9 @@ int index_check(struct index *idx,
  * mdb_reader_check when this handle opened. */
 unsigned index_stale_readers(const struct index *idx);
 
+/* Writes a compacted copy of the environment, as of one read transaction,
+ * into the existing empty directory dir (mdb_env_copy2). */
+int index_copy(struct index *idx, const char *dir);
 /* Bytes of the LMDB data file in use (its pages up to the last one). */
 uint64_t index_file_size(struct index *idx);
 

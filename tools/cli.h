@@ -77,6 +77,7 @@ int cmd_project(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_serve(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
+int cmd_snapshot(struct cli *cli, int argc, char **argv);
 int cmd_tour(struct cli *cli, int argc, char **argv);
 
 const struct command *cli_find_command(const char *name);

@@ -24,6 +24,9 @@ const struct command cli_commands[] = {
 	{ "stats", cmd_stats, "", "record count, sizes, segments" },
 	{ "verify", cmd_verify, "",
 	  "check every frame's checksum and the index against the log (live store)" },
+	{ "snapshot", cmd_snapshot,
+	  "create DEST | list DIR | verify SNAP | restore SNAP DATA_DIR [--force]",
+	  "consistent online copies of the store, and putting one back" },
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
 	  "[--max-body BYTES] "

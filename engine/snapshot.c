@@ -1,0 +1,447 @@
+/*
+ * snapshot.c - atolog_store_snapshot: an online, consistent copy of a
+ * store that is itself a store.
+ *
+ * The consistent point is the index's: mdb_env_copy2 copies the
+ * environment as of one read transaction, and the state row in the copy
+ * says which prefix of the log it describes, up to (segment S, offset E).
+ * The snapshot is that prefix: every segment before S (sealed, so never
+ * written again: hard-linked when the destination shares the filesystem,
+ * else copied) and the first E bytes of S (copied: the source may still
+ * append to it). What the writer acknowledged after that transaction is
+ * not in the snapshot, which so holds exactly a prefix of the
+ * acknowledged interactions, and opens without recovery work.
+ *
+ * Crash safety: everything is written under DEST.tmp-PID, every file and
+ * directory fsynced, a SNAPSHOT.json written last, and the directory
+ * renamed to DEST (then the parent fsynced). A crash leaves at worst a
+ * .tmp- directory, which never looks like a finished snapshot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define SNAPSHOT_COPY_CHUNK (1u << 20)
+/* Room left in a path for what goes under the snapshot directory. */
+#define SNAPSHOT_TMP_MAX (PATH_MAX - 256)
+
+/* Files copied or linked, with progress in bytes. */
+struct copier {
+	atolog_progress_fn progress;
+	void *progress_ctx;
+	uint64_t done, total;
+	uint64_t linked; /* files hard-linked rather than copied */
+};
+
+struct snapshot {
+	atolog_store *store;
+	char tmp[SNAPSHOT_TMP_MAX];
+	struct index_state state;
+	atolog_snapshot_info *out;
+	struct copier copier;
+};
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf of a half-made snapshot; best effort, it is already failing. */
+static void remove_tree(const char *path)
+{
+	(void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int fsync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return err_errno(errno, "snapshot: opening %s", path);
+	if (fsync(fd) != 0)
+		rc = err_errno(errno, "snapshot: syncing %s", path);
+	close(fd);
+	return rc;
+}
+
+/* Copies the first len bytes of from into a new file to, synced. */
+static int copy_prefix(struct copier *c, const char *from, const char *to,
+		       uint64_t len)
+{
+	char *buf = malloc(SNAPSHOT_COPY_CHUNK);
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	uint64_t off = 0;
+
+	if (!buf)
+		rc = err_set(ENOMEM, "snapshot: copy buffer");
+	else if (in < 0)
+		rc = err_errno(errno, "snapshot: opening %s", from);
+	else if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+		rc = err_errno(errno, "snapshot: creating %s", to);
+	while (rc == 0 && off < len) {
+		size_t want = len - off < SNAPSHOT_COPY_CHUNK ? (size_t)(len - off)
+							      : SNAPSHOT_COPY_CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)off);
+
+		if (n <= 0)
+			rc = n < 0 ? err_errno(errno, "snapshot: reading %s", from)
+				   : err_set(ATOLOG_CORRUPT, "snapshot: %s ends at %" PRIu64
+					     " before the indexed end %" PRIu64, from, off, len);
+		else if (write(out, buf, (size_t)n) != n)
+			rc = err_errno(errno ? errno : EIO, "snapshot: writing %s", to);
+		else
+			off += (uint64_t)n;
+		c->done += n > 0 ? (uint64_t)n : 0;
+		if (c->progress)
+			c->progress(c->done, c->total, c->progress_ctx);
+	}
+	if (rc == 0 && fsync(out) != 0)
+		rc = err_errno(errno, "snapshot: syncing %s", to);
+	if (out >= 0)
+		close(out);
+	if (in >= 0)
+		close(in);
+	free(buf);
+	return rc;
+}
+
+/* A file never written again (a sealed segment): a hard link when the
+ * filesystem allows, else a copy. */
+static int take_immutable(struct copier *c, const char *from, const char *to,
+			  uint64_t size)
+{
+	if (link(from, to) == 0) {
+		c->linked++;
+		c->done += size;
+		return 0;
+	}
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+		return err_errno(errno, "snapshot: linking %s", from);
+	return copy_prefix(c, from, to, size);
+}
+
+static int take_segments(struct snapshot *sn)
+{
+	const char *dir = sn->store->segment_dir;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int rc = segment_list(dir, &ids, &n);
+
+	for (size_t i = 0; i < n && rc == ATOLOG_OK; i++) {
+		char from[PATH_MAX], sub[PATH_MAX], to[PATH_MAX];
+		struct stat st;
+
+		if (ids[i] > sn->state.segment)
+			break; /* newer than the index's point */
+		segment_path(from, sizeof(from), dir, ids[i]);
+		snprintf(sub, sizeof(sub), "%s/segments", sn->tmp);
+		segment_path(to, sizeof(to), sub, ids[i]);
+		if (stat(from, &st) != 0) {
+			rc = err_errno(errno, "snapshot: %s", from);
+			break;
+		}
+		sn->out->segments++;
+		if (ids[i] < sn->state.segment) {
+			sn->out->bytes += (uint64_t)st.st_size;
+			rc = take_immutable(&sn->copier, from, to, (uint64_t)st.st_size);
+		} else {
+			sn->out->bytes += sn->state.end_offset;
+			rc = copy_prefix(&sn->copier, from, to, sn->state.end_offset);
+		}
+	}
+	free(ids);
+	return rc;
+}
+
+/* The total for progress: the segments the snapshot will take. */
+static uint64_t segments_total(const atolog_store *s, const struct index_state *st)
+{
+	uint64_t *ids = NULL, total = 0;
+	size_t n = 0;
+
+	if (segment_list(s->segment_dir, &ids, &n) != ATOLOG_OK)
+		return 0;
+	for (size_t i = 0; i < n && ids[i] <= st->segment; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+
+		segment_path(path, sizeof(path), s->segment_dir, ids[i]);
+		if (ids[i] == st->segment)
+			total += st->end_offset;
+		else if (stat(path, &sb) == 0)
+			total += (uint64_t)sb.st_size;
+	}
+	free(ids);
+	return total;
+}
+
+/* The index copy, and the state it holds: the snapshot's point. */
+static int take_index(struct snapshot *sn)
+{
+	char path[PATH_MAX];
+	struct index_options ro = { .readonly = true };
+	struct index *copy;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", sn->tmp);
+	rc = index_copy(sn->store->idx, path);
+	if (rc == ATOLOG_OK)
+		rc = index_open(path, &ro, &copy);
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = index_state_get(copy, &sn->state);
+	index_close(copy);
+	if (rc == ATOLOG_NOTFOUND)
+		return err_set(ATOLOG_NOTFOUND, "snapshot: the store holds nothing yet");
+	if (rc != ATOLOG_OK)
+		return rc;
+	/* The read-only open left a lock file; the snapshot's first writer
+	 * makes its own. */
+	snprintf(path, sizeof(path), "%s/index/lock.mdb", sn->tmp);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/index/data.mdb", sn->tmp);
+	return fsync_path(path, O_RDONLY);
+}
+
+static int write_manifest(struct snapshot *sn)
+{
+	char path[PATH_MAX], iso[ATOLOG_TIME_ISO_LEN];
+	atolog_snapshot_info *o = sn->out;
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/" ATOLOG_SNAPSHOT_MANIFEST, sn->tmp);
+	o->linked_segments = sn->copier.linked;
+	atolog_time_format_iso(o->created_at, iso);
+	f = fopen(path, "wx");
+	if (!f)
+		return err_errno(errno, "snapshot: creating %s", path);
+	fprintf(f, "{\"created_at\":\"%s\",\"records\":%" PRIu64 ",\"last_seq\":%" PRIu64
+		",\"segments\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n", iso, o->records,
+		o->last_seq, o->segments, o->bytes);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = err_errno(errno ? errno : EIO, "snapshot: writing %s", path);
+	if (fclose(f) != 0 && rc == 0)
+		rc = err_errno(errno, "snapshot: closing %s", path);
+	return rc;
+}
+
+/* A store's skeleton: dir, dir/segments, dir/index. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (mkdir(dir, 0755) != 0)
+		return err_errno(errno, "snapshot: creating %s", dir);
+	snprintf(path, sizeof(path), "%s/segments", dir);
+	if (mkdir(path, 0755) != 0)
+		return err_errno(errno, "snapshot: creating %s", path);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	if (mkdir(path, 0755) != 0)
+		return err_errno(errno, "snapshot: creating %s", path);
+	return 0;
+}
+
+/* Syncs the skeleton's directories, then renames tmp into place. */
+static int publish(const char *tmp, const char *dest)
+{
+	char path[PATH_MAX], *slash;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/segments", tmp);
+	rc = fsync_path(path, O_RDONLY | O_DIRECTORY);
+	snprintf(path, sizeof(path), "%s/index", tmp);
+	if (rc == 0)
+		rc = fsync_path(path, O_RDONLY | O_DIRECTORY);
+	if (rc == 0)
+		rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+	if (rc == 0 && rename(tmp, dest) != 0)
+		rc = err_errno(errno, "snapshot: renaming %s to %s", tmp, dest);
+	if (rc != 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s", dest);
+	slash = strrchr(path, '/');
+	if (slash == path)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(path, sizeof(path), ".");
+	return fsync_path(path, O_RDONLY | O_DIRECTORY);
+}
+
+int atolog_store_snapshot(atolog_store *s, const char *dest,
+			  atolog_progress_fn progress, void *ctx,
+			  atolog_snapshot_info *out)
+{
+	struct snapshot sn = { .store = s,
+			       .copier = { .progress = progress, .progress_ctx = ctx } };
+	atolog_snapshot_info info = { .created_at = time_now_us() };
+	struct stat st;
+	int rc;
+
+	err_begin(s);
+	sn.out = &info;
+	if (!dest || !*dest || strlen(dest) > SNAPSHOT_TMP_MAX - 32)
+		return err_set(ATOLOG_INVALID, "snapshot: a destination path is needed");
+	if (lstat(dest, &st) == 0)
+		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
+	snprintf(sn.tmp, sizeof(sn.tmp), "%s.tmp-%ld", dest, (long)getpid());
+	rc = make_dirs(sn.tmp);
+	if (rc == 0)
+		rc = take_index(&sn);
+	if (rc == 0) {
+		info.records = sn.state.n_records;
+		info.last_seq = sn.state.last_seq;
+		sn.copier.total = segments_total(s, &sn.state);
+		rc = take_segments(&sn);
+	}
+	if (rc == 0)
+		rc = write_manifest(&sn);
+	if (rc == 0)
+		rc = publish(sn.tmp, dest);
+	if (rc != 0) {
+		remove_tree(sn.tmp);
+		return rc;
+	}
+	info.linked_segments = sn.copier.linked;
+	*out = info;
+	return ATOLOG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Restore: a snapshot back into a store directory.
+ */
+
+/* Refuses a directory a writer holds (its LOCK is flock'ed). */
+static int check_not_live(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd, rc = ATOLOG_OK;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_LOCK_FILE);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return ATOLOG_OK;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+		rc = errno == EWOULDBLOCK
+			     ? err_set(ATOLOG_LOCKED, "restore: %s is a live store (a writer "
+				       "holds it): stop it first", dir)
+			     : err_errno(errno, "restore: locking %s", path);
+	close(fd);
+	return rc;
+}
+
+static bool dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return true;
+	while (empty && (e = readdir(d)) != NULL)
+		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+/* What is at dir now: nothing, or (with REPLACE) moved aside, kept. */
+static int clear_destination(const char *dir, unsigned flags)
+{
+	char aside[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (lstat(dir, &st) != 0)
+		return ATOLOG_OK;
+	rc = check_not_live(dir);
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (dir_is_empty(dir))
+		return rmdir(dir) == 0 ? ATOLOG_OK : err_errno(errno, "restore: %s", dir);
+	if (!(flags & ATOLOG_RESTORE_REPLACE))
+		return err_set(ATOLOG_EXISTS, "restore: %s is not empty; refusing to "
+			       "overwrite it (replace it on purpose: --force)", dir);
+	snprintf(aside, sizeof(aside), "%s.replaced-%" PRId64, dir,
+		 time_now_us() / TIME_US_PER_SEC);
+	if (rename(dir, aside) != 0)
+		return err_errno(errno, "restore: moving %s aside", dir);
+	return ATOLOG_OK;
+}
+
+/* The snapshot's files into tmp: sealed segments linked, the newest (a
+ * restored writer appends to it) and the index copied. */
+static int restore_files(struct copier *c, const char *snap, const char *tmp)
+{
+	char from_dir[PATH_MAX], to_dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	struct stat st;
+	int rc;
+
+	snprintf(from_dir, sizeof(from_dir), "%s/segments", snap);
+	snprintf(to_dir, sizeof(to_dir), "%s/segments", tmp);
+	rc = segment_list(from_dir, &ids, &n);
+	for (size_t i = 0; i < n && rc == ATOLOG_OK; i++) {
+		segment_path(from, sizeof(from), from_dir, ids[i]);
+		segment_path(to, sizeof(to), to_dir, ids[i]);
+		if (stat(from, &st) != 0)
+			rc = err_errno(errno, "restore: %s", from);
+		else if (i + 1 < n)
+			rc = take_immutable(c, from, to, (uint64_t)st.st_size);
+		else
+			rc = copy_prefix(c, from, to, (uint64_t)st.st_size);
+	}
+	free(ids);
+	snprintf(from, sizeof(from), "%s/index/data.mdb", snap);
+	snprintf(to, sizeof(to), "%s/index/data.mdb", tmp);
+	if (rc == ATOLOG_OK && stat(from, &st) != 0)
+		rc = err_errno(errno, "restore: %s", from);
+	if (rc == ATOLOG_OK)
+		rc = copy_prefix(c, from, to, (uint64_t)st.st_size);
+	return rc;
+}
+
+int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flags,
+			    atolog_progress_fn progress, void *ctx)
+{
+	struct copier c = { .progress = progress, .progress_ctx = ctx };
+	char path[PATH_MAX], tmp[SNAPSHOT_TMP_MAX];
+	struct stat st;
+	int rc;
+
+	err_begin(NULL);
+	if (!snapshot || !dir || !*dir || strlen(dir) > SNAPSHOT_TMP_MAX - 32)
+		return err_set(ATOLOG_INVALID, "restore: a snapshot and a directory are needed");
+	snprintf(path, sizeof(path), "%s/" ATOLOG_SNAPSHOT_MANIFEST, snapshot);
+	if (stat(path, &st) != 0)
+		return err_set(ATOLOG_NOTFOUND, "restore: %s is not a finished snapshot "
+			       "(no %s)", snapshot, ATOLOG_SNAPSHOT_MANIFEST);
+	rc = clear_destination(dir, flags);
+	if (rc != ATOLOG_OK)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", dir, (long)getpid());
+	rc = make_dirs(tmp);
+	if (rc == 0)
+		rc = restore_files(&c, snapshot, tmp);
+	if (rc == 0)
+		rc = publish(tmp, dir);
+	if (rc != 0)
+		remove_tree(tmp);
+	return rc;
+}
