@@ -15,8 +15,10 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -252,6 +254,180 @@ static void test_restore_refuses_live(const char *root)
 	free(live);
 }
 
+/* ------------------------------------------------------------------------
+ * Retention, through `atolog snapshot cleanup`, against a naive model.
+ */
+
+struct fake {
+	char name[32];
+	int64_t t;   /* seconds */
+	bool keep;   /* the model's verdict */
+};
+
+static int64_t day_of(int64_t t)
+{
+	return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+}
+
+/* ISO week as year*100+week, from the Thursday of t's week. */
+static long iso_week_of(int64_t t)
+{
+	int64_t day = day_of(t), monday_based = ((day + 3) % 7 + 7) % 7; /* 1970-01-01: Thu */
+	time_t thursday = (time_t)((day - monday_based + 3) * 86400);
+	struct tm tm;
+
+	gmtime_r(&thursday, &tm);
+	return (long)(tm.tm_year + 1900) * 100 + tm.tm_yday / 7 + 1;
+}
+
+static int fake_newest_first(const void *a, const void *b)
+{
+	const struct fake *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? 1 : -1;
+	return strcmp(y->name, x->name);
+}
+
+/* Kept iff a rule keeps it, each rule judged on its own. */
+static void model_retention(struct fake *f, size_t n, long last, long daily, long weekly)
+{
+	qsort(f, n, sizeof(*f), fake_newest_first);
+	for (size_t i = 0; i < n; i++) {
+		long days = 0, weeks = 0;
+		bool first_of_day = true, first_of_week = true;
+
+		for (size_t j = 0; j < i; j++) {
+			first_of_day &= day_of(f[j].t) != day_of(f[i].t);
+			first_of_week &= iso_week_of(f[j].t) != iso_week_of(f[i].t);
+		}
+		for (size_t j = 0; j <= i; j++) {
+			bool new_day = true, new_week = true;
+
+			for (size_t k = 0; k < j; k++) {
+				new_day &= day_of(f[k].t) != day_of(f[j].t);
+				new_week &= iso_week_of(f[k].t) != iso_week_of(f[j].t);
+			}
+			days += new_day;
+			weeks += new_week;
+		}
+		f[i].keep = i == 0 || (long)i < last || (first_of_day && days <= daily) ||
+			    (first_of_week && weeks <= weekly);
+	}
+}
+
+static void make_fake(const char *dir, const char *name, int64_t t, bool manifest)
+{
+	char *path = check_path(dir, name), *file;
+	char iso[ATOLOG_TIME_ISO_LEN];
+	FILE *f;
+
+	CHECK(mkdir(path, 0755) == 0);
+	if (manifest) {
+		file = check_path(path, ATOLOG_SNAPSHOT_MANIFEST);
+		atolog_time_format_iso(t * 1000000, iso);
+		f = fopen(file, "w");
+		if (f) {
+			fprintf(f, "{\"created_at\":\"%s\",\"records\":1}\n", iso);
+			fclose(f);
+		}
+		free(file);
+	}
+	free(path);
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+	char *path = check_path(dir, name);
+	bool yes = access(path, F_OK) == 0;
+
+	free(path);
+	return yes;
+}
+
+/* Runs `atolog snapshot cleanup dir args`; returns stdout (malloc'ed). */
+static char *cleanup(const char *cli, const char *dir, const char *args)
+{
+	char cmd[8192], *out = calloc(1, 1 << 16);
+	size_t len = 0, n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s snapshot cleanup %s %s 2>/dev/null", cli, dir, args);
+	p = popen(cmd, "r");
+	while (p && out && (n = fread(out + len, 1, (1 << 16) - 1 - len, p)) > 0)
+		len += n;
+	if (p)
+		CHECK(pclose(p) == 0);
+	return out;
+}
+
+static void test_cleanup_rounds(const char *root)
+{
+	const char *cli = getenv("ATOLOG_CLI");
+
+	if (!cli) {
+		FAIL_MSG("ATOLOG_CLI is not set");
+		return;
+	}
+	for (int round = 0; round < 12; round++) {
+		char name[32], args[128], *dir, *out;
+		struct fake f[48];
+		size_t n = 1 + check_rand_below(40);
+		long last = (long)check_rand_below(4), daily = (long)check_rand_below(8),
+		     weekly = (long)check_rand_below(5);
+		int64_t base = INT64_C(1790000000);
+
+		snprintf(name, sizeof(name), "round%d", round);
+		dir = check_path(root, name);
+		CHECK(mkdir(dir, 0755) == 0);
+		for (size_t i = 0; i < n; i++) {
+			/* Over ~10 weeks, several a day at times. */
+			f[i].t = base + (int64_t)check_rand_below(70 * 86400);
+			snprintf(f[i].name, sizeof(f[i].name), "snap-%02zu", i);
+			make_fake(dir, f[i].name, f[i].t, true);
+		}
+		make_fake(dir, "half.tmp-7", base + 80 * 86400, true);
+		make_fake(dir, "not-a-snapshot", 0, false);
+		model_retention(f, n, last, daily, weekly);
+		snprintf(args, sizeof(args), "--keep-last %ld --keep-daily %ld --keep-weekly %ld",
+			 last, daily, weekly);
+		/* Dry run: the verdicts, nothing removed. */
+		out = cleanup(cli, dir, args);
+		for (size_t i = 0; i < n; i++) {
+			char want[96];
+
+			snprintf(want, sizeof(want), "\"name\":\"%s\",", f[i].name);
+			if (!strstr(out, want))
+				FAIL_MSG("round %d: %s not listed", round, f[i].name);
+			snprintf(want, sizeof(want), "\"%s\",\"created_at\":\"", f[i].name);
+			{
+				const char *at = strstr(out, want);
+				const char *action = at ? strstr(at, "\"action\":\"") : NULL;
+
+				if (!action || strncmp(action + 10, f[i].keep ? "keep" : "delete",
+						       f[i].keep ? 4 : 6) != 0)
+					FAIL_MSG("round %d (%s): %s should %s", round, args,
+						 f[i].name, f[i].keep ? "be kept" : "go");
+			}
+			CHECK(exists_in(dir, f[i].name));
+		}
+		CHECK(strstr(out, "\"dry_run\":true") != NULL);
+		free(out);
+		/* Apply: exactly the model's survivors, and the others untouched. */
+		snprintf(args + strlen(args), sizeof(args) - strlen(args), " --apply");
+		free(cleanup(cli, dir, args));
+		for (size_t i = 0; i < n; i++) {
+			if (exists_in(dir, f[i].name) != f[i].keep)
+				FAIL_MSG("round %d: after --apply %s %s", round, f[i].name,
+					 f[i].keep ? "is gone" : "is still there");
+		}
+		CHECK(exists_in(dir, "half.tmp-7"));
+		CHECK(exists_in(dir, "not-a-snapshot"));
+		CHECK(exists_in(dir, f[0].name)); /* the newest, always */
+		free(dir);
+	}
+}
+
 int main(void)
 {
 	static const struct {
@@ -261,6 +437,7 @@ int main(void)
 		{ "during_ingest", test_during_ingest },
 		{ "restore_round_trip", test_restore_round_trip },
 		{ "restore_refuses_live", test_restore_refuses_live },
+		{ "cleanup_rounds", test_cleanup_rounds },
 	};
 
 	check_rand_init("test_snapshot");

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <yajl/yajl_tree.h>
+#include <getopt.h>
+#include <limits.h>
 
 #include "cli.h"
+#include "retention.h"
 
 static void show_progress(uint64_t done, uint64_t total, void *ctx)
 {
@@ -67,53 +69,101 @@ static int snapshot_create(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
-/* The manifest of dir/name, or NULL when it is not a finished snapshot. */
-static yajl_val read_manifest(const char *dir, const char *name)
-{
-	char path[4096], *text;
-	size_t len;
-	FILE *f;
-	yajl_val v = NULL;
-
-	snprintf(path, sizeof(path), "%s/%s/%s", dir, name, ATOLOG_SNAPSHOT_MANIFEST);
-	f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	if (cli_read_all(f, 1 << 16, &text, &len) == 0) {
-		v = yajl_tree_parse(text, NULL, 0);
-		free(text);
-	}
-	fclose(f);
-	return v;
-}
-
 static int snapshot_list(const struct command *cmd, int argc, char **argv)
 {
-	const char *created[] = { "created_at", NULL };
-	struct dirent **names;
-	int n;
+	struct retention_policy keep_all = { .keep_last = LONG_MAX };
+	struct retention_plan plan;
+	int rc;
 
 	if (argc != 1)
 		return cli_usage(cmd, "snapshot list takes one directory");
-	/* Names sort as they were made when they carry the time (cron does). */
-	n = scandir(argv[0], &names, NULL, alphasort);
-	if (n < 0) {
-		fprintf(stderr, "atolog: snapshot list: %s: %s\n", argv[0], strerror(errno));
+	rc = retention_plan(argv[0], &keep_all, &plan);
+	if (rc != 0) {
+		fprintf(stderr, "atolog: snapshot list: %s: %s\n", argv[0], strerror(rc));
 		return EXIT_STORE;
 	}
-	for (int i = 0; i < n; i++) {
-		yajl_val m = names[i]->d_name[0] == '.' ? NULL
-							: read_manifest(argv[0], names[i]->d_name);
-		yajl_val t = m ? yajl_tree_get(m, created, yajl_t_string) : NULL;
-		char *q = NULL;
+	/* Oldest first, as they were made. */
+	for (size_t i = plan.n; i-- > 0;) {
+		char iso[ATOLOG_TIME_ISO_LEN], *q = NULL;
 
-		if (t && cli_json_quote(names[i]->d_name, &q) == 0)
-			printf("{\"name\":%s,\"created_at\":\"%s\"}\n", q, YAJL_GET_STRING(t));
+		atolog_time_format_iso(plan.items[i].created_at, iso);
+		if (cli_json_quote(plan.items[i].name, &q) == 0)
+			printf("{\"name\":%s,\"created_at\":\"%s\"}\n", q, iso);
 		free(q);
-		yajl_tree_free(m);
-		free(names[i]);
 	}
-	free(names);
+	retention_free(&plan);
+	return 0;
+}
+
+static int parse_cleanup(const struct command *cmd, int argc, char **argv,
+			 struct retention_policy *p, bool *apply, const char **dir)
+{
+	static const struct option opts[] = {
+		{ "keep-last", required_argument, NULL, 'l' },
+		{ "keep-daily", required_argument, NULL, 'd' },
+		{ "keep-weekly", required_argument, NULL, 'w' },
+		{ "apply", no_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct retention_policy given = { 0 };
+	bool any = false;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		long *slot = c == 'l' ? &given.keep_last : c == 'd' ? &given.keep_daily
+					 : &given.keep_weekly;
+
+		if (c == 'a') {
+			*apply = true;
+		} else if (c == 'l' || c == 'd' || c == 'w') {
+			if (!cli_parse_long(optarg, 0, LONG_MAX, slot))
+				return cli_usage(cmd, "%s wants a count", argv[optind - 1]);
+			any = true;
+		} else {
+			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage(cmd, "snapshot cleanup takes one directory");
+	*dir = argv[optind];
+	*p = any ? given
+		 : (struct retention_policy){ RETENTION_KEEP_LAST_DEFAULT,
+					      RETENTION_KEEP_DAILY_DEFAULT,
+					      RETENTION_KEEP_WEEKLY_DEFAULT };
+	return 0;
+}
+
+/* Dry run unless --apply: what it keeps and why, what it would delete. */
+static int snapshot_cleanup(const struct command *cmd, int argc, char **argv)
+{
+	struct retention_policy policy = { 0 };
+	struct retention_plan plan;
+	const char *dir = NULL;
+	bool apply = false;
+	size_t doomed = 0;
+	int rc = parse_cleanup(cmd, argc, argv, &policy, &apply, &dir);
+
+	if (rc != 0)
+		return rc;
+	rc = retention_plan(dir, &policy, &plan);
+	if (rc == 0 && apply)
+		rc = retention_apply(dir, &plan);
+	retention_print(stdout, &plan, "\n");
+	if (plan.n)
+		putchar('\n');
+	for (size_t i = 0; i < plan.n; i++)
+		doomed += plan.items[i].reasons == 0;
+	printf("{\"dry_run\":%s,\"kept\":%zu,\"%s\":%zu}\n", apply ? "false" : "true",
+	       plan.n - doomed, apply ? "deleted" : "would_delete", doomed);
+	if (!apply && doomed)
+		fprintf(stderr, "atolog: snapshot cleanup: dry run; --apply deletes the "
+			"%zu marked \"delete\"\n", doomed);
+	retention_free(&plan);
+	if (rc != 0) {
+		fprintf(stderr, "atolog: snapshot cleanup: %s: %s\n", dir, strerror(rc));
+		return EXIT_STORE;
+	}
 	return 0;
 }
 
@@ -154,6 +204,8 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv)
 		return snapshot_list(cmd, argc - 2, argv + 2);
 	if (strcmp(sub, "restore") == 0)
 		return snapshot_restore(cmd, argc - 2, argv + 2);
+	if (strcmp(sub, "cleanup") == 0)
+		return snapshot_cleanup(cmd, argc - 1, argv + 1);
 	if (strcmp(sub, "verify") == 0) {
 		/* A snapshot is a store: verify it as one. */
 		if (argc != 3)

@@ -25,7 +25,8 @@ const struct command cli_commands[] = {
 	{ "verify", cmd_verify, "",
 	  "check every frame's checksum and the index against the log (live store)" },
 	{ "snapshot", cmd_snapshot,
-	  "create DEST | list DIR | verify SNAP | restore SNAP DATA_DIR [--force]",
+	  "create DEST | list DIR | verify SNAP | restore SNAP DATA_DIR [--force] | "
+	  "cleanup DIR [--keep-last N] [--keep-daily D] [--keep-weekly W] [--apply]",
 	  "consistent online copies of the store, and putting one back" },
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
