@@ -9,6 +9,7 @@
  * read back with jansson, an independent parser.
  *
  * What is covered: every route and every error status the issue lists;
+ * backups (snapshots) and their cleanup over HTTP;
  * batches mixing good and bad items, as a JSON array and as NDJSON; a
  * long replay; auth on and off; a full disk (a file size limit lowered on
  * the running server) answered 503 while reads go on, and writes resuming;
@@ -840,8 +841,10 @@ static void check_refusals(const struct server *srv)
 		{ "GET", "/interactions/batch", NULL, NULL, 405, "POST" },
 		{ "PUT", "/health", NULL, NULL, 405, "GET" },
 		{ "GET", "/admin/backup", NULL, NULL, 405, "POST" },
-		{ "POST", "/admin/backup", "application/json", "{}", 501, "snapshot" },
-		{ "POST", "/admin/backup/cleanup", "application/json", "{\"dry_run\":false}", 501, "snapshot" },
+		{ "POST", "/admin/backup/cleanup", "application/json", "{\"dry_run\":\"no\"}", 400, "dry_run must be true or false" },
+		{ "POST", "/admin/backup/cleanup", "application/json", "{\"keep_last\":-1}", 400, "counts" },
+		{ "POST", "/admin/backup/cleanup", "application/json", "[1]", 400, "JSON object" },
+		{ "POST", "/admin/backup/cleanup", "text/plain", "{}", 415, "application/json" },
 		{ "POST", "/interactions", "application/json", DEEP_BODY, 400, "nests deeper" },
 		{ "POST", "/interactions", "application/jsonx", good_body, 415, "application/json" },
 	};
@@ -1608,6 +1611,84 @@ static void test_data_after_serve(const char *dir)
 	free(real);
 }
 
+/* ------------------------------------------------------------------------
+ * Backups: snapshots over HTTP, and their cleanup.
+ */
+
+static long count_snapshots(const char *dir)
+{
+	char cmd[4096], line[1024];
+	long n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s snapshot list %s", cli_path, dir);
+	p = popen(cmd, "r");
+	while (p && fgets(line, sizeof(line), p))
+		n += strstr(line, "\"created_at\"") != NULL;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+static void test_admin_backup(const char *dir)
+{
+	char *backups = check_path(dir, "backups"), url[1024], cmd[4096];
+	char first[64] = "";
+	struct server srv;
+	struct http r;
+	json_t *j;
+
+	if (!server_start(&srv, dir, NULL, "--backup-dir", backups, (char *)NULL)) {
+		FAIL("server did not start");
+		free(backups);
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	for (int i = 0; i < 50; i++) {
+		http(&r, "POST", url, "application/json", good_body, NULL);
+		http_free(&r);
+	}
+	url_of(url, &srv, "/admin/backup");
+	for (int i = 0; i < 3; i++) {
+		http(&r, "POST", url, i ? "application/json" : NULL, i ? "{}" : NULL, NULL);
+		CHECK_INT(r.status, 201);
+		j = json_of(__LINE__, &r);
+		CHECK_INT(json_integer_value(json_object_get(j, "records")), 50);
+		if (i == 0)
+			snprintf(first, sizeof(first), "%s", jstr(j, "snapshot"));
+		json_decref(j);
+		http_free(&r);
+	}
+	CHECK_INT(count_snapshots(backups), 3);
+	/* A backup is a store that verifies. */
+	snprintf(cmd, sizeof(cmd), "%s snapshot verify %s/%s >/dev/null 2>&1", cli_path,
+		 backups, first);
+	CHECK(system(cmd) == 0);
+	/* Cleanup is a dry run unless told. */
+	url_of(url, &srv, "/admin/backup/cleanup");
+	http(&r, "POST", url, "application/json",
+	     "{\"keep_last\":1,\"keep_daily\":0,\"keep_weekly\":0}", NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.body, "\"dry_run\":true") && strstr(r.body, "\"would_delete\":2"));
+	http_free(&r);
+	CHECK_INT(count_snapshots(backups), 3);
+	http(&r, "POST", url, "application/json",
+	     "{\"dry_run\":false,\"keep_last\":1,\"keep_daily\":0,\"keep_weekly\":0}",
+	     NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.body, "\"dry_run\":false") && strstr(r.body, "\"deleted\":2"));
+	CHECK(strstr(r.body, "\"action\":\"deleted\"") != NULL);
+	http_free(&r);
+	CHECK_INT(count_snapshots(backups), 1);
+	/* With no body: the defaults, and still a dry run. */
+	http(&r, "POST", url, NULL, NULL, NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.body, "\"dry_run\":true") != NULL);
+	http_free(&r);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+	free(backups);
+}
+
 static void test_bad_options(const char *dir)
 {
 	CHECK_INT(server_start_fails(dir, "--threads=0"), 2);
@@ -1648,6 +1729,7 @@ int main(void)
 		{ "sigterm_under_load", test_sigterm_under_load },
 		{ "long_replay_and_metrics", test_long_replay_and_metrics },
 		{ "data_after_serve", test_data_after_serve },
+		{ "admin_backup", test_admin_backup },
 		{ "bad_options", test_bad_options },
 	};
 

@@ -396,10 +396,10 @@ static void test_cleanup_rounds(const char *root)
 		for (size_t i = 0; i < n; i++) {
 			char want[96];
 
-			snprintf(want, sizeof(want), "\"name\":\"%s\",", f[i].name);
+			snprintf(want, sizeof(want), "\"name\":\"%.31s\",", f[i].name);
 			if (!strstr(out, want))
 				FAIL_MSG("round %d: %s not listed", round, f[i].name);
-			snprintf(want, sizeof(want), "\"%s\",\"created_at\":\"", f[i].name);
+			snprintf(want, sizeof(want), "\"%.31s\",\"created_at\":\"", f[i].name);
 			{
 				const char *at = strstr(out, want);
 				const char *action = at ? strstr(at, "\"action\":\"") : NULL;

@@ -27,6 +27,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 'o' },
 		{ "max-connections", required_argument, NULL, 'c' },
+		{ "backup-dir", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -41,6 +42,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		.timeout_s = SERVE_TIMEOUT_S_DEFAULT,
 		.max_connections = SERVE_CONNECTIONS_DEFAULT,
 	};
+	char backup_dir[4096];
 	long v;
 	int c;
 
@@ -60,6 +62,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			if (!cli_parse_long(optarg, 1, SERVE_WRITERS_MAX, &v))
 				return serve_usage_number(cmd, "--writers", 1, SERVE_WRITERS_MAX);
 			cfg.writers = (unsigned)v;
+			break;
+		case 'u':
+			cfg.backup_dir = optarg;
 			break;
 		case 'k':
 			cfg.token_file = optarg;
@@ -96,5 +101,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
+	/* Beside the store unless told: DATA.snapshots. */
+	if (!cfg.backup_dir) {
+		if (snprintf(backup_dir, sizeof(backup_dir), "%s%s", cfg.data_dir,
+			     SERVE_BACKUP_SUFFIX) >= (int)sizeof(backup_dir))
+			return cli_usage(cmd, "--data is too long");
+		cfg.backup_dir = backup_dir;
+	}
 	return server_run(&cfg);
 }

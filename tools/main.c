@@ -31,7 +31,7 @@ const struct command cli_commands[] = {
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
 	  "[--max-body BYTES] "
-	  "[--timeout S] [--max-connections N]",
+	  "[--timeout S] [--max-connections N] [--backup-dir DIR]",
 	  "the HTTP capture server (the seed's routes) on this store" },
 	{ "tour", cmd_tour, "[--agents N] [--records N]",
 	  "capture synthetic interactions from concurrent agents, then query them" },

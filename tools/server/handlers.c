@@ -1,7 +1,7 @@
 /*
  * handlers.c - the routes, once a request has passed request.c's checks:
- * capture (one interaction or a batch), get, list, replay, health,
- * metrics, and the admin routes that wait for snapshots.
+ * capture (one interaction or a batch), get, list, replay, health and
+ * metrics; the admin routes are in admin.c.
  *
  * Field names are the seed's; every failure is {"error": "..."} with the
  * status reply_status_of gives its code. A capture is answered only when
@@ -49,8 +49,8 @@ static enum MHD_Result reply_interaction(struct request *req,
 
 /* Hands the write to a writer thread; once the server is stopping, a
  * capture that arrives between the drain and the end is refused. */
-static enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
-				    void (*work)(struct request *req))
+enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
+			     void (*work)(struct request *req))
 {
 	if (writers_submit(&req->srv->writers, req, conn, work))
 		return MHD_YES;
@@ -511,14 +511,6 @@ static enum MHD_Result get_metrics(struct request *req, struct MHD_Connection *c
 			  "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
-static enum MHD_Result post_backup(struct request *req, struct MHD_Connection *conn)
-{
-	return reply_error(req, conn, MHD_HTTP_NOT_IMPLEMENTED,
-			   "%s is not available yet: it arrives with snapshots "
-			   "(atolog snapshot)",
-			   req->route == ROUTE_BACKUP ? "backup" : "backup cleanup");
-}
-
 enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 			       const char *method)
 {
@@ -535,7 +527,7 @@ enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 		return get_replay(req, conn);
 	case ROUTE_BACKUP:
 	case ROUTE_BACKUP_CLEANUP:
-		return post_backup(req, conn);
+		return post_admin(req, conn);
 	case ROUTE_HEALTH:
 		return get_health(req, conn);
 	case ROUTE_METRICS:

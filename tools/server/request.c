@@ -167,6 +167,8 @@ static void check_body_headers(struct request *req, struct MHD_Connection *conn)
 	}
 }
 
+static bool body_follows(struct MHD_Connection *conn);
+
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
@@ -197,7 +199,10 @@ static void check_headers(struct request *req, struct MHD_Connection *conn,
 			 "%s is not allowed here (allowed: %s)", method,
 			 route_allows(req->route));
 	} else if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
-		   (req->route == ROUTE_INTERACTIONS || req->route == ROUTE_BATCH)) {
+		   (req->route == ROUTE_INTERACTIONS || req->route == ROUTE_BATCH ||
+		    body_follows(conn))) {
+		/* The admin routes take an optional body; when there is one,
+		 * the same rules. */
 		check_body_headers(req, conn);
 	}
 }

@@ -12,6 +12,7 @@
  *   server.c    lifecycle: listen, signals, drain, close the store
  *   request.c   one request: routing, auth, content type, body limits
  *   handlers.c  the routes
+ *   admin.c     backups (snapshots) and their cleanup
  *   writers.c   the threads that wait on the store for captures
  *   stream.c    iterator -> chunked response (JSON envelope or NDJSON)
  *   reply.c     JSON replies and error bodies
@@ -44,6 +45,7 @@
 #define SERVE_QUEUE_TIMEOUT_MS 5000    /* a write waits this long for room */
 #define SERVE_DRAIN_TIMEOUT_MS 10000   /* SIGTERM: in-flight requests */
 #define SERVE_STREAM_BLOCK (64u << 10) /* bytes per chunk of a stream */
+#define SERVE_BACKUP_SUFFIX ".snapshots" /* --backup-dir default: DATA.snapshots */
 
 enum route {
 	ROUTE_INTERACTIONS,   /* POST record, GET list */
@@ -95,6 +97,7 @@ struct server_config {
 	unsigned threads;
 	unsigned writers;
 	const char *token_file;    /* NULL: no auth */
+	const char *backup_dir;    /* where POST /admin/backup puts snapshots */
 	size_t max_body;
 	unsigned timeout_s;
 	unsigned max_connections;
@@ -184,6 +187,11 @@ uint64_t now_ns(void);
  */
 enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 			       const char *method);
+/* Hands work to a writer thread (503 once the server is stopping). */
+enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
+			     void (*work)(struct request *req));
+/* POST /admin/backup and /admin/backup/cleanup (admin.c). */
+enum MHD_Result post_admin(struct request *req, struct MHD_Connection *conn);
 
 /* ------------------------------------------------------------------------
  * Replies (reply.c).
