@@ -1685,6 +1685,16 @@ static void test_admin_backup(const char *dir)
 	CHECK_INT(r.status, 200);
 	CHECK(strstr(r.body, "\"dry_run\":true") != NULL);
 	http_free(&r);
+	/* The cron script, while the server runs: one more, verified. */
+	if (getenv("ATOLOG_SOURCE_DIR")) {
+		snprintf(cmd, sizeof(cmd), "ATOLOG=%s ATOLOG_DATA=%s BACKUP_DIR=%s "
+			 "KEEP_LAST=5 sh %s/deploy/cron-backup.sh >/dev/null 2>&1",
+			 cli_path, dir, backups, getenv("ATOLOG_SOURCE_DIR"));
+		CHECK(system(cmd) == 0);
+		CHECK_INT(count_snapshots(backups), 2);
+	} else {
+		FAIL("ATOLOG_SOURCE_DIR is not set: the cron script is not tested");
+	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 	free(backups);
 }
