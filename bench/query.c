@@ -31,6 +31,13 @@
  * CPU-bound case. Row counts are compared query by query: the two systems
  * must return the same number of rows.
  *
+ * Backups, on the same stores after the queries: atolog_store_snapshot
+ * (read-only handle, destination on the same filesystem, so sealed
+ * segments are hard-linked) and atolog_store_verify of the snapshot,
+ * beside SQLite's online backup API (what `sqlite3 .backup` runs) and
+ * VACUUM INTO, each timed once, cold-started from the page cache's state
+ * the queries left.
+ *
  * Output: a table on stdout (p50, p99 per size, the atolog/SQLite ratio,
  * and the growth from the smallest to the largest size), a CSV, and a PNG
  * chart of p50 latencies drawn by gnuplot when it is on $PATH.
@@ -685,6 +692,115 @@ static void size_name(long n, char *buf, size_t size)
 	bench_format_count((uint64_t)n, buf, size);
 }
 
+/* ------------------------------------------------------------------------
+ * Backups.
+ */
+
+enum backup_kind { BK_SNAPSHOT, BK_VERIFY, BK_SQLITE_BACKUP, BK_VACUUM_INTO, N_BACKUPS };
+static const char *const backup_names[N_BACKUPS] = {
+	"atolog snapshot", "atolog verify of it", "sqlite3 .backup", "VACUUM INTO",
+};
+
+struct backups {
+	double seconds[N_BACKUPS];
+	uint64_t bytes[N_BACKUPS]; /* what each read or wrote */
+	bool ok[N_BACKUPS];
+	uint64_t linked;
+};
+
+static int atolog_backups(const struct stores *s, struct backups *b)
+{
+	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+	char snap[BENCH_PATH_SIZE];
+	atolog_snapshot_info info;
+	atolog_verify_report rep;
+	atolog_store *st;
+	double t0;
+	int rc;
+
+	if ((rc = bench_fmt(snap, sizeof(snap), "%s/snapshot", s->dir)) != 0 ||
+	    (rc = atolog_store_open(s->atolog_dir, &ro, &st)) != ATOLOG_OK)
+		return rc;
+	t0 = bench_now();
+	rc = atolog_store_snapshot(st, snap, NULL, NULL, &info);
+	b->seconds[BK_SNAPSHOT] = bench_now() - t0;
+	b->ok[BK_SNAPSHOT] = rc == ATOLOG_OK;
+	b->bytes[BK_SNAPSHOT] = s->bytes[SYS_ATOLOG];
+	b->linked = info.linked_segments;
+	atolog_store_close(st);
+	if (rc != ATOLOG_OK)
+		return rc;
+	if ((rc = atolog_store_open(snap, &ro, &st)) != ATOLOG_OK)
+		return rc;
+	t0 = bench_now();
+	rc = atolog_store_verify(st, NULL, NULL, &rep);
+	b->seconds[BK_VERIFY] = bench_now() - t0;
+	b->ok[BK_VERIFY] = rc == ATOLOG_OK && rep.records == (uint64_t)s->n;
+	b->bytes[BK_VERIFY] = rep.bytes;
+	atolog_store_close(st);
+	return rc;
+}
+
+static int sqlite_backups(const struct stores *s, struct backups *b)
+{
+	char to[BENCH_PATH_SIZE], sql[BENCH_PATH_SIZE + 32];
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *bk;
+	double t0;
+	int rc;
+
+	if ((rc = bench_fmt(to, sizeof(to), "%s/backup.db", s->dir)) != 0)
+		return rc;
+	rc = sqlite3_open_v2(s->db_path, &src, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_open(to, &dst);
+	t0 = bench_now();
+	bk = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", src, "main") : NULL;
+	if (bk) {
+		sqlite3_backup_step(bk, -1);
+		rc = sqlite3_backup_finish(bk);
+	}
+	b->seconds[BK_SQLITE_BACKUP] = bench_now() - t0;
+	b->ok[BK_SQLITE_BACKUP] = bk && rc == SQLITE_OK;
+	b->bytes[BK_SQLITE_BACKUP] = s->bytes[SYS_SQLITE];
+	sqlite3_close(dst);
+	if ((rc = bench_fmt(to, sizeof(to), "%s/vacuum.db", s->dir)) != 0 ||
+	    (rc = bench_fmt(sql, sizeof(sql), "VACUUM INTO '%s'", to)) != 0) {
+		sqlite3_close(src);
+		return rc;
+	}
+	t0 = bench_now();
+	rc = sqlite3_exec(src, sql, NULL, NULL, NULL);
+	b->seconds[BK_VACUUM_INTO] = bench_now() - t0;
+	b->ok[BK_VACUUM_INTO] = rc == SQLITE_OK;
+	b->bytes[BK_VACUUM_INTO] = s->bytes[SYS_SQLITE];
+	sqlite3_close(src);
+	return rc == SQLITE_OK ? 0 : EIO;
+}
+
+static void print_backups(const struct stores *s, const struct backups *b, int n)
+{
+	printf("\nbackups: seconds (MB/s of the store read)\n%-6s", "size");
+	for (int k = 0; k < N_BACKUPS; k++)
+		printf(" %24s", backup_names[k]);
+	printf("\n");
+	for (int i = 0; i < n; i++) {
+		char sz[32];
+
+		size_name(s[i].n, sz, sizeof(sz));
+		printf("%-6s", sz);
+		for (int k = 0; k < N_BACKUPS; k++) {
+			char cell[48] = "failed";
+
+			if (b[i].ok[k] && b[i].seconds[k] > 0)
+				snprintf(cell, sizeof(cell), "%.2f (%.0f)", b[i].seconds[k],
+					 (double)b[i].bytes[k] / 1e6 / b[i].seconds[k]);
+			printf(" %24s", cell);
+		}
+		printf("   (%" PRIu64 " segments hard-linked)\n", b[i].linked);
+	}
+}
+
 static void print_builds(const struct stores *s, int n)
 {
 	printf("\nstores (built with the same records; atolog sync none, "
@@ -927,6 +1043,7 @@ int main(int argc, char **argv)
 	struct options o;
 	struct stores *s;
 	struct measure (*m)[N_KINDS][N_SYSTEMS];
+	struct backups *bk;
 	char dir[BENCH_PATH_SIZE], machine[BENCH_MACHINE_LINE_SIZE];
 	int failures = 0, n_done = 0, rc;
 	long mismatches_total = 0;
@@ -947,7 +1064,8 @@ int main(int argc, char **argv)
 	printf("atolog_bench_query\n%s\n", machine);
 	s = calloc((size_t)o.n_sizes, sizeof(*s));
 	m = calloc((size_t)o.n_sizes, sizeof(*m));
-	if (!s || !m) {
+	bk = calloc((size_t)o.n_sizes, sizeof(*bk));
+	if (!s || !m || !bk) {
 		fprintf(stderr, "query: out of memory\n");
 		return 3;
 	}
@@ -958,6 +1076,13 @@ int main(int argc, char **argv)
 		rc = build(&s[i], dir);
 		if (rc == 0)
 			rc = run_queries(&o, &s[i], m[i], &mismatches);
+		if (rc == 0) {
+			bench_progress("query: %ld records: backups", s[i].n);
+			rc = atolog_backups(&s[i], &bk[i]);
+			if (rc == 0)
+				rc = sqlite_backups(&s[i], &bk[i]);
+			bench_progress_done();
+		}
 		if (rc != 0) {
 			fprintf(stderr, "query: %ld records: failed (%d)\n", s[i].n, rc);
 			failures++;
@@ -972,6 +1097,7 @@ int main(int argc, char **argv)
 	}
 	print_builds(s, n_done);
 	print_table(&o, m, n_done);
+	print_backups(s, bk, n_done);
 	if (mismatches_total)
 		printf("\nWARNING: %ld queries returned different row counts from "
 		       "atolog and SQLite (see stderr)\n", mismatches_total);
@@ -986,6 +1112,7 @@ int main(int argc, char **argv)
 	       failures ? "; some sizes FAILED (see stderr)" : "");
 	free(s);
 	free(m);
+	free(bk);
 	bench_rmtree(dir);
 	if (made_top)
 		rmdir(o.dir);

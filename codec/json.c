@@ -504,7 +504,7 @@ int atolog_interaction_from_json(const char *json, size_t len,
 				 atolog_interaction **out)
 {
 	struct body_parser p = { .rc = ATOLOG_OK };
-	yajl_status st;
+	yajl_status st = yajl_status_ok;
 	char reason[JSON_REASON_SIZE];
 	int rc;
 
@@ -717,7 +717,7 @@ int atolog_interactions_from_json_array(const char *json, size_t len,
 					atolog_json_item_fn fn, void *ctx)
 {
 	struct array_parser a = { .fn = fn, .ctx = ctx };
-	yajl_status st;
+	yajl_status st = yajl_status_ok;
 	char reason[JSON_REASON_SIZE];
 	int rc;
 
