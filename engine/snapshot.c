@@ -445,3 +445,25 @@ int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flag
 		remove_tree(tmp);
 	return rc;
 }
+
+int atolog_snapshot_delete(const char *snapshot)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	err_begin(NULL);
+	if (!snapshot || strlen(snapshot) > SNAPSHOT_TMP_MAX)
+		return err_set(ATOLOG_INVALID, "snapshot delete: a path is needed");
+	snprintf(path, sizeof(path), "%s/" ATOLOG_SNAPSHOT_MANIFEST, snapshot);
+	if (stat(path, &st) != 0)
+		return err_set(ATOLOG_NOTFOUND, "snapshot delete: %s is not a finished "
+			       "snapshot (no %s); left alone", snapshot,
+			       ATOLOG_SNAPSHOT_MANIFEST);
+	/* The manifest first: a delete cut short leaves no half snapshot
+	 * that still looks finished. */
+	if (unlink(path) != 0)
+		return err_errno(errno, "snapshot delete: %s", path);
+	if (nftw(snapshot, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		return err_errno(errno ? errno : EIO, "snapshot delete: removing %s", snapshot);
+	return ATOLOG_OK;
+}

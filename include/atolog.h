@@ -260,6 +260,14 @@ int atolog_store_snapshot(atolog_store *store, const char *dest,
 int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flags,
 			    atolog_progress_fn progress, void *ctx);
 
+/*
+ * Deletes a finished snapshot directory (its manifest first, so that an
+ * interrupted delete never leaves what looks like a finished snapshot).
+ * Returns ATOLOG_OK; ATOLOG_NOTFOUND (not a finished snapshot: nothing is
+ * touched); ATOLOG_INVALID; errno.
+ */
+int atolog_snapshot_delete(const char *snapshot);
+
 /* ------------------------------------------------------------------------
  * Interactions.
  *

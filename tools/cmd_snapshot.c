@@ -159,12 +159,13 @@ static int snapshot_cleanup(const struct command *cmd, int argc, char **argv)
 	if (!apply && doomed)
 		fprintf(stderr, "atolog: snapshot cleanup: dry run; --apply deletes the "
 			"%zu marked \"delete\"\n", doomed);
-	retention_free(&plan);
 	if (rc != 0) {
-		fprintf(stderr, "atolog: snapshot cleanup: %s: %s\n", dir, strerror(rc));
-		return EXIT_STORE;
+		fprintf(stderr, "atolog: snapshot cleanup: %s: %s\n", dir,
+			plan.error[0] ? plan.error : strerror(rc));
+		rc = EXIT_STORE;
 	}
-	return 0;
+	retention_free(&plan);
+	return rc;
 }
 
 static int snapshot_restore(const struct command *cmd, int argc, char **argv)

@@ -3,7 +3,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,14 +133,6 @@ int retention_plan(const char *dir, const struct retention_policy *policy,
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 int retention_apply(const char *dir, struct retention_plan *plan)
 {
 	int first = 0;
@@ -152,9 +143,12 @@ int retention_apply(const char *dir, struct retention_plan *plan)
 		if (plan->items[i].reasons)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, plan->items[i].name);
-		if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-			if (!first)
-				first = errno ? errno : EIO;
+		if (atolog_snapshot_delete(path) != ATOLOG_OK) {
+			if (!first) {
+				first = EIO;
+				snprintf(plan->error, sizeof(plan->error), "%s",
+					 atolog_errmsg(NULL));
+			}
 			continue;
 		}
 		plan->items[i].deleted = true;

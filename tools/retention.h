@@ -45,6 +45,7 @@ struct retention_item {
 struct retention_plan {
 	struct retention_item *items; /* newest first */
 	size_t n;
+	char error[256]; /* retention_apply's first failure */
 };
 
 /* The created_at of snapshot dir/name from its manifest; false when it is
@@ -55,7 +56,8 @@ bool snapshot_manifest_time(const char *dir, const char *name, int64_t *out);
  * directory cannot be read). */
 int retention_plan(const char *dir, const struct retention_policy *policy,
 		   struct retention_plan *out);
-/* Deletes what the plan does not keep; returns 0 or the first errno. */
+/* Deletes what the plan does not keep (atolog_snapshot_delete); returns 0,
+ * or EIO with plan->error saying what failed first. */
 int retention_apply(const char *dir, struct retention_plan *plan);
 void retention_free(struct retention_plan *plan);
 

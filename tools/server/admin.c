@@ -83,7 +83,8 @@ static void cleanup_work(struct request *req)
 	if (j->rc == 0 && !j->dry_run)
 		j->rc = retention_apply(dir, &j->plan);
 	if (j->rc)
-		snprintf(j->msg, sizeof(j->msg), "%s: %s", dir, strerror(j->rc));
+		snprintf(j->msg, sizeof(j->msg), "%s: %s", dir,
+			 j->plan.error[0] ? j->plan.error : strerror(j->rc));
 }
 
 static enum MHD_Result backup_answer(struct request *req, struct MHD_Connection *conn,
