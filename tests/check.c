@@ -150,3 +150,15 @@ void check_remove_index(const char *dir)
 	free(data);
 	free(lock);
 }
+
+int check_run_cases(const char *suite, const struct check_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *dir = check_tmpdir(cases[i].name);
+
+		fprintf(stderr, "%s: %s\n", suite, cases[i].name);
+		cases[i].run(dir);
+		check_tmpdir_remove(dir);
+	}
+	return check_report(suite);
+}

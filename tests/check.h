@@ -74,6 +74,26 @@ extern int check_failures;
 		}                                                            \
 	} while (0)
 
+/* Reports a failure with a formatted explanation (for table-driven loops,
+ * where the line of a CHECK alone would not say which entry failed). */
+#define CHECK_FAILF(...)                                                     \
+	do {                                                                 \
+		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);              \
+		fprintf(stderr, __VA_ARGS__);                                \
+		fputc('\n', stderr);                                         \
+		check_failures++;                                            \
+	} while (0)
+
+/* A test of a suite: run in a fresh scratch directory of its own. */
+struct check_case {
+	const char *name;
+	void (*run)(const char *dir);
+};
+
+/* Runs every case in order (each in its own check_tmpdir, removed after),
+ * then returns check_report(suite). */
+int check_run_cases(const char *suite, const struct check_case *cases, size_t n);
+
 /* Ends main: prints the verdict, returns the exit status. */
 int check_report(const char *name);
 

@@ -45,16 +45,6 @@
 #define US INT64_C(1000000)
 #define T_2026_04_01_NOON INT64_C(1775044800) /* 2026-04-01T12:00:00Z */
 
-/* Reports a failure with a formatted explanation (for table-driven loops,
- * where the line of a CHECK alone would not say which entry failed). */
-#define FAIL(...)                                                            \
-	do {                                                                 \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);             \
-		fprintf(stderr, __VA_ARGS__);                                \
-		fputc('\n', stderr);                                         \
-		check_failures++;                                            \
-	} while (0)
-
 /* ------------------------------------------------------------------------
  * Small helpers.
  */
@@ -169,7 +159,7 @@ static void expect_time(const char *text, int64_t want)
 
 	rc = atolog_time_parse(text, &got);
 	if (rc != ATOLOG_OK || got != want)
-		FAIL("atolog_time_parse(\"%s\") = %d (%s), %" PRId64 "; want %" PRId64,
+		CHECK_FAILF("atolog_time_parse(\"%s\") = %d (%s), %" PRId64 "; want %" PRId64,
 		     text, rc, atolog_errmsg(NULL), got, want);
 }
 
@@ -181,20 +171,20 @@ static void expect_time_invalid(const char *text)
 
 	rc = atolog_time_parse(text, &got);
 	if (rc != ATOLOG_INVALID) {
-		FAIL("atolog_time_parse(\"%s\") = %d, %" PRId64 "; want ATOLOG_INVALID",
+		CHECK_FAILF("atolog_time_parse(\"%s\") = %d, %" PRId64 "; want ATOLOG_INVALID",
 		     text ? text : "(null)", rc, got);
 		return;
 	}
 	if (got != 12345)
-		FAIL("atolog_time_parse(\"%s\") wrote its output on failure", text);
+		CHECK_FAILF("atolog_time_parse(\"%s\") wrote its output on failure", text);
 	snprintf(quoted, sizeof(quoted), "\"%s\"", text ? text : "(null)");
 	if (!strstr(atolog_errmsg(NULL), quoted))
-		FAIL("message \"%s\" does not quote the input %s",
+		CHECK_FAILF("message \"%s\" does not quote the input %s",
 		     atolog_errmsg(NULL), quoted);
 	/* The internal entry point agrees. */
 	err_begin(NULL);
 	if (time_parse(text, &got) != ATOLOG_INVALID || got != 12345)
-		FAIL("time_parse(\"%s\") accepted what atolog_time_parse refused",
+		CHECK_FAILF("time_parse(\"%s\") accepted what atolog_time_parse refused",
 		     text ? text : "(null)");
 }
 
@@ -352,9 +342,9 @@ static void expect_format(int64_t us, const char *seed, const char *iso)
 	atolog_time_format_seed(us, sbuf);
 	atolog_time_format_iso(us, ibuf);
 	if (strcmp(sbuf, seed) != 0)
-		FAIL("format_seed(%" PRId64 ") = \"%s\", want \"%s\"", us, sbuf, seed);
+		CHECK_FAILF("format_seed(%" PRId64 ") = \"%s\", want \"%s\"", us, sbuf, seed);
 	if (strcmp(ibuf, iso) != 0)
-		FAIL("format_iso(%" PRId64 ") = \"%s\", want \"%s\"", us, ibuf, iso);
+		CHECK_FAILF("format_iso(%" PRId64 ") = \"%s\", want \"%s\"", us, ibuf, iso);
 	CHECK_INT(strlen(sbuf), ATOLOG_TIME_SEED_LEN - 1);
 	CHECK_INT(strlen(ibuf), ATOLOG_TIME_ISO_LEN - 1);
 	free(sbuf);
@@ -422,7 +412,7 @@ static void test_time_floor(void)
 		int64_t got = time_floor_second(cases[i].in);
 
 		if (got != cases[i].want)
-			FAIL("time_floor_second(%" PRId64 ") = %" PRId64 ", want %" PRId64,
+			CHECK_FAILF("time_floor_second(%" PRId64 ") = %" PRId64 ", want %" PRId64,
 			     cases[i].in, got, cases[i].want);
 	}
 	for (int i = 0; i < 20000; i++) {
@@ -431,7 +421,7 @@ static void test_time_floor(void)
 		int64_t f = time_floor_second(x);
 
 		if (f > x || x - f >= US || f % US != 0) {
-			FAIL("time_floor_second(%" PRId64 ") = %" PRId64, x, f);
+			CHECK_FAILF("time_floor_second(%" PRId64 ") = %" PRId64, x, f);
 			break;
 		}
 	}
@@ -481,22 +471,22 @@ static void test_time_roundtrip_random(void)
 		atolog_time_format_seed(x, seed);
 		iso_by_glibc(x, ref, sizeof(ref));
 		if (strcmp(iso, ref) != 0) {
-			FAIL("format_iso(%" PRId64 ") = \"%s\", glibc says \"%s\"", x, iso, ref);
+			CHECK_FAILF("format_iso(%" PRId64 ") = \"%s\", glibc says \"%s\"", x, iso, ref);
 			bad++;
 		}
 		if (strncmp(seed, ref, 10) != 0 || seed[10] != ' ' ||
 		    strncmp(seed + 11, ref + 11, 8) != 0 || seed[19] != '\0') {
-			FAIL("format_seed(%" PRId64 ") = \"%s\", glibc says \"%s\"", x, seed, ref);
+			CHECK_FAILF("format_seed(%" PRId64 ") = \"%s\", glibc says \"%s\"", x, seed, ref);
 			bad++;
 		}
 		if (atolog_time_parse(iso, &back) != ATOLOG_OK || back != x) {
-			FAIL("parse(format_iso(%" PRId64 ")) = %" PRId64 " (\"%s\")", x, back, iso);
+			CHECK_FAILF("parse(format_iso(%" PRId64 ")) = %" PRId64 " (\"%s\")", x, back, iso);
 			bad++;
 		}
 		back = 0;
 		if (atolog_time_parse(seed, &back) != ATOLOG_OK ||
 		    back != time_floor_second(x)) {
-			FAIL("parse(format_seed(%" PRId64 ")) = %" PRId64, x, back);
+			CHECK_FAILF("parse(format_seed(%" PRId64 ")) = %" PRId64, x, back);
 			bad++;
 		}
 	}
@@ -513,12 +503,12 @@ static void expect_uuid_invalid(const char *text)
 	memset(id, 0xaa, sizeof(id));
 	err_begin(NULL);
 	if (uuid_parse(text, id) != ATOLOG_INVALID) {
-		FAIL("uuid_parse(\"%s\") accepted", text ? text : "(null)");
+		CHECK_FAILF("uuid_parse(\"%s\") accepted", text ? text : "(null)");
 		return;
 	}
 	for (size_t i = 0; i < UUID_SIZE; i++) {
 		if (id[i] != 0xaa) {
-			FAIL("uuid_parse(\"%s\") wrote its output on failure", text);
+			CHECK_FAILF("uuid_parse(\"%s\") wrote its output on failure", text);
 			break;
 		}
 	}
@@ -595,12 +585,12 @@ static void test_uuid_text(void)
 					  text[k] - 'a' + 'A' : text[k]);
 		memset(b, 0, sizeof(b));
 		if (uuid_parse(text, b) != ATOLOG_OK || memcmp(a, b, UUID_SIZE) != 0) {
-			FAIL("uuid round trip of %s", text);
+			CHECK_FAILF("uuid round trip of %s", text);
 			break;
 		}
 		memset(b, 0, sizeof(b));
 		if (uuid_parse(upper, b) != ATOLOG_OK || memcmp(a, b, UUID_SIZE) != 0) {
-			FAIL("uuid round trip of %s", upper);
+			CHECK_FAILF("uuid round trip of %s", upper);
 			break;
 		}
 	}
@@ -627,32 +617,32 @@ static bool uuid_v7_ok(const uint8_t *prev, const uint8_t id[UUID_SIZE],
 	int64_t ms = uuid_ms(id), now_ms = now_us / 1000;
 
 	if (id[6] >> 4 != 7 || id[8] >> 6 != 2) {
-		FAIL("id %ld: version %u variant %u", i, id[6] >> 4, id[8] >> 6);
+		CHECK_FAILF("id %ld: version %u variant %u", i, id[6] >> 4, id[8] >> 6);
 		return false;
 	}
 	if (ms < now_ms) {
-		FAIL("id %ld: timestamp %" PRId64 " ms before now %" PRId64, i, ms, now_ms);
+		CHECK_FAILF("id %ld: timestamp %" PRId64 " ms before now %" PRId64, i, ms, now_ms);
 		return false;
 	}
 	if (!prev)
 		return true;
 	if (memcmp(prev, id, UUID_SIZE) >= 0) {
-		FAIL("id %ld is not greater than its predecessor", i);
+		CHECK_FAILF("id %ld is not greater than its predecessor", i);
 		return false;
 	}
 	if (now_ms > uuid_ms(prev) && ms != now_ms) {
-		FAIL("id %ld: timestamp %" PRId64 " although now is %" PRId64
+		CHECK_FAILF("id %ld: timestamp %" PRId64 " although now is %" PRId64
 		     " and the last id had %" PRId64, i, ms, now_ms, uuid_ms(prev));
 		return false;
 	}
 	if (ms == uuid_ms(prev) && uuid_counter(id) != uuid_counter(prev) + 1) {
-		FAIL("id %ld: counter %u after %u in the same millisecond", i,
+		CHECK_FAILF("id %ld: counter %u after %u in the same millisecond", i,
 		     uuid_counter(id), uuid_counter(prev));
 		return false;
 	}
 	if (ms > uuid_ms(prev) && now_ms <= uuid_ms(prev) &&
 	    (ms != uuid_ms(prev) + 1 || uuid_counter(prev) != 0xfff)) {
-		FAIL("id %ld: jumped to %" PRId64 " ms without exhausting the counter", i, ms);
+		CHECK_FAILF("id %ld: jumped to %" PRId64 " ms without exhausting the counter", i, ms);
 		return false;
 	}
 	return true;
@@ -866,10 +856,10 @@ static void test_utf8_cases(void)
 		bool got = utf8_of(cases[i].s, cases[i].len);
 
 		if (got != cases[i].valid)
-			FAIL("text_is_utf8 case %zu is %d, want %d", i, got, cases[i].valid);
+			CHECK_FAILF("text_is_utf8 case %zu is %d, want %d", i, got, cases[i].valid);
 		if (utf8_reference((const unsigned char *)cases[i].s, cases[i].len) !=
 		    cases[i].valid)
-			FAIL("reference validator disagrees on case %zu", i);
+			CHECK_FAILF("reference validator disagrees on case %zu", i);
 	}
 }
 
@@ -909,7 +899,7 @@ static void test_utf8_random(void)
 
 			for (size_t k = 0; k < len; k++)
 				snprintf(hex + 3 * k, 4, "%02x ", buf[k]);
-			FAIL("text_is_utf8 disagrees with RFC 3629 on [%s]", hex);
+			CHECK_FAILF("text_is_utf8 disagrees with RFC 3629 on [%s]", hex);
 			bad++;
 		}
 	}
@@ -920,7 +910,7 @@ static void test_utf8_random(void)
 		if (cp >= 0xd800 && cp <= 0xdfff)
 			continue;
 		if (!text_is_utf8(s, utf8_put(cp, s))) {
-			FAIL("U+%04X rejected", cp);
+			CHECK_FAILF("U+%04X rejected", cp);
 			break;
 		}
 	}
@@ -962,7 +952,7 @@ static void test_blank(void)
 		bool got = blank_of(cases[i].s, strlen(cases[i].s));
 
 		if (got != cases[i].blank)
-			FAIL("text_is_blank(\"%s\") is %d, want %d", cases[i].s, got,
+			CHECK_FAILF("text_is_blank(\"%s\") is %d, want %d", cases[i].s, got,
 			     cases[i].blank);
 	}
 }
@@ -979,7 +969,7 @@ static void expect_fold(const char *in, const char *want)
 	memset(out, '#', len + 1);
 	n = text_fold_name(copy, len, out);
 	if (n != strlen(want) || strcmp(out, want) != 0)
-		FAIL("text_fold_name(\"%s\") = \"%.*s\" (%zu), want \"%s\"", in,
+		CHECK_FAILF("text_fold_name(\"%s\") = \"%.*s\" (%zu), want \"%s\"", in,
 		     (int)(n <= len ? n : len), out, n, want);
 	free(out);
 	free(copy);
@@ -1015,7 +1005,7 @@ static void expect_trim(const char *in, size_t skip, size_t len)
 	struct text t = text_trim(copy, n);
 
 	if (t.ptr != copy + skip || t.len != len)
-		FAIL("text_trim(\"%s\") = +%td,%zu; want +%zu,%zu", in,
+		CHECK_FAILF("text_trim(\"%s\") = +%td,%zu; want +%zu,%zu", in,
 		     t.ptr - copy, t.len, skip, len);
 	free(copy);
 }
@@ -1053,7 +1043,7 @@ static void expect_bounded_object(const char *what, const msgpack_sbuffer *sb,
 	uint8_t *more;
 
 	if (!bounded_of(sb->data, sb->size, depth)) {
-		FAIL("mp_is_bounded rejects %s (%zu bytes)", what, sb->size);
+		CHECK_FAILF("mp_is_bounded rejects %s (%zu bytes)", what, sb->size);
 		return;
 	}
 	for (size_t cut = 0; cut < sb->size; cut++) {
@@ -1061,7 +1051,7 @@ static void expect_bounded_object(const char *what, const msgpack_sbuffer *sb,
 		    cut + 1 != sb->size && cut > 16)
 			continue;
 		if (bounded_of(sb->data, cut, depth)) {
-			FAIL("mp_is_bounded accepts %s cut to %zu of %zu bytes", what,
+			CHECK_FAILF("mp_is_bounded accepts %s cut to %zu of %zu bytes", what,
 			     cut, sb->size);
 			break;
 		}
@@ -1072,7 +1062,7 @@ static void expect_bounded_object(const char *what, const msgpack_sbuffer *sb,
 	memcpy(more, sb->data, sb->size);
 	more[sb->size] = 0xc0;
 	if (mp_is_bounded(more, sb->size + 1, depth))
-		FAIL("mp_is_bounded accepts %s followed by a trailing byte", what);
+		CHECK_FAILF("mp_is_bounded accepts %s followed by a trailing byte", what);
 	free(more);
 }
 
@@ -1153,7 +1143,7 @@ static void test_mp_wellformed(void)
 		snprintf(what, sizeof(what), "array of %zu", counts[i]);
 		expect_bounded_object(what, &sb, 1, small);
 		if (bounded_of(sb.data, sb.size, 0))
-			FAIL("%s passes at max_depth 0", what);
+			CHECK_FAILF("%s passes at max_depth 0", what);
 		msgpack_sbuffer_clear(&sb);
 		msgpack_pack_map(&pk, counts[i]);
 		for (size_t k = 0; k < counts[i]; k++) {
@@ -1163,7 +1153,7 @@ static void test_mp_wellformed(void)
 		snprintf(what, sizeof(what), "map of %zu", counts[i]);
 		expect_bounded_object(what, &sb, 1, small);
 		if (bounded_of(sb.data, sb.size, 0))
-			FAIL("%s passes at max_depth 0", what);
+			CHECK_FAILF("%s passes at max_depth 0", what);
 	}
 
 	/* A record-like mix. */
@@ -1259,7 +1249,7 @@ static void test_mp_crafted(void)
 		bool got = bounded_of(cases[i].bytes, cases[i].len, 4);
 
 		if (got != cases[i].ok)
-			FAIL("mp_is_bounded(%s) is %d, want %d", cases[i].what, got,
+			CHECK_FAILF("mp_is_bounded(%s) is %d, want %d", cases[i].what, got,
 			     cases[i].ok);
 	}
 
@@ -1306,11 +1296,11 @@ static void test_mp_depth(void)
 		memset(buf, 0x91, d - 1);
 		buf[d - 1] = 0x90;
 		if (!bounded_of(buf, d, d))
-			FAIL("%u nested arrays rejected at max_depth %u", d, d);
+			CHECK_FAILF("%u nested arrays rejected at max_depth %u", d, d);
 		if (!bounded_of(buf, d, d + 7))
-			FAIL("%u nested arrays rejected at max_depth %u", d, d + 7);
+			CHECK_FAILF("%u nested arrays rejected at max_depth %u", d, d + 7);
 		if (bounded_of(buf, d, d - 1))
-			FAIL("%u nested arrays accepted at max_depth %u", d, d - 1);
+			CHECK_FAILF("%u nested arrays accepted at max_depth %u", d, d - 1);
 		/* d nested maps: {0: {0: ... {0: 1}}} */
 		for (unsigned k = 0; k < d; k++) {
 			buf[2 * k] = 0x81;
@@ -1318,9 +1308,9 @@ static void test_mp_depth(void)
 		}
 		buf[2 * d] = 0x01;
 		if (!bounded_of(buf, 2 * d + 1, d))
-			FAIL("%u nested maps rejected at max_depth %u", d, d);
+			CHECK_FAILF("%u nested maps rejected at max_depth %u", d, d);
 		if (bounded_of(buf, 2 * d + 1, d - 1))
-			FAIL("%u nested maps accepted at max_depth %u", d, d - 1);
+			CHECK_FAILF("%u nested maps accepted at max_depth %u", d, d - 1);
 	}
 	/* Depth counts along the deepest branch, not the first one. */
 	CHECK(bounded_of("\x93\x01\x91\x90\x02", 5, 3));
@@ -1435,17 +1425,17 @@ static void test_mp_random(void)
 		msgpack_sbuffer_clear(&sb);
 		depth = pack_random_object(&pk, (unsigned)check_rand_below(6));
 		if (!msgpack_c_accepts(sb.data, sb.size)) {
-			FAIL("msgpack-c refuses random object %d", i);
+			CHECK_FAILF("msgpack-c refuses random object %d", i);
 			bad++;
 		}
 		if (!bounded_of(sb.data, sb.size, depth) ||
 		    (depth > 0 && bounded_of(sb.data, sb.size, depth - 1))) {
-			FAIL("random object %d of depth %u misjudged", i, depth);
+			CHECK_FAILF("random object %d of depth %u misjudged", i, depth);
 			bad++;
 			continue;
 		}
 		if (sb.size > 0 && bounded_of(sb.data, check_rand_below(sb.size), 8)) {
-			FAIL("a strict prefix of random object %d is accepted", i);
+			CHECK_FAILF("a strict prefix of random object %d is accepted", i);
 			bad++;
 		}
 	}
@@ -1463,7 +1453,7 @@ static void test_mp_random(void)
 		walk = bounded_of(buf, len, 16);
 		accepted += walk;
 		if (walk && !msgpack_c_accepts(buf, len)) {
-			FAIL("mp_is_bounded accepts %zu bytes msgpack-c refuses", len);
+			CHECK_FAILF("mp_is_bounded accepts %zu bytes msgpack-c refuses", len);
 			bad++;
 		}
 	}
@@ -1515,7 +1505,7 @@ static void expect_same_interaction(const char *what, const atolog_interaction *
 		const char *g_ = got->field ? got->field : "(null)";          \
 		const char *w_ = want->field ? want->field : "";              \
 		if (strcmp(g_, w_) != 0)                                      \
-			FAIL("%s: " #field " is \"%s\", want \"%s\"", what, g_, w_); \
+			CHECK_FAILF("%s: " #field " is \"%s\", want \"%s\"", what, g_, w_); \
 	} while (0)
 	SAME_STR(prompt);
 	SAME_STR(response);
@@ -1525,29 +1515,29 @@ static void expect_same_interaction(const char *what, const atolog_interaction *
 	SAME_STR(session_id);
 #undef SAME_STR
 	if (got->n_memories_used != want->n_memories_used) {
-		FAIL("%s: %zu memories_used, want %zu", what, got->n_memories_used,
+		CHECK_FAILF("%s: %zu memories_used, want %zu", what, got->n_memories_used,
 		     want->n_memories_used);
 	} else {
 		for (size_t i = 0; i < want->n_memories_used; i++) {
 			if (strcmp(got->memories_used[i], want->memories_used[i]) != 0)
-				FAIL("%s: memories_used[%zu] is \"%s\", want \"%s\"", what,
+				CHECK_FAILF("%s: memories_used[%zu] is \"%s\", want \"%s\"", what,
 				     i, got->memories_used[i], want->memories_used[i]);
 		}
 	}
 	if (got->n_chunks_used != want->n_chunks_used) {
-		FAIL("%s: %zu chunks_used, want %zu", what, got->n_chunks_used,
+		CHECK_FAILF("%s: %zu chunks_used, want %zu", what, got->n_chunks_used,
 		     want->n_chunks_used);
 	} else {
 		for (size_t i = 0; i < want->n_chunks_used; i++) {
 			if (strcmp(got->chunks_used[i], want->chunks_used[i]) != 0)
-				FAIL("%s: chunks_used[%zu] is \"%s\", want \"%s\"", what, i,
+				CHECK_FAILF("%s: chunks_used[%zu] is \"%s\", want \"%s\"", what, i,
 				     got->chunks_used[i], want->chunks_used[i]);
 		}
 	}
 	if (!got->context_pack ||
 	    !json_text_equal(got->context_pack,
 			     want->context_pack ? want->context_pack : "{}"))
-		FAIL("%s: context_pack is %s, want %s", what,
+		CHECK_FAILF("%s: context_pack is %s, want %s", what,
 		     got->context_pack ? got->context_pack : "(null)",
 		     want->context_pack ? want->context_pack : "{}");
 }
@@ -1569,7 +1559,7 @@ static void roundtrip_record(const char *what, const atolog_interaction *src,
 	err_begin(NULL);
 	rc = record_input_init(&in, src);
 	if (rc != ATOLOG_OK) {
-		FAIL("%s: record_input_init = %d: %s", what, rc, atolog_errmsg(NULL));
+		CHECK_FAILF("%s: record_input_init = %d: %s", what, rc, atolog_errmsg(NULL));
 		return;
 	}
 	memcpy(in.fields.id, id, UUID_SIZE);
@@ -1590,7 +1580,7 @@ static void roundtrip_record(const char *what, const atolog_interaction *src,
 	payload = exact_copy(sb.data, sb.size);
 	rc = record_view_decode(&view, payload, sb.size);
 	if (rc != ATOLOG_OK) {
-		FAIL("%s: record_view_decode = %d: %s", what, rc, atolog_errmsg(NULL));
+		CHECK_FAILF("%s: record_view_decode = %d: %s", what, rc, atolog_errmsg(NULL));
 	} else {
 		CHECK(memcmp(view.fields.id, id, UUID_SIZE) == 0);
 		CHECK_INT(view.fields.created_at, created_at);
@@ -1718,10 +1708,10 @@ static void expect_input_error(const char *what, const atolog_interaction *src,
 	err_begin(NULL);
 	rc = record_input_init(&in, src);
 	if (rc != want) {
-		FAIL("%s: record_input_init = %d (%s), want %d (%s)", what, rc,
+		CHECK_FAILF("%s: record_input_init = %d (%s), want %d (%s)", what, rc,
 		     atolog_strerror(rc), want, atolog_strerror(want));
 	} else if (!strstr(atolog_errmsg(NULL), text)) {
-		FAIL("%s: message \"%s\" lacks \"%s\"", what, atolog_errmsg(NULL), text);
+		CHECK_FAILF("%s: message \"%s\" lacks \"%s\"", what, atolog_errmsg(NULL), text);
 	}
 	if (rc == ATOLOG_OK)
 		record_input_free(&in);
@@ -1735,7 +1725,7 @@ static void expect_input_ok(const char *what, const atolog_interaction *src)
 	err_begin(NULL);
 	rc = record_input_init(&in, src);
 	if (rc != ATOLOG_OK)
-		FAIL("%s: record_input_init = %d: %s", what, rc, atolog_errmsg(NULL));
+		CHECK_FAILF("%s: record_input_init = %d: %s", what, rc, atolog_errmsg(NULL));
 	else
 		record_input_free(&in);
 }
@@ -2320,7 +2310,7 @@ static void test_record_wrong_types(void)
 		pack_record(&sb, 0, cases[i].key, cases[i].value);
 		rc = decode_bytes(sb.data, sb.size, NULL);
 		if (rc != ATOLOG_CORRUPT)
-			FAIL("record with a bad %s (case %zu) decodes with %d, want CORRUPT",
+			CHECK_FAILF("record with a bad %s (case %zu) decodes with %d, want CORRUPT",
 			     cases[i].key, i, rc);
 	}
 	/* Unknown keys may hold anything, "v" included. */
@@ -2499,14 +2489,14 @@ static void test_record_decode_rules(void)
 	for (size_t i = 0; i < ARRAY_LEN(times); i++) {
 		rc = decode_with_raw("created_at", times[i].raw, times[i].len, &rec);
 		if (rc != ATOLOG_OK || rec->created_at != times[i].want)
-			FAIL("created_at case %zu: rc %d, %" PRId64 ", want %" PRId64, i, rc,
+			CHECK_FAILF("created_at case %zu: rc %d, %" PRId64 ", want %" PRId64, i, rc,
 			     rc == ATOLOG_OK ? rec->created_at : 0, times[i].want);
 		atolog_interaction_free(rec);
 	}
 	for (size_t i = 0; i < ARRAY_LEN(bad_times); i++) {
 		rc = decode_with_raw("created_at", bad_times[i], 9, &rec);
 		if (rc != ATOLOG_CORRUPT)
-			FAIL("created_at bad case %zu decodes with %d", i, rc);
+			CHECK_FAILF("created_at bad case %zu decodes with %d", i, rc);
 		if (rc == ATOLOG_OK)
 			atolog_interaction_free(rec);
 	}
@@ -2557,7 +2547,7 @@ static void test_record_decode_rules(void)
 		CHECK_STR(rec->memories_used[0], "a");
 		CHECK_STR(rec->memories_used[1], "");
 	} else {
-		FAIL("memories_used as array16 with str8: rc %d", rc);
+		CHECK_FAILF("memories_used as array16 with str8: rc %d", rc);
 	}
 	atolog_interaction_free(rec);
 	rc = decode_with_raw("context_pack",
@@ -2629,18 +2619,18 @@ static void test_record_decode_rules(void)
 	/* Names become index keys: at most 256 bytes and no 0x00. */
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		if (decode_name(names[i], ATOLOG_NAME_MAX_BYTES, SIZE_MAX) != ATOLOG_OK)
-			FAIL("%s of %u bytes refused on decode", names[i],
+			CHECK_FAILF("%s of %u bytes refused on decode", names[i],
 			     ATOLOG_NAME_MAX_BYTES);
 		if (decode_name(names[i], ATOLOG_NAME_MAX_BYTES + 1, SIZE_MAX) !=
 		    ATOLOG_CORRUPT)
-			FAIL("%s of %u bytes accepted on decode", names[i],
+			CHECK_FAILF("%s of %u bytes accepted on decode", names[i],
 			     ATOLOG_NAME_MAX_BYTES + 1);
 		if (decode_name(names[i], 400, SIZE_MAX) != ATOLOG_CORRUPT)
-			FAIL("%s of 400 bytes accepted on decode", names[i]);
+			CHECK_FAILF("%s of 400 bytes accepted on decode", names[i]);
 		if (decode_name(names[i], 5, 2) != ATOLOG_CORRUPT)
-			FAIL("%s with a 0x00 accepted on decode", names[i]);
+			CHECK_FAILF("%s with a 0x00 accepted on decode", names[i]);
 		if (decode_name(names[i], 1, 0) != ATOLOG_CORRUPT)
-			FAIL("%s \"\\0\" accepted on decode", names[i]);
+			CHECK_FAILF("%s \"\\0\" accepted on decode", names[i]);
 	}
 }
 
@@ -2672,7 +2662,7 @@ static void test_record_not_map(void)
 		int rc = decode_bytes(cases[i].bytes, cases[i].len, NULL);
 
 		if (rc != ATOLOG_CORRUPT)
-			FAIL("record_view_decode(%s) = %d, want CORRUPT", cases[i].what, rc);
+			CHECK_FAILF("record_view_decode(%s) = %d, want CORRUPT", cases[i].what, rc);
 	}
 
 	/* A valid record followed by anything is not one record. */
@@ -2709,14 +2699,14 @@ static void test_record_not_map(void)
 		msgpack_pack_int64(&pk, 1);
 		rc = decode_bytes(sb.data, sb.size, NULL);
 		if (rc != (depth <= ATOLOG_CONTEXT_MAX_DEPTH ? ATOLOG_OK : ATOLOG_CORRUPT))
-			FAIL("record with context depth %u decodes with %d", depth, rc);
+			CHECK_FAILF("record with context depth %u decodes with %d", depth, rc);
 	}
 	/* Every strict prefix of a record is corrupt. */
 	msgpack_sbuffer_clear(&sb);
 	pack_record(&sb, 0, NULL, NULL);
 	for (size_t cut = 0; cut < sb.size; cut++) {
 		if (decode_bytes(sb.data, cut, NULL) != ATOLOG_CORRUPT) {
-			FAIL("record cut to %zu of %zu bytes is not CORRUPT", cut, sb.size);
+			CHECK_FAILF("record cut to %zu of %zu bytes is not CORRUPT", cut, sb.size);
 			break;
 		}
 	}
@@ -2768,7 +2758,7 @@ static void test_record_fuzz(void)
 		if (check_rand_below(2) && len > 0)
 			buf[0] = (uint8_t)(0x80 | check_rand_below(16)); /* a fixmap */
 		if (!fuzz_one(buf, len)) {
-			FAIL("garbage %d (%zu bytes) gives neither OK nor CORRUPT", i, len);
+			CHECK_FAILF("garbage %d (%zu bytes) gives neither OK nor CORRUPT", i, len);
 			bad++;
 		}
 	}
@@ -2797,7 +2787,7 @@ static void test_record_fuzz(void)
 			decoded++;
 			atolog_interaction_free(rec);
 		} else if (rc != ATOLOG_CORRUPT) {
-			FAIL("mutation %d at %zu gives %d", i, pos, rc);
+			CHECK_FAILF("mutation %d at %zu gives %d", i, pos, rc);
 			bad++;
 		}
 	}
@@ -2877,12 +2867,12 @@ static void test_frame_bitflips(void)
 		len = header_ok && h.payload_len <= LEN ? h.payload_len : LEN;
 		sum_ok = frame_checksum_ok(frame, len);
 		if (header_ok && sum_ok) {
-			FAIL("flipping bit %zu of the frame goes unnoticed", bit);
+			CHECK_FAILF("flipping bit %zu of the frame goes unnoticed", bit);
 			missed++;
 		}
 		/* The checksum alone catches every flip at the true length. */
 		if (frame_checksum_ok(frame, LEN)) {
-			FAIL("checksum misses bit %zu", bit);
+			CHECK_FAILF("checksum misses bit %zu", bit);
 			missed++;
 		}
 		frame[bit / 8] ^= (uint8_t)(1u << bit % 8);
@@ -2907,24 +2897,24 @@ static void test_frame_header_rejects(void)
 
 		hdr[12] = (uint8_t)kind;
 		if (frame_header_read(hdr, &h) != want)
-			FAIL("frame_header_read with kind %u is %d", kind, !want);
+			CHECK_FAILF("frame_header_read with kind %u is %d", kind, !want);
 	}
 	hdr[12] = FRAME_KIND_RECORD;
 	for (unsigned b = 0; b < 8; b++) {
 		hdr[13] = (uint8_t)(1u << b);
 		/* Only SYNC_START (bit 0) has a meaning in format 1. */
 		if (frame_header_read(hdr, &h) != (b == 0))
-			FAIL("flags bit %u %s", b, b == 0 ? "refused" : "accepted");
+			CHECK_FAILF("flags bit %u %s", b, b == 0 ? "refused" : "accepted");
 		if (b == 0)
 			CHECK_INT(h.flags, FRAME_FLAG_SYNC_START);
 		hdr[13] = 0;
 		hdr[14] = (uint8_t)(1u << b);
 		if (frame_header_read(hdr, &h))
-			FAIL("reserved bit %u accepted", b);
+			CHECK_FAILF("reserved bit %u accepted", b);
 		hdr[14] = 0;
 		hdr[15] = (uint8_t)(1u << b);
 		if (frame_header_read(hdr, &h))
-			FAIL("reserved bit %u accepted", b + 8);
+			CHECK_FAILF("reserved bit %u accepted", b + 8);
 		hdr[15] = 0;
 	}
 	CHECK(frame_header_read(hdr, &h));
@@ -2945,10 +2935,10 @@ static void test_frame_header_rejects(void)
 	for (size_t i = 0; i < FRAME_HEADER_SIZE; i++) {
 		zero[i] = 1;
 		if (frame_header_is_zero(zero))
-			FAIL("header with byte %zu set counts as zero", i);
+			CHECK_FAILF("header with byte %zu set counts as zero", i);
 		zero[i] = 0x80;
 		if (frame_header_is_zero(zero))
-			FAIL("header with byte %zu = 0x80 counts as zero", i);
+			CHECK_FAILF("header with byte %zu = 0x80 counts as zero", i);
 		zero[i] = 0;
 	}
 }
@@ -2998,7 +2988,7 @@ static void test_segment_header(void)
 		copy[i] ^= (uint8_t)(1u << (i % 8));
 		rc = segment_header_read(copy, &got);
 		if (rc != ATOLOG_CORRUPT)
-			FAIL("segment header with byte %zu flipped reads as %d", i, rc);
+			CHECK_FAILF("segment header with byte %zu flipped reads as %d", i, rc);
 	}
 	/* A newer major, honestly checksummed. */
 	memcpy(copy, buf, sizeof(buf));
@@ -3177,7 +3167,7 @@ static void test_registry(void)
 		int rc = registry_of(bad[i].bytes, bad[i].len, &view);
 
 		if (rc != ATOLOG_CORRUPT)
-			FAIL("registry_decode(%s) = %d, want CORRUPT", bad[i].what, rc);
+			CHECK_FAILF("registry_decode(%s) = %d, want CORRUPT", bad[i].what, rc);
 		registry_view_free(&view);
 	}
 
@@ -3215,7 +3205,7 @@ static void test_registry(void)
 		registry_view_free(&view);
 		free(m);
 		if (rc != ATOLOG_OK && rc != ATOLOG_CORRUPT && rc != ATOLOG_VERSION) {
-			FAIL("registry mutation %d gives %d", i, rc);
+			CHECK_FAILF("registry mutation %d gives %d", i, rc);
 			break;
 		}
 	}
@@ -3239,16 +3229,16 @@ static void expect_json_error(const char *json, int want, const char *text)
 	int rc = from_json(json, &rec);
 
 	if (rc != want) {
-		FAIL("from_json(%s) = %d (%s), want %d: %s", json, rc,
+		CHECK_FAILF("from_json(%s) = %d (%s), want %d: %s", json, rc,
 		     atolog_strerror(rc), want, atolog_errmsg(NULL));
 	} else if (!strstr(atolog_errmsg(NULL), text)) {
-		FAIL("from_json(%s): message \"%s\" lacks \"%s\"", json,
+		CHECK_FAILF("from_json(%s): message \"%s\" lacks \"%s\"", json,
 		     atolog_errmsg(NULL), text);
 	}
 	if (rc == ATOLOG_OK)
 		atolog_interaction_free(rec);
 	else if (rec)
-		FAIL("from_json(%s) wrote *out on failure", json);
+		CHECK_FAILF("from_json(%s) wrote *out on failure", json);
 }
 
 static void test_from_json_full(void)
@@ -3621,7 +3611,7 @@ static void expect_element(size_t i, const char *element,
 		CHECK(seen->items[i] == NULL);
 		if (!strstr(seen->whys[i], is_object ? atolog_errmsg(NULL)
 						     : "must be a JSON object"))
-			FAIL("element %zu (%s): why \"%s\", alone \"%s\"", i,
+			CHECK_FAILF("element %zu (%s): why \"%s\", alone \"%s\"", i,
 			     element, seen->whys[i], atolog_errmsg(NULL));
 	}
 	atolog_interaction_free(want);
@@ -3676,7 +3666,7 @@ static void test_json_array_refused(void)
 			cases[i].doc, strlen(cases[i].doc), array_collect, &seen);
 
 		if (rc != ATOLOG_INVALID || !strstr(atolog_errmsg(NULL), cases[i].why))
-			FAIL("array %s: %d \"%s\", want INVALID \"%s\"", cases[i].doc,
+			CHECK_FAILF("array %s: %d \"%s\", want INVALID \"%s\"", cases[i].doc,
 			     rc, atolog_errmsg(NULL), cases[i].why);
 		CHECK_INT(seen.n, cases[i].before);
 		array_seen_free(&seen);
@@ -3832,14 +3822,14 @@ static void test_context_doubles(void)
 		snprintf(json, sizeof(json), "{\"prompt\":\"p\",\"context_pack\":{\"x\":%s}}",
 			 in_text);
 		if (from_json(json, &rec) != ATOLOG_OK) {
-			FAIL("%s: %s", json, atolog_errmsg(NULL));
+			CHECK_FAILF("%s: %s", json, atolog_errmsg(NULL));
 			continue;
 		}
 		x = strstr(rec->context_pack, "\"x\":");
 		CHECK(x != NULL);
 		if (x && (strncmp(x + 4, want, strlen(want)) != 0 ||
 			  x[4 + strlen(want)] != '}'))
-			FAIL("%s (%a): context_pack %s, want x = %s", in_text, v,
+			CHECK_FAILF("%s (%a): context_pack %s, want x = %s", in_text, v,
 			     rec->context_pack, want);
 		free(out);
 		atolog_interaction_free(rec);

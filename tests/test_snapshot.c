@@ -26,14 +26,6 @@
 #define SMALL_SEGMENT 8192
 #define SESSION "seq"
 
-#define FAIL_MSG(...)                                                        \
-	do {                                                                 \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);              \
-		fprintf(stderr, __VA_ARGS__);                                \
-		fputc('\n', stderr);                                         \
-		check_failures++;                                            \
-	} while (0)
-
 /* What a child found, sent back whole. */
 struct probe {
 	int rc;
@@ -127,11 +119,11 @@ static long check_snapshot(const char *snap, uint64_t records)
 	struct probe v = run_probe(PROBE_VERIFY, snap, NULL);
 
 	if (v.rc != ATOLOG_OK)
-		FAIL_MSG("snapshot %s does not verify: %s", snap, v.msg);
+		CHECK_FAILF("snapshot %s does not verify: %s", snap, v.msg);
 	CHECK_INT(v.verify.records, records);
 	CHECK_INT(v.verify.unindexed_frames, 0);
 	if (v.replayed < 0)
-		FAIL_MSG("snapshot %s is not a prefix of the sequence", snap);
+		CHECK_FAILF("snapshot %s is not a prefix of the sequence", snap);
 	else
 		CHECK_INT(v.replayed, records);
 	return v.replayed;
@@ -159,7 +151,7 @@ static void test_during_ingest(const char *dir)
 		snap = check_path(dir, name);
 		p = run_probe(PROBE_SNAPSHOT, dir, snap);
 		if (p.rc != ATOLOG_OK) {
-			FAIL_MSG("snapshot %d: %s", i, p.msg);
+			CHECK_FAILF("snapshot %d: %s", i, p.msg);
 		} else {
 			long n = check_snapshot(snap, p.info.records);
 
@@ -366,7 +358,7 @@ static void test_cleanup_rounds(const char *root)
 	const char *cli = getenv("ATOLOG_CLI");
 
 	if (!cli) {
-		FAIL_MSG("ATOLOG_CLI is not set");
+		CHECK_FAILF("ATOLOG_CLI is not set");
 		return;
 	}
 	for (int round = 0; round < 12; round++) {
@@ -398,7 +390,7 @@ static void test_cleanup_rounds(const char *root)
 
 			snprintf(want, sizeof(want), "\"name\":\"%.31s\",", f[i].name);
 			if (!strstr(out, want))
-				FAIL_MSG("round %d: %s not listed", round, f[i].name);
+				CHECK_FAILF("round %d: %s not listed", round, f[i].name);
 			snprintf(want, sizeof(want), "\"%.31s\",\"created_at\":\"", f[i].name);
 			{
 				const char *at = strstr(out, want);
@@ -406,7 +398,7 @@ static void test_cleanup_rounds(const char *root)
 
 				if (!action || strncmp(action + 10, f[i].keep ? "keep" : "delete",
 						       f[i].keep ? 4 : 6) != 0)
-					FAIL_MSG("round %d (%s): %s should %s", round, args,
+					CHECK_FAILF("round %d (%s): %s should %s", round, args,
 						 f[i].name, f[i].keep ? "be kept" : "go");
 			}
 			CHECK(exists_in(dir, f[i].name));
@@ -418,7 +410,7 @@ static void test_cleanup_rounds(const char *root)
 		free(cleanup(cli, dir, args));
 		for (size_t i = 0; i < n; i++) {
 			if (exists_in(dir, f[i].name) != f[i].keep)
-				FAIL_MSG("round %d: after --apply %s %s", round, f[i].name,
+				CHECK_FAILF("round %d: after --apply %s %s", round, f[i].name,
 					 f[i].keep ? "is gone" : "is still there");
 		}
 		CHECK(exists_in(dir, "half.tmp-7"));
@@ -430,10 +422,7 @@ static void test_cleanup_rounds(const char *root)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*run)(const char *dir);
-	} tests[] = {
+	static const struct check_case tests[] = {
 		{ "during_ingest", test_during_ingest },
 		{ "restore_round_trip", test_restore_round_trip },
 		{ "restore_refuses_live", test_restore_refuses_live },
@@ -441,12 +430,5 @@ int main(void)
 	};
 
 	check_rand_init("test_snapshot");
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		char *dir = check_tmpdir(tests[i].name);
-
-		fprintf(stderr, "test_snapshot: %s\n", tests[i].name);
-		tests[i].run(dir);
-		check_tmpdir_remove(dir);
-	}
-	return check_report("test_snapshot");
+	return check_run_cases("test_snapshot", tests, sizeof(tests) / sizeof(tests[0]));
 }

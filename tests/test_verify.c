@@ -20,12 +20,6 @@
 #define N_RECORDS 300
 #define SMALL_SEGMENT 8192 /* several segments from a few hundred records */
 
-#define FAIL_MSG(m)                                                         \
-	do {                                                                 \
-		fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, (m));    \
-		check_failures++;                                            \
-	} while (0)
-
 static const char *cli_path;
 
 static void fill(const char *dir, int n, int offset)
@@ -113,7 +107,7 @@ static void test_flipped_byte(const char *dir)
 	CHECK_RC(verify_in_child(dir, &r), ATOLOG_CORRUPT, NULL);
 	CHECK(r.problems >= 1);
 	if (!strstr(r.first_problem, "segment 0000000000000002 offset"))
-		FAIL_MSG(r.first_problem);
+		CHECK_FAILF("%s", r.first_problem);
 	free(seg);
 }
 
@@ -162,7 +156,7 @@ static void test_index_damage(const char *root)
 		drop_first_entry(dir, cases[i].db);
 		CHECK_RC(verify_in_child(dir, &r), ATOLOG_CORRUPT, NULL);
 		if (!strstr(r.first_problem, cases[i].says))
-			FAIL_MSG(r.first_problem);
+			CHECK_FAILF("%s", r.first_problem);
 		/* A dropped by_id row also orphans the secondary entries. */
 		if (strcmp(cases[i].db, "by_id") == 0)
 			CHECK(r.problems >= 5);
@@ -189,7 +183,7 @@ static void test_live_store(const char *dir)
 		int rc = verify_in_child(dir, &r);
 
 		if (rc != ATOLOG_OK)
-			FAIL_MSG(r.first_problem);
+			CHECK_FAILF("%s", r.first_problem);
 		CHECK(r.records >= N_RECORDS);
 		CHECK_INT(r.index_entries, r.records);
 	}
@@ -209,7 +203,7 @@ static void test_cli(const char *dir)
 	snprintf(cmd, sizeof(cmd), "%s --data %s verify 2>/dev/null", cli_path, dir);
 	p = popen(cmd, "r");
 	if (!p || !fgets(out, sizeof(out), p))
-		FAIL_MSG("atolog verify printed nothing");
+		CHECK_FAILF("%s", "atolog verify printed nothing");
 	status = p ? pclose(p) : -1;
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(strstr(out, "\"records\":50,") != NULL);
@@ -217,7 +211,7 @@ static void test_cli(const char *dir)
 	check_flip_byte(seg, 100);
 	p = popen(cmd, "r");
 	if (!p || !fgets(out, sizeof(out), p))
-		FAIL_MSG("atolog verify printed nothing");
+		CHECK_FAILF("%s", "atolog verify printed nothing");
 	status = p ? pclose(p) : -1;
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	CHECK(strstr(out, "\"first_problem\":\"segment 0000000000000001 offset") != NULL);
@@ -226,10 +220,7 @@ static void test_cli(const char *dir)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*run)(const char *dir);
-	} tests[] = {
+	static const struct check_case tests[] = {
 		{ "sound_store", test_sound_store },
 		{ "flipped_byte", test_flipped_byte },
 		{ "index_damage", test_index_damage },
@@ -243,12 +234,5 @@ int main(void)
 		return 2;
 	}
 	check_rand_init("test_verify");
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		char *dir = check_tmpdir(tests[i].name);
-
-		fprintf(stderr, "test_verify: %s\n", tests[i].name);
-		tests[i].run(dir);
-		check_tmpdir_remove(dir);
-	}
-	return check_report("test_verify");
+	return check_run_cases("test_verify", tests, sizeof(tests) / sizeof(tests[0]));
 }
