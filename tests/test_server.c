@@ -290,6 +290,19 @@ static const char *jstr(const json_t *o, const char *key)
 	return s ? s : "";
 }
 
+static const char good_body[] = "{\"prompt\":\"fine\",\"session_id\":\"e\"}";
+
+/* POSTs good_body, which must be stored (201). */
+static void post_good(const struct server *srv)
+{
+	char url[1024];
+	struct http r;
+
+	url_of(url, srv, "/interactions");
+	CHECK_INT(http(&r, "POST", url, "application/json", good_body, NULL), 201);
+	http_free(&r);
+}
+
 /* The status must be want and the body {"error": "...text..."}. */
 static void check_error(int line, const struct http *r, long want, const char *text)
 {
@@ -730,8 +743,6 @@ static void test_capture_and_query(const char *dir)
  * Every refusal, and that it changed nothing.
  */
 
-static const char good_body[] = "{\"prompt\":\"fine\",\"session_id\":\"e\"}";
-
 #define DEEP10 "[[[[[[[[[["
 #define UNDEEP10 "]]]]]]]]]]"
 #define DEEP50 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10
@@ -964,9 +975,7 @@ static void test_refusals(const char *dir)
 		return;
 	}
 	url_of(url, &srv, "/interactions");
-	http(&r, "POST", url, "application/json", good_body, NULL);
-	CHECK_INT(r.status, 201);
-	http_free(&r);
+	post_good(&srv);
 	before = health_records(&srv);
 	check_refusals(&srv);
 	check_length_required(&srv);
@@ -1112,9 +1121,7 @@ static void test_disk_full(const char *dir)
 		return;
 	}
 	url_of(url, &srv, "/interactions");
-	http(&r, "POST", url, "application/json", good_body, NULL);
-	CHECK_INT(r.status, 201);
-	http_free(&r);
+	post_good(&srv);
 	before = health_records(&srv);
 	/* Every write past byte 1 of any file now fails with EFBIG. */
 	if (set_fsize(srv.pid, 1)) {
@@ -1158,8 +1165,6 @@ static void test_stalled_clients(const char *dir)
 	enum { N_STALLED = 40 };
 	int fds[N_STALLED];
 	struct server srv;
-	char url[1024];
-	struct http r;
 	bool closed;
 	time_t start;
 
@@ -1179,10 +1184,7 @@ static void test_stalled_clients(const char *dir)
 					 "Content-Length: 100\r\n\r\n{\"prompt\"");
 	}
 	/* With 2 threads and 40 stalled connections, others are served. */
-	url_of(url, &srv, "/interactions");
-	http(&r, "POST", url, "application/json", good_body, NULL);
-	CHECK_INT(r.status, 201);
-	http_free(&r);
+	post_good(&srv);
 	/* One that trickles a byte now and then never goes idle: cut once its
 	 * body is SERVE_UPLOAD_TIMEOUTS timeouts late. */
 	{
