@@ -108,8 +108,10 @@ static enum MHD_Result post_interaction(struct request *req,
 	if (c) {
 		note_write(srv, c->rc);
 		if (c->rc != ATOLOG_OK) {
-			atomic_fetch_add(c->rc == ATOLOG_EXISTS ? &srv->metrics.ingest_refused
-								: &srv->metrics.ingest_failed, 1);
+			bool refused = reply_status_of(c->rc) != MHD_HTTP_SERVICE_UNAVAILABLE;
+
+			atomic_fetch_add(refused ? &srv->metrics.ingest_refused
+						 : &srv->metrics.ingest_failed, 1);
 			return reply_error(req, conn, reply_status_of(c->rc), "record: %s",
 					   c->msg);
 		}
@@ -121,9 +123,9 @@ static enum MHD_Result post_interaction(struct request *req,
 		return MHD_NO;
 	req->work_state = c;
 	req->work_free = capture_free;
+	/* The record call checks the rest (blank prompt, limits) itself and
+	 * writes nothing on a refusal: no separate validate pass. */
 	rc = atolog_interaction_from_json(body_of(req), req->len, &c->in);
-	if (rc == ATOLOG_OK)
-		rc = atolog_interaction_validate(c->in);
 	if (rc != ATOLOG_OK) {
 		atomic_fetch_add(&srv->metrics.ingest_refused, 1);
 		r = reply_error(req, conn, reply_status_of(rc), "%s", atolog_errmsg(NULL));
