@@ -10,6 +10,7 @@
  * The CLI must say it in one JSON line and exit 0 or 3.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <lmdb.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -164,6 +165,37 @@ static void test_index_damage(const char *root)
 	}
 }
 
+static void *live_thread(void *arg)
+{
+	atolog_store *s = arg;
+
+	for (long i = 0;; i++) {
+		char prompt[32];
+		atolog_interaction in = { .prompt = prompt, .session_id = "live" };
+
+		snprintf(prompt, sizeof(prompt), "live %ld", i);
+		if (atolog_interaction_record(s, &in, NULL) != ATOLOG_OK)
+			return NULL;
+	}
+}
+
+/* Four threads appending in batch mode, default segments, until killed:
+ * the tail keeps moving between a verify's reads. */
+static void live_writer(const char *dir)
+{
+	atolog_options opts = { .sync = ATOLOG_SYNC_BATCH };
+	pthread_t t[4];
+	atolog_store *s;
+
+	alarm(120);
+	if (atolog_store_open(dir, &opts, &s) != ATOLOG_OK)
+		_exit(1);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, live_thread, s);
+	pthread_join(t[0], NULL);
+	_exit(0);
+}
+
 /* A writer in another process appends while verifies run beside it. */
 static void test_live_store(const char *dir)
 {
@@ -172,13 +204,10 @@ static void test_live_store(const char *dir)
 
 	fill(dir, N_RECORDS, 0);
 	writer = fork();
-	if (writer == 0) {
-		alarm(60);
-		fill(dir, 1000000, N_RECORDS); /* until killed */
-		_exit(0);
-	}
+	if (writer == 0)
+		live_writer(dir);
 	usleep(100 * 1000);
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 20; i++) {
 		atolog_verify_report r;
 		int rc = verify_in_child(dir, &r);
 
