@@ -25,6 +25,11 @@ KEEP_LAST=${KEEP_LAST:-7}
 mkdir -p "$BACKUP_DIR"
 name=$(date -u +%Y%m%dT%H%M%SZ)
 "$ATOLOG" --data "$ATOLOG_DATA" snapshot create "$BACKUP_DIR/$name"
-"$ATOLOG" snapshot verify "$BACKUP_DIR/$name" >/dev/null
+if ! "$ATOLOG" snapshot verify "$BACKUP_DIR/$name" >/dev/null; then
+	# Kept for a look, under a name retention never counts as a snapshot.
+	mv "$BACKUP_DIR/$name" "$BACKUP_DIR/.failed-$name"
+	echo "cron-backup: $name failed verify; kept as .failed-$name" >&2
+	exit 3
+fi
 "$ATOLOG" snapshot cleanup "$BACKUP_DIR" --keep-last "$KEEP_LAST" \
 	--keep-daily "$KEEP_DAILY" --keep-weekly "$KEEP_WEEKLY" --apply

@@ -240,13 +240,22 @@ static int write_manifest(struct snapshot *sn)
 	return rc;
 }
 
+/* A name for the work directory of dest no other call uses: the pid, and
+ * the clock, for two calls of one process. */
+static void tmp_name(char *out, size_t size, const char *dest)
+{
+	snprintf(out, size, "%s.tmp-%ld-%" PRIx64, dest, (long)getpid(),
+		 (uint64_t)time_now_us());
+}
+
 /* A store's skeleton: dir, dir/segments, dir/index. */
 static int make_dirs(const char *dir)
 {
 	char path[PATH_MAX];
 
 	if (mkdir(dir, 0755) != 0)
-		return err_errno(errno, "snapshot: creating %s", dir);
+		return errno == EEXIST ? err_set(ATOLOG_EXISTS, "snapshot: %s exists", dir)
+				       : err_errno(errno, "snapshot: creating %s", dir);
 	snprintf(path, sizeof(path), "%s/segments", dir);
 	if (mkdir(path, 0755) != 0)
 		return err_errno(errno, "snapshot: creating %s", path);
@@ -256,10 +265,11 @@ static int make_dirs(const char *dir)
 	return 0;
 }
 
-/* Syncs the skeleton's directories, then renames tmp into place. */
-static int publish(const char *tmp, const char *dest)
+/* Syncs the skeleton's subdirectories (before the manifest names them
+ * complete). */
+static int sync_skeleton(const char *tmp)
 {
-	char path[PATH_MAX], *slash;
+	char path[PATH_MAX];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/segments", tmp);
@@ -267,10 +277,20 @@ static int publish(const char *tmp, const char *dest)
 	snprintf(path, sizeof(path), "%s/index", tmp);
 	if (rc == 0)
 		rc = fsync_path(path, O_RDONLY | O_DIRECTORY);
-	if (rc == 0)
-		rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
-	if (rc == 0 && rename(tmp, dest) != 0)
-		rc = err_errno(errno, "snapshot: renaming %s to %s", tmp, dest);
+	return rc;
+}
+
+/* Syncs tmp, then renames it into place, never over anything: a store or
+ * snapshot that appeared at dest meanwhile is left alone. */
+static int publish(const char *tmp, const char *dest)
+{
+	char path[PATH_MAX], *slash;
+	int rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+
+	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0)
+		rc = errno == EEXIST ? err_set(ATOLOG_EXISTS, "%s appeared meanwhile; "
+					       "left alone", dest)
+				     : err_errno(errno, "snapshot: renaming %s to %s", tmp, dest);
 	if (rc != 0)
 		return rc;
 	snprintf(path, sizeof(path), "%s", dest);
@@ -300,16 +320,19 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 		return err_set(ATOLOG_INVALID, "snapshot: a destination path is needed");
 	if (lstat(dest, &st) == 0)
 		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
-	snprintf(sn.tmp, sizeof(sn.tmp), "%s.tmp-%ld", dest, (long)getpid());
+	tmp_name(sn.tmp, sizeof(sn.tmp), dest);
 	rc = make_dirs(sn.tmp);
-	if (rc == 0)
-		rc = take_index(&sn);
+	if (rc != 0)
+		return rc; /* nothing of ours to remove */
+	rc = take_index(&sn);
 	if (rc == 0) {
 		info.records = sn.state.n_records;
 		info.last_seq = sn.state.last_seq;
 		sn.copier.total = segments_total(s, &sn.state);
 		rc = take_segments(&sn);
 	}
+	if (rc == 0)
+		rc = sync_skeleton(sn.tmp);
 	if (rc == 0)
 		rc = write_manifest(&sn);
 	if (rc == 0)
@@ -327,23 +350,27 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
  * Restore: a snapshot back into a store directory.
  */
 
-/* Refuses a directory a writer holds (its LOCK is flock'ed). */
-static int check_not_live(const char *dir)
+/* Takes dir's LOCK (exclusive, not waiting) when there is one, so that no
+ * writer can open dir while it is moved aside; *fd is -1 when dir has no
+ * LOCK. Any failure but "no LOCK" refuses. */
+static int lock_destination(const char *dir, int *fd)
 {
 	char path[PATH_MAX];
-	int fd, rc = ATOLOG_OK;
 
+	*fd = -1;
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_LOCK_FILE);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? ATOLOG_OK
+				       : err_errno(errno, "restore: opening %s", path);
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
 		return ATOLOG_OK;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-		rc = errno == EWOULDBLOCK
-			     ? err_set(ATOLOG_LOCKED, "restore: %s is a live store (a writer "
-				       "holds it): stop it first", dir)
-			     : err_errno(errno, "restore: locking %s", path);
-	close(fd);
-	return rc;
+	close(*fd);
+	*fd = -1;
+	return errno == EWOULDBLOCK
+		       ? err_set(ATOLOG_LOCKED, "restore: %s is a live store (a writer "
+				 "holds it): stop it first", dir)
+		       : err_errno(errno, "restore: locking %s", path);
 }
 
 static bool dir_is_empty(const char *dir)
@@ -360,27 +387,26 @@ static bool dir_is_empty(const char *dir)
 	return empty;
 }
 
-/* What is at dir now: nothing, or (with REPLACE) moved aside, kept. */
-static int clear_destination(const char *dir, unsigned flags)
+/* Makes room at dir for the restored store: nothing there, an empty
+ * directory (removed), or with REPLACE a store moved to *aside (kept).
+ * The caller holds dir's LOCK (lock_destination). */
+static int clear_destination(const char *dir, unsigned flags, char *aside, size_t size)
 {
-	char aside[PATH_MAX];
 	struct stat st;
-	int rc;
 
+	aside[0] = '\0';
 	if (lstat(dir, &st) != 0)
 		return ATOLOG_OK;
-	rc = check_not_live(dir);
-	if (rc != ATOLOG_OK)
-		return rc;
 	if (dir_is_empty(dir))
 		return rmdir(dir) == 0 ? ATOLOG_OK : err_errno(errno, "restore: %s", dir);
 	if (!(flags & ATOLOG_RESTORE_REPLACE))
 		return err_set(ATOLOG_EXISTS, "restore: %s is not empty; refusing to "
 			       "overwrite it (replace it on purpose: --force)", dir);
-	snprintf(aside, sizeof(aside), "%s.replaced-%" PRId64, dir,
-		 time_now_us() / TIME_US_PER_SEC);
-	if (rename(dir, aside) != 0)
+	snprintf(aside, size, "%s.replaced-%" PRId64, dir, time_now_us() / TIME_US_PER_SEC);
+	if (rename(dir, aside) != 0) {
+		aside[0] = '\0';
 		return err_errno(errno, "restore: moving %s aside", dir);
+	}
 	return ATOLOG_OK;
 }
 
@@ -417,6 +443,26 @@ static int restore_files(struct copier *c, const char *snap, const char *tmp)
 	return rc;
 }
 
+/* Puts the built tmp at dir, moving what is there aside first; if that
+ * fails after the move, the old store goes back. */
+static int restore_publish(const char *tmp, const char *dir, unsigned flags)
+{
+	char aside[PATH_MAX];
+	int lock_fd, rc = lock_destination(dir, &lock_fd);
+
+	if (rc == ATOLOG_OK)
+		rc = clear_destination(dir, flags, aside, sizeof(aside));
+	if (rc == ATOLOG_OK) {
+		rc = publish(tmp, dir);
+		if (rc != ATOLOG_OK && aside[0] && rename(aside, dir) != 0)
+			rc = err_errno(errno, "restore: failed, and moving %s back to "
+				       "%s failed too", aside, dir);
+	}
+	if (lock_fd >= 0)
+		close(lock_fd); /* held until the old store is out of the way */
+	return rc;
+}
+
 int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flags,
 			    atolog_progress_fn progress, void *ctx)
 {
@@ -426,21 +472,25 @@ int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flag
 	int rc;
 
 	err_begin(NULL);
-	if (!snapshot || !dir || !*dir || strlen(dir) > SNAPSHOT_TMP_MAX - 32)
+	if (!snapshot || !dir || !*dir || strlen(dir) > SNAPSHOT_TMP_MAX - 64 ||
+	    strlen(snapshot) > SNAPSHOT_TMP_MAX)
 		return err_set(ATOLOG_INVALID, "restore: a snapshot and a directory are needed");
 	snprintf(path, sizeof(path), "%s/" ATOLOG_SNAPSHOT_MANIFEST, snapshot);
-	if (stat(path, &st) != 0)
+	if (strstr(snapshot, ".tmp-") || stat(path, &st) != 0)
 		return err_set(ATOLOG_NOTFOUND, "restore: %s is not a finished snapshot "
-			       "(no %s)", snapshot, ATOLOG_SNAPSHOT_MANIFEST);
-	rc = clear_destination(dir, flags);
-	if (rc != ATOLOG_OK)
-		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", dir, (long)getpid());
+			       "(no %s, or a .tmp- name)", snapshot,
+			       ATOLOG_SNAPSHOT_MANIFEST);
+	/* Everything is built first: a snapshot that cannot be read fails
+	 * here, with the destination untouched. */
+	tmp_name(tmp, sizeof(tmp), dir);
 	rc = make_dirs(tmp);
+	if (rc != 0)
+		return rc;
+	rc = restore_files(&c, snapshot, tmp);
 	if (rc == 0)
-		rc = restore_files(&c, snapshot, tmp);
+		rc = sync_skeleton(tmp);
 	if (rc == 0)
-		rc = publish(tmp, dir);
+		rc = restore_publish(tmp, dir, flags);
 	if (rc != 0)
 		remove_tree(tmp);
 	return rc;
@@ -450,19 +500,31 @@ int atolog_snapshot_delete(const char *snapshot)
 {
 	char path[PATH_MAX];
 	struct stat st;
+	int lock_fd, rc;
 
 	err_begin(NULL);
 	if (!snapshot || strlen(snapshot) > SNAPSHOT_TMP_MAX)
 		return err_set(ATOLOG_INVALID, "snapshot delete: a path is needed");
 	snprintf(path, sizeof(path), "%s/" ATOLOG_SNAPSHOT_MANIFEST, snapshot);
-	if (stat(path, &st) != 0)
+	/* A link is not followed: deleting through it would strip another
+	 * directory's manifest. */
+	if (lstat(snapshot, &st) != 0 || !S_ISDIR(st.st_mode) || stat(path, &st) != 0)
 		return err_set(ATOLOG_NOTFOUND, "snapshot delete: %s is not a finished "
-			       "snapshot (no %s); left alone", snapshot,
-			       ATOLOG_SNAPSHOT_MANIFEST);
-	/* The manifest first: a delete cut short leaves no half snapshot
-	 * that still looks finished. */
+			       "snapshot (no %s, or not a directory); left alone",
+			       snapshot, ATOLOG_SNAPSHOT_MANIFEST);
+	rc = lock_destination(snapshot, &lock_fd);
+	if (rc != ATOLOG_OK)
+		return rc; /* somebody serves it as a store */
+	/* The manifest first, synced: a delete cut short leaves no half
+	 * snapshot that still looks finished. */
 	if (unlink(path) != 0)
-		return err_errno(errno, "snapshot delete: %s", path);
+		rc = err_errno(errno, "snapshot delete: %s", path);
+	else
+		rc = fsync_path(snapshot, O_RDONLY | O_DIRECTORY);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (rc != ATOLOG_OK)
+		return rc;
 	if (nftw(snapshot, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		return err_errno(errno ? errno : EIO, "snapshot delete: removing %s", snapshot);
 	return ATOLOG_OK;

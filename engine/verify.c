@@ -119,7 +119,7 @@ static void verify_record(struct verify *v, const struct log_frame *f)
 	}
 	uuid_format(view.fields.id, id);
 	v->out->records++;
-	row = bsearch(&key, v->rows, v->n_rows, sizeof(*row), row_cmp);
+	row = v->n_rows ? bsearch(&key, v->rows, v->n_rows, sizeof(*row), row_cmp) : NULL;
 	if (!row)
 		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
 			       ": interaction %s is not in the index", f->segment,
@@ -270,7 +270,8 @@ static int verify_run(struct verify *v)
 		verify_problem(v, "index: %s", v->ic.first_problem);
 		v->out->problems += v->ic.problems - 1;
 	}
-	qsort(v->rows, v->n_rows, sizeof(*v->rows), row_cmp);
+	if (v->n_rows) /* qsort and bsearch want a real array */
+		qsort(v->rows, v->n_rows, sizeof(*v->rows), row_cmp);
 	rc = segment_list(v->store->segment_dir, &ids, &n);
 	if (rc != ATOLOG_OK)
 		return rc;

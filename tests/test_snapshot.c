@@ -197,6 +197,19 @@ static void test_restore_round_trip(const char *root)
 	CHECK_RC(atolog_snapshot_restore(snap, dst, ATOLOG_RESTORE_REPLACE, NULL, NULL),
 		 ATOLOG_OK, NULL);
 	CHECK_INT(check_snapshot(dst, 500), 500);
+	/* A snapshot that cannot be read: refused before dst is touched. */
+	{
+		char *broken = check_path(root, "broken"), *mdb;
+
+		CHECK_RC(run_probe(PROBE_SNAPSHOT, src, broken).rc, ATOLOG_OK, NULL);
+		mdb = check_path(broken, "index/data.mdb");
+		CHECK(unlink(mdb) == 0);
+		CHECK(atolog_snapshot_restore(broken, dst, ATOLOG_RESTORE_REPLACE, NULL,
+					      NULL) != ATOLOG_OK);
+		CHECK_INT(check_snapshot(dst, 500), 500);
+		free(mdb);
+		free(broken);
+	}
 	/* A half-made snapshot is not one. */
 	CHECK(mkdir(tmp, 0755) == 0);
 	CHECK_RC(atolog_snapshot_restore(tmp, dst, ATOLOG_RESTORE_REPLACE, NULL, NULL),
@@ -367,6 +380,7 @@ static void test_cleanup_rounds(const char *root)
 		size_t n = 1 + check_rand_below(40);
 		long last = (long)check_rand_below(4), daily = (long)check_rand_below(8),
 		     weekly = (long)check_rand_below(5);
+		unsigned omit = (unsigned)check_rand_below(8); /* flags left out */
 		int64_t base = INT64_C(1790000000);
 
 		snprintf(name, sizeof(name), "round%d", round);
@@ -380,9 +394,29 @@ static void test_cleanup_rounds(const char *root)
 		}
 		make_fake(dir, "half.tmp-7", base + 80 * 86400, true);
 		make_fake(dir, "not-a-snapshot", 0, false);
+		{
+			/* A link to a snapshot (a pin) is not one itself. */
+			char *link_path = check_path(dir, "pinned"), *target = check_path(dir, f[0].name);
+
+			CHECK(symlink(target, link_path) == 0);
+			free(link_path);
+			free(target);
+		}
+		/* Counts left out keep their defaults (7, 7, 4). */
+		if (omit & 1)
+			last = 7;
+		if (omit & 2)
+			daily = 7;
+		if (omit & 4)
+			weekly = 4;
 		model_retention(f, n, last, daily, weekly);
-		snprintf(args, sizeof(args), "--keep-last %ld --keep-daily %ld --keep-weekly %ld",
-			 last, daily, weekly);
+		args[0] = '\0';
+		if (!(omit & 1))
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), " --keep-last %ld", last);
+		if (!(omit & 2))
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), " --keep-daily %ld", daily);
+		if (!(omit & 4))
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), " --keep-weekly %ld", weekly);
 		/* Dry run: the verdicts, nothing removed. */
 		out = cleanup(cli, dir, args);
 		for (size_t i = 0; i < n; i++) {
@@ -415,6 +449,14 @@ static void test_cleanup_rounds(const char *root)
 		}
 		CHECK(exists_in(dir, "half.tmp-7"));
 		CHECK(exists_in(dir, "not-a-snapshot"));
+		/* Every survivor is still a whole snapshot. */
+		for (size_t i = 0; i < n; i++) {
+			char m[64];
+
+			snprintf(m, sizeof(m), "%.31s/%s", f[i].name, ATOLOG_SNAPSHOT_MANIFEST);
+			if (f[i].keep && !exists_in(dir, m))
+				CHECK_FAILF("round %d: %s lost its manifest", round, f[i].name);
+		}
 		CHECK(exists_in(dir, f[0].name)); /* the newest, always */
 		free(dir);
 	}

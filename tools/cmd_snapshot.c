@@ -105,8 +105,10 @@ static int parse_cleanup(const struct command *cmd, int argc, char **argv,
 		{ "apply", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct retention_policy given = { 0 };
-	bool any = false;
+	/* Each count not given keeps its default (as over HTTP). */
+	struct retention_policy given = { RETENTION_KEEP_LAST_DEFAULT,
+					  RETENTION_KEEP_DAILY_DEFAULT,
+					  RETENTION_KEEP_WEEKLY_DEFAULT };
 	int c;
 
 	optind = 0;
@@ -119,7 +121,6 @@ static int parse_cleanup(const struct command *cmd, int argc, char **argv,
 		} else if (c == 'l' || c == 'd' || c == 'w') {
 			if (!cli_parse_long(optarg, 0, LONG_MAX, slot))
 				return cli_usage(cmd, "%s wants a count", argv[optind - 1]);
-			any = true;
 		} else {
 			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 		}
@@ -127,10 +128,7 @@ static int parse_cleanup(const struct command *cmd, int argc, char **argv,
 	if (optind != argc - 1)
 		return cli_usage(cmd, "snapshot cleanup takes one directory");
 	*dir = argv[optind];
-	*p = any ? given
-		 : (struct retention_policy){ RETENTION_KEEP_LAST_DEFAULT,
-					      RETENTION_KEEP_DAILY_DEFAULT,
-					      RETENTION_KEEP_WEEKLY_DEFAULT };
+	*p = given;
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +26,13 @@ bool snapshot_manifest_time(const char *dir, const char *name, int64_t *out)
 	bool ok = false;
 	FILE *f;
 
+	struct stat st;
+
 	if (name[0] == '.' || strstr(name, ".tmp-"))
+		return false;
+	/* Only real directories: a link may name another snapshot. */
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
 		return false;
 	snprintf(path, sizeof(path), "%s/%s/%s", dir, name, ATOLOG_SNAPSHOT_MANIFEST);
 	f = fopen(path, "r");
@@ -86,7 +93,7 @@ static int read_items(const char *dir, struct retention_plan *out)
 	DIR *d = opendir(dir);
 
 	if (!d)
-		return errno;
+		return errno == ENOENT ? 0 : errno; /* no backups yet: nothing */
 	while ((e = readdir(d)) != NULL) {
 		int64_t t;
 
@@ -123,7 +130,8 @@ int retention_plan(const char *dir, const struct retention_policy *policy,
 	rc = read_items(dir, out);
 	if (rc != 0)
 		return rc;
-	qsort(out->items, out->n, sizeof(*out->items), newest_first);
+	if (out->n) /* qsort wants a real array, even of nothing */
+		qsort(out->items, out->n, sizeof(*out->items), newest_first);
 	for (size_t i = 0; i < out->n && (long)i < policy->keep_last; i++)
 		out->items[i].reasons |= RETAIN_LAST;
 	keep_per_period(out, policy->keep_daily, false, RETAIN_DAILY);

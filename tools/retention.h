@@ -12,7 +12,9 @@
  *           weeks that have one;
  *   newest  the newest snapshot, always, whatever the numbers say.
  * A snapshot no rule keeps is deleted. Directories that are not finished
- * snapshots (no manifest, or a .tmp- name) are never touched.
+ * snapshots (no manifest, a .tmp- name, a symbolic link) are never
+ * touched, and neither is one a writer serves as a store. A directory that
+ * does not exist holds no snapshots.
  */
 #ifndef ATOLOG_RETENTION_H
 #define ATOLOG_RETENTION_H
