@@ -23,7 +23,8 @@
 
 #include "check.h"
 
-#define SMALL_SEGMENT 8192
+#define SMALL_SEGMENT 65536
+#define LIVE_RECORDS 20000 /* what the writer appends during the snapshots */
 #define SESSION "seq"
 
 /* What a child found, sent back whole. */
@@ -139,7 +140,8 @@ static void test_during_ingest(const char *dir)
 	writer = fork();
 	if (writer == 0) {
 		alarm(60);
-		write_sequence(dir, 200, 100000000);
+		write_sequence(dir, 200, LIVE_RECORDS);
+		pause(); /* until killed: the store stays as written */
 		_exit(0);
 	}
 	usleep(50 * 1000);
