@@ -240,6 +240,7 @@ struct segment_header {
 	uint64_t segment_id;
 	uint8_t store_id[UUID_SIZE];
 	int64_t created_at;
+	uint64_t compaction; /* 0, or the nonce of the compaction that wrote it */
 };
 
 void segment_header_write(uint8_t out[SEGMENT_HEADER_SIZE],
@@ -249,8 +250,10 @@ int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
 			struct segment_header *out);
 
 /* Encodes a seal frame's payload: {"last_seq": s}, the highest sequence
- * number in the segment. */
+ * number the store had given when the segment was sealed. */
 int seal_encode(uint64_t last_seq, msgpack_sbuffer *out);
+/* Reads it back (other keys are skipped); ATOLOG_CORRUPT without it. */
+int seal_decode(const void *payload, size_t len, uint64_t *last_seq);
 
 /* True when the checksum of the frame (header then len payload bytes,
  * contiguous) matches. */

@@ -89,7 +89,7 @@ bool frame_checksum_ok(const uint8_t *frame, uint32_t len)
  *       16    8  segment id  also the file name, in hex
  *       24   16  store id    the same in every segment of one store
  *       40    8  created_at  microseconds since 1970, UTC
- *       48    8  reserved    0
+ *       48    8  compaction  0, or the nonce of the compaction that wrote it
  *       56    8  checksum    XXH3-64 of bytes 0..56
  */
 void segment_header_write(uint8_t out[SEGMENT_HEADER_SIZE],
@@ -105,6 +105,7 @@ void segment_header_write(uint8_t out[SEGMENT_HEADER_SIZE],
 	put_le64(out + 16, h->segment_id);
 	memcpy(out + 24, h->store_id, UUID_SIZE);
 	put_le64(out + 40, (uint64_t)h->created_at);
+	put_le64(out + 48, h->compaction);
 	put_le64(out + 56, XXH3_64bits(out, 56));
 }
 
@@ -130,6 +131,7 @@ int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
 	out->segment_id = get_le64(in + 16);
 	memcpy(out->store_id, in + 24, UUID_SIZE);
 	out->created_at = (int64_t)get_le64(in + 40);
+	out->compaction = get_le64(in + 48);
 	return ATOLOG_OK;
 }
 
@@ -143,4 +145,32 @@ int seal_encode(uint64_t last_seq, msgpack_sbuffer *out)
 	    msgpack_pack_uint64(&pk, last_seq))
 		return err_set(ENOMEM, "encoding a seal frame");
 	return ATOLOG_OK;
+}
+
+int seal_decode(const void *payload, size_t len, uint64_t *last_seq)
+{
+	msgpack_unpacked mp;
+	size_t off = 0;
+	bool found = false;
+
+	msgpack_unpacked_init(&mp);
+	if (mp_is_bounded(payload, len, 2) &&
+	    msgpack_unpack_next(&mp, payload, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    mp.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *map = &mp.data.via.map;
+
+		for (uint32_t i = 0; i < map->size; i++) {
+			const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
+
+			if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 8 &&
+			    memcmp(k->via.str.ptr, "last_seq", 8) == 0 &&
+			    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+				*last_seq = v->via.u64;
+				found = true;
+			}
+		}
+	}
+	msgpack_unpacked_destroy(&mp);
+	return found ? ATOLOG_OK
+		     : err_set(ATOLOG_CORRUPT, "seal frame lacks last_seq");
 }

@@ -147,6 +147,13 @@ static void fail_for_good_locked(struct writer *w, int rc, const char *msg)
 	snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", msg);
 }
 
+void writer_fail(atolog_store *s, int rc, const char *msg)
+{
+	pthread_mutex_lock(&s->w.lock);
+	fail_for_good_locked(&s->w, rc, msg);
+	pthread_mutex_unlock(&s->w.lock);
+}
+
 static void group_free(struct commit_group *g)
 {
 	free(g->items);
@@ -655,7 +662,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 
 static struct commit_req *queue_take_locked(struct writer *w)
 {
-	struct commit_req *reqs = w->paused ? NULL : w->queue_head;
+	struct commit_req *reqs = w->paused || w->exclusive ? NULL : w->queue_head;
 
 	if (reqs) {
 		w->queue_head = w->queue_tail = NULL;
@@ -719,7 +726,7 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 		pthread_mutex_lock(&w->lock);
 	}
 	w->leading = false;
-	if (w->queue_head && !w->paused)
+	if (w->queue_head && !w->paused && !w->exclusive)
 		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
 	leader_wake_locked(w, &ld);
 	pthread_cond_broadcast(&w->idle);
@@ -801,7 +808,7 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 	cond_init_monotonic(&req->wake);
 	queue_put_locked(w, req);
 	while (!req->done) {
-		if (!w->leading && !w->paused && w->queue_head)
+		if (!w->leading && !w->paused && !w->exclusive && w->queue_head)
 			leader_run(s, req);
 		else
 			pthread_cond_wait(&req->wake, &w->lock);
@@ -876,7 +883,7 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
  * machine crash no longer means a rebuild (store.c, the marker). */
 static void index_idle_flush(atolog_store *s)
 {
-	if (s->marker_present && store_marker_clear(s) != ATOLOG_OK)
+	if (store_marker_clear(s) != ATOLOG_OK)
 		err_clear(); /* the marker stays: the next open rebuilds */
 }
 
@@ -975,10 +982,9 @@ static int seal_frame(atolog_store *s, msgpack_sbuffer *sb)
 	return ATOLOG_OK;
 }
 
-int writer_roll(atolog_store *s)
+int writer_seal(atolog_store *s)
 {
 	struct writer *w = &s->w;
-	struct segment next;
 	msgpack_sbuffer sb;
 	int rc = seal_frame(s, &sb);
 
@@ -994,23 +1000,78 @@ int writer_roll(atolog_store *s)
 		else if (w->on_sync)
 			w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	}
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+void writer_adopt(atolog_store *s, const struct segment *next,
+		  const struct index_state *state)
+{
+	struct writer *w = &s->w;
+
+	close(w->active.fd);
+	w->active = *next;
+	segment_preallocate(&w->active, s->opts.segment_size);
+	w->sync_start_next = true;
+	if (state)
+		recent_set_last(&w->recent, state);
+	pthread_mutex_lock(&w->lock);
+	w->n_syncs++;
+	if (state)
+		w->state = *state;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int writer_roll(atolog_store *s)
+{
+	struct writer *w = &s->w;
+	struct segment next;
+	int rc = writer_seal(s);
+
 	if (rc == ATOLOG_OK) {
 		rc = segment_create(&w->io, s->segment_dir, w->active.id + 1,
 				    s->store_id, &next);
 		if (rc != ATOLOG_OK)
 			w->io_failed = true; /* sealed with no successor */
 	}
-	if (rc == ATOLOG_OK) {
-		close(w->active.fd);
-		w->active = next;
-		segment_preallocate(&w->active, s->opts.segment_size);
-		w->sync_start_next = true;
-		pthread_mutex_lock(&w->lock);
-		w->n_syncs++;
-		pthread_mutex_unlock(&w->lock);
-	}
-	msgpack_sbuffer_destroy(&sb);
+	if (rc == ATOLOG_OK)
+		writer_adopt(s, &next, NULL);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Taking the log for maintenance (compaction): nobody leads meanwhile, and
+ * the index holds everything published, so the caller may seal and swap
+ * segments and rewrite the state.
+ */
+
+int writer_exclusive_begin(atolog_store *s)
+{
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->exclusive)
+		pthread_cond_wait(&w->idle, &w->lock);
+	w->exclusive = true;
+	while (!w->failed_rc && !w->index_failed &&
+	       (w->leading || w->indexed < w->published)) {
+		index_nudge_locked(w, true);
+		pthread_cond_wait(&w->idle, &w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return writer_usable(s);
+}
+
+void writer_exclusive_end(atolog_store *s)
+{
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->lock);
+	w->exclusive = false;
+	if (w->queue_head && !w->paused)
+		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
+	pthread_cond_broadcast(&w->idle);
+	pthread_mutex_unlock(&w->lock);
 }
 
 /* ------------------------------------------------------------------------

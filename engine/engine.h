@@ -57,6 +57,10 @@
 #define INDEX_LINGER_US 1000        /* the index thread waits this long for
 				     * more items before a small transaction */
 #define INDEX_WAKE_ITEMS 1024       /* ... unless this many are waiting */
+#define READ_RELOCATE_MAX 4         /* a read follows a record this often
+				     * into a newer compacted segment */
+#define FDS_REFRESH_MS 100          /* readers look this often whether a
+				     * compaction ran (and close old fds) */
 
 /* ------------------------------------------------------------------------
  * I/O shim (engine/io.c): every write-side system call goes through here,
@@ -128,15 +132,24 @@ struct segment_fds {
 		uint64_t id;
 		int fd;
 		unsigned refs;
+		bool stale;  /* flushed while borrowed: closed when put back */
 		uint64_t last_use;
 	} slots[SEGMENT_FDS_MAX];
 	size_t n;
 	uint64_t clock;
+	uint64_t compactions;  /* the index's count when last looked at */
+	int64_t looked_at_ms;  /* monotonic */
 };
 int segment_fds_init(struct segment_fds *c, const char *dir);
 void segment_fds_destroy(struct segment_fds *c);
 int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd);
 void segment_fds_put(struct segment_fds *c, uint64_t id, int fd);
+/* Closes every descriptor (borrowed ones when put back): after a
+ * compaction, so that no old segment is kept open for nothing. */
+void segment_fds_flush(struct segment_fds *c);
+/* At most every FDS_REFRESH_MS: flushes when idx's compaction count
+ * changed since the last look. */
+void segment_fds_refresh(struct segment_fds *c, struct index *idx);
 
 /* ------------------------------------------------------------------------
  * Log scanning (engine/scan.c): walks frames from a position, classifying
@@ -233,6 +246,8 @@ uint64_t recent_publish(struct recent *r, const struct log_item *items, size_t n
 void recent_trim(struct recent *r, uint64_t indexed);
 /* The log state after the last published item. */
 void recent_last_state(struct recent *r, struct index_state *out);
+/* A compaction moved the log's end (nothing unindexed may be waiting). */
+void recent_set_last(struct recent *r, const struct index_state *state);
 /* Readers: the location of a recent record with this id. */
 bool recent_find(struct recent *r, const uint8_t id[UUID_SIZE],
 		 struct index_loc *loc);
@@ -316,6 +331,7 @@ struct writer {
 	bool stopping, index_stop, started;
 	bool ran;                     /* the writer started once: close trims */
 	bool paused;                  /* test hook: nobody leads */
+	bool exclusive;               /* maintenance holds the log: nobody leads */
 	bool index_paused;            /* test hook: the index thread commits nothing */
 	/* Test hook: told (segment, bytes) after each fdatasync of the log. */
 	void (*on_sync)(uint64_t segment, uint64_t size, void *ctx);
@@ -348,10 +364,22 @@ struct atolog_store {
 	atolog_stats open_stats; /* recovery figures */
 	bool marker_present;     /* STORE_UNSYNCED_FILE exists */
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
+	/* One maintenance task at a time per handle: compaction, snapshot,
+	 * verify (each reads segments that another may retire). */
+	pthread_mutex_t maint_lock;
+	/* Held across "the index is synced, the marker goes" and across a
+	 * compaction's "marker, swap, sync", so that neither cuts into the
+	 * other (engine/store.c). */
+	pthread_mutex_t marker_lock;
+	/* Test hook: told each step of a compaction (engine/compact.c). */
+	void (*compact_hook)(int step, void *ctx);
+	void *compact_hook_ctx;
 };
 
 /* engine/commit.c */
 int writer_init(atolog_store *store);
+/* Refuses every later write with rc and msg, until reopened. */
+void writer_fail(atolog_store *store, int rc, const char *msg);
 /* Starts the index thread (after recovery). */
 int writer_start(atolog_store *store);
 /* Drains the queue and the recent set into the index, stops the index
@@ -366,11 +394,79 @@ void writer_destroy(atolog_store *store);
 int commit_submit(atolog_store *store, struct commit_req *req);
 /* Seals the active segment and starts the next (the leader). */
 int writer_roll(atolog_store *store);
+/* The first half of a roll: appends the seal frame, cuts the segment to
+ * its frames and syncs it. */
+int writer_seal(atolog_store *store);
+/* Makes next the active segment (the second half); with state, also what
+ * the index holds from now on (a compaction's swap). */
+void writer_adopt(atolog_store *store, const struct segment *next,
+		  const struct index_state *state);
+/* Takes the log for maintenance: waits until no caller leads and the
+ * index holds everything published; callers queue meanwhile. Returns
+ * ATOLOG_FAILED on a failed handle (end it all the same). */
+int writer_exclusive_begin(atolog_store *store);
+void writer_exclusive_end(atolog_store *store);
 
 /* engine/store.c: the index-unsynced marker (see the comment there). */
 bool store_needs_marker(const atolog_store *store);
 int store_marker_write(atolog_store *store);
 int store_marker_clear(atolog_store *store);
+
+/* ------------------------------------------------------------------------
+ * Compaction (engine/compact.c, engine/journal.c).
+ */
+#define COMPACT_JOURNAL_FILE "COMPACT"      /* in the store directory */
+#define COMPACT_OUTPUT_TMP "compact" SEGMENT_SUFFIX ".tmp" /* in segments/ */
+#define SEGMENT_RETIRED_SUFFIX ".retired"   /* an old segment a reader holds */
+#define COMPACT_INPUTS_MAX 1000000          /* old segments in one journal */
+#define COMPACT_JOURNAL_MAX_BYTES (32u << 20)
+#define COMPACT_WRITE_BUFFER (1u << 20)     /* bytes per write of a new segment */
+#define MAINT_COMPACTION_RETRIES 8          /* a snapshot or verify that met
+					     * another process's compaction
+					     * starts again, this often */
+#define MAINT_RETRY_WAIT_MS 50              /* ... after this pause */
+
+/* The steps after which a test may stop a compaction (a crash). */
+enum compact_step {
+	COMPACT_STEP_WRITTEN,     /* the new segment is written, as .seg.tmp */
+	COMPACT_STEP_SEALED,      /* the active segment is sealed */
+	COMPACT_STEP_JOURNALED,   /* the journal is written */
+	COMPACT_STEP_RENAMED,     /* the new segment has its name: committed */
+	COMPACT_STEP_INDEXED,     /* the index swap is durable */
+	COMPACT_STEP_RETIRED_ONE, /* the first old segment is gone */
+	COMPACT_STEP_DONE,        /* the journal is removed */
+	COMPACT_STEP_COUNT
+};
+
+struct compact_journal {
+	uint64_t nonce;   /* also in the new segment's header */
+	uint64_t count;   /* the index's compaction count once swapped */
+	uint64_t output;  /* the first new segment's id */
+	size_t n_outputs; /* new segments: ids output, output + 1, ... */
+	uint64_t *inputs; /* the segments it replaces */
+	size_t n_inputs;
+};
+
+int journal_write(atolog_store *store, const struct compact_journal *j);
+int journal_remove(atolog_store *store);
+/* Deletes the segments (or sets held ones aside as .retired, counted in
+ * *waiting), then syncs the directory. */
+int compact_retire(atolog_store *store, const uint64_t *ids, size_t n,
+		   uint64_t *waiting);
+/* Deletes the .retired segments no reader holds; *waiting: the others. */
+int compact_collect_retired(atolog_store *store, uint64_t *waiting);
+/* Finishes or undoes what a journal describes (at_open: a writer open,
+ * before recovery, which may then rebuild the index), then collects
+ * retired segments. */
+int compact_finish(atolog_store *store, bool at_open, uint64_t *waiting);
+/* Whether a compaction is between its journal and its end (in any
+ * process): old and new segments may both be there. */
+bool compact_pending(const atolog_store *store);
+/* Calls the test hook, if any. */
+void store_compact_step(atolog_store *store, enum compact_step step);
+/* Test hook: fn is told each step (it may _exit to simulate a crash). */
+void store_on_compact_step(atolog_store *store, void (*fn)(int step, void *ctx),
+			   void *ctx);
 
 /* engine/recovery.c: brings the index level with the log at open. */
 int recovery_run(atolog_store *store);

@@ -41,18 +41,59 @@ static uint64_t frame_seq(const uint8_t *frame)
 	return get_le64(frame + 16);
 }
 
+/*
+ * Reads the record of id that the index placed at loc. A compaction may
+ * have moved it since the index was read, and deleted the segment: a
+ * segment id is never used twice, so a file that is gone means exactly
+ * that, and the index, read again, says where the record is now (or, if
+ * retention removed it, ATOLOG_NOTFOUND). A frame that is there but is
+ * not the record of id is damage.
+ */
+static int read_located(atolog_store *s, const uint8_t id[UUID_SIZE],
+			struct index_loc loc, struct record_view *view,
+			uint8_t **frame)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		struct index_loc now;
+
+		rc = store_read_record(s, &loc, view, frame);
+		if (rc != ENOENT || tries == READ_RELOCATE_MAX)
+			break;
+		record_view_free(view);
+		if (index_lookup(s->idx, id, &now) == ATOLOG_NOTFOUND)
+			return ATOLOG_NOTFOUND;
+		if (now.segment == loc.segment && now.offset == loc.offset)
+			break; /* the index still names the missing file */
+		loc = now;
+	}
+	if (rc == ATOLOG_OK && memcmp(view->fields.id, id, UUID_SIZE) != 0) {
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
+			     ": the index points at another interaction",
+			     loc.segment, loc.offset);
+	}
+	if (rc == ENOENT)
+		rc = err_errno(rc, "segment %016" PRIx64 ", which the index names, "
+			       "is missing", loc.segment);
+	if (rc != ATOLOG_OK) {
+		record_view_free(view);
+		free(*frame);
+		*frame = NULL;
+	}
+	return rc;
+}
+
 /* Reads the record at loc, insisting that it is the one with id. */
 static int read_checked(atolog_store *s, const struct index_loc *loc,
 			const uint8_t id[UUID_SIZE], atolog_interaction **out)
 {
 	struct record_view view;
 	uint8_t *frame;
-	int rc = store_read_record(s, loc, &view, &frame);
+	int rc = read_located(s, id, *loc, &view, &frame);
 
-	if (rc == ATOLOG_OK && memcmp(view.fields.id, id, UUID_SIZE) != 0)
-		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
-			     ": the index points at another interaction",
-			     loc->segment, loc->offset);
+	if (rc == ATOLOG_NOTFOUND)
+		return err_set(rc, "the interaction was removed by a compaction");
 	if (rc == ATOLOG_OK)
 		rc = record_fields_flatten(&view.fields, frame_seq(frame), out);
 	record_view_free(&view);
@@ -71,6 +112,7 @@ int atolog_interaction_get(atolog_store *s, const char *id_text,
 	rc = uuid_parse(id_text, id);
 	if (rc != ATOLOG_OK)
 		return rc;
+	segment_fds_refresh(&s->fds, s->idx);
 	/* The recent set first: a record leaves it only once LMDB has it. */
 	if (store_recent(s) && recent_find(store_recent(s), id, &loc))
 		return read_checked(s, &loc, id, out);
@@ -133,13 +175,11 @@ static int iter_take(atolog_iter *it, const struct index_hit *hit, bool *taken)
 {
 	struct record_view view;
 	uint8_t *frame;
-	int rc = store_read_record(it->store, &hit->loc, &view, &frame);
+	int rc = read_located(it->store, hit->id, hit->loc, &view, &frame);
 
 	*taken = false;
-	if (rc == ATOLOG_OK && memcmp(view.fields.id, hit->id, UUID_SIZE) != 0)
-		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
-			     ": the index points at another interaction",
-			     hit->loc.segment, hit->loc.offset);
+	if (rc == ATOLOG_NOTFOUND)
+		return ATOLOG_OK; /* removed since the scan saw it: skipped */
 	if (rc == ATOLOG_OK && iter_matches(it, &view.fields)) {
 		rc = record_fields_flatten(&view.fields, frame_seq(frame),
 					   &it->current);
@@ -269,6 +309,7 @@ static int iter_open(atolog_store *s, atolog_iter *it, int64_t since,
 
 	it->store = s;
 	it->oldest_first = oldest_first;
+	segment_fds_refresh(&s->fds, s->idx);
 	/* The recent set before the scan's first transaction (recent.c). */
 	if (store_recent(s))
 		rc = recent_collect(store_recent(s), &f, &it->recent, &it->n_recent);

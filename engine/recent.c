@@ -295,6 +295,13 @@ void recent_last_state(struct recent *r, struct index_state *out)
 	pthread_rwlock_unlock(&r->lock);
 }
 
+void recent_set_last(struct recent *r, const struct index_state *state)
+{
+	pthread_rwlock_wrlock(&r->lock);
+	r->last = *state;
+	pthread_rwlock_unlock(&r->lock);
+}
+
 /* ------------------------------------------------------------------------
  * Readers.
  */

@@ -172,6 +172,21 @@ static int recovery_add_registry(struct recovery *r, const struct log_frame *f)
 	return rc;
 }
 
+/* A seal says how far the store had numbered when it was written: after a
+ * compaction removed the newest records, the numbers go on from there. */
+static int recovery_seal(struct recovery *r, const struct log_frame *f)
+{
+	uint64_t last_seq;
+	int rc = seal_decode(f->payload, f->header.payload_len, &last_seq);
+
+	if (rc != ATOLOG_OK)
+		return err_context(rc, "segment %016" PRIx64 " offset %" PRIu64,
+				   f->segment, f->offset);
+	if (last_seq > r->state.last_seq)
+		r->state.last_seq = last_seq;
+	return ATOLOG_OK;
+}
+
 static int recovery_frame(const struct log_frame *f, void *ctx)
 {
 	struct recovery *r = ctx;
@@ -191,7 +206,9 @@ static int recovery_frame(const struct log_frame *f, void *ctx)
 			rc = recovery_flush(r);
 	} else if (f->header.kind == FRAME_KIND_REGISTRY) {
 		rc = recovery_add_registry(r, f);
-	} else if (f->header.kind != FRAME_KIND_SEAL) {
+	} else if (f->header.kind == FRAME_KIND_SEAL) {
+		rc = recovery_seal(r, f);
+	} else {
 		rc = err_set(ATOLOG_VERSION, "segment %016" PRIx64 " offset %" PRIu64
 			     ": frame kind %u comes from a newer atolog", f->segment,
 			     f->offset, f->header.kind);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -282,6 +284,15 @@ static int segment_fds_open(struct segment_fds *c, uint64_t id, int *fd)
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
 		return err_errno(errno, "opening segment %016" PRIx64, id);
+	/* A shared lock tells a compactor that a reader has it open; the
+	 * compactor holds it exclusively only while it deletes the file, so
+	 * one that cannot be had is a file on its way out: gone. */
+	if (flock(*fd, LOCK_SH | LOCK_NB) != 0) {
+		int e = errno == EWOULDBLOCK ? ENOENT : errno;
+
+		close(*fd);
+		return err_errno(e, "opening segment %016" PRIx64, id);
+	}
 	return ATOLOG_OK;
 }
 
@@ -303,6 +314,55 @@ static struct segment_fd *segment_fds_victim(struct segment_fds *c)
 	return victim;
 }
 
+/* Closes slot i and moves the last slot into its place. */
+static void slot_drop(struct segment_fds *c, size_t i)
+{
+	close(c->slots[i].fd);
+	c->slots[i] = c->slots[--c->n];
+}
+
+void segment_fds_flush(struct segment_fds *c)
+{
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = c->n; i-- > 0;) {
+		if (c->slots[i].refs == 0)
+			slot_drop(c, i);
+		else
+			c->slots[i].stale = true; /* closed when put back */
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void segment_fds_refresh(struct segment_fds *c, struct index *idx)
+{
+	int64_t now = mono_ms();
+	uint64_t count;
+	bool due;
+
+	pthread_mutex_lock(&c->lock);
+	due = c->n > 0 && now - c->looked_at_ms >= FDS_REFRESH_MS;
+	if (due)
+		c->looked_at_ms = now;
+	pthread_mutex_unlock(&c->lock);
+	/* A failed look changes nothing: descriptors stay valid, only kept. */
+	if (!due || index_compactions(idx, &count) != ATOLOG_OK)
+		return;
+	pthread_mutex_lock(&c->lock);
+	due = count != c->compactions;
+	c->compactions = count;
+	pthread_mutex_unlock(&c->lock);
+	if (due)
+		segment_fds_flush(c);
+}
+
 int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
 {
 	struct segment_fd *slot;
@@ -310,7 +370,7 @@ int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n; i++) {
-		if (c->slots[i].id == id) {
+		if (c->slots[i].id == id && !c->slots[i].stale) {
 			c->slots[i].refs++;
 			c->slots[i].last_use = ++c->clock;
 			*fd = c->slots[i].fd;
@@ -323,6 +383,7 @@ int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
 		slot->id = id;
 		slot->fd = *fd;
 		slot->refs = 1;
+		slot->stale = false;
 		slot->last_use = ++c->clock;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -334,7 +395,8 @@ void segment_fds_put(struct segment_fds *c, uint64_t id, int fd)
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->slots[i].id == id && c->slots[i].fd == fd) {
-			c->slots[i].refs--;
+			if (--c->slots[i].refs == 0 && c->slots[i].stale)
+				slot_drop(c, i);
 			pthread_mutex_unlock(&c->lock);
 			return;
 		}

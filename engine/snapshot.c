@@ -304,6 +304,58 @@ static int publish(const char *tmp, const char *dest)
 	return fsync_path(path, O_RDONLY | O_DIRECTORY);
 }
 
+/*
+ * Takes the index and the log prefix it names into sn->tmp. A compaction
+ * of another process (this one's wait on maint_lock) may retire segments
+ * meanwhile, or leave old and new ones side by side while it retires
+ * them: *raced then says to take it all again.
+ */
+static int take_store(struct snapshot *sn, bool *raced)
+{
+	atolog_store *s = sn->store;
+	uint64_t before = 0, after = 0;
+	bool pending = compact_pending(s);
+	int rc = index_compactions(s->idx, &before);
+
+	*sn->out = (atolog_snapshot_info){ .created_at = sn->out->created_at };
+	sn->copier.linked = 0;
+	if (rc == 0)
+		rc = make_dirs(sn->tmp);
+	if (rc != 0)
+		return rc; /* nothing of ours to remove */
+	rc = take_index(sn);
+	if (rc == 0) {
+		sn->out->records = sn->state.n_records;
+		sn->out->last_seq = sn->state.last_seq;
+		sn->copier.total = segments_total(s, &sn->state);
+		rc = take_segments(sn);
+	}
+	*raced = pending || index_compactions(s->idx, &after) != ATOLOG_OK ||
+		 after != before;
+	if (rc != 0 || *raced)
+		remove_tree(sn->tmp);
+	return rc;
+}
+
+static int snapshot_take(struct snapshot *sn)
+{
+	bool raced = false;
+	int rc;
+
+	for (int attempt = 0;; attempt++) {
+		rc = take_store(sn, &raced);
+		if ((rc != 0 && rc != ENOENT) || !raced ||
+		    attempt == MAINT_COMPACTION_RETRIES)
+			break;
+		err_clear();
+		usleep(MAINT_RETRY_WAIT_MS * 1000);
+	}
+	if (rc == 0 && raced)
+		rc = err_set(EAGAIN, "snapshot: compactions kept moving the "
+			     "segments; try again");
+	return rc;
+}
+
 int atolog_store_snapshot(atolog_store *s, const char *dest,
 			  atolog_progress_fn progress, void *ctx,
 			  atolog_snapshot_info *out)
@@ -321,16 +373,11 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (lstat(dest, &st) == 0)
 		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
 	tmp_name(sn.tmp, sizeof(sn.tmp), dest);
-	rc = make_dirs(sn.tmp);
+	pthread_mutex_lock(&s->maint_lock);
+	rc = snapshot_take(&sn);
+	pthread_mutex_unlock(&s->maint_lock);
 	if (rc != 0)
-		return rc; /* nothing of ours to remove */
-	rc = take_index(&sn);
-	if (rc == 0) {
-		info.records = sn.state.n_records;
-		info.last_seq = sn.state.last_seq;
-		sn.copier.total = segments_total(s, &sn.state);
-		rc = take_segments(&sn);
-	}
+		return rc; /* take_store removed what it made */
 	if (rc == 0)
 		rc = sync_skeleton(sn.tmp);
 	if (rc == 0)

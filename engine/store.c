@@ -215,7 +215,7 @@ int store_marker_write(atolog_store *s)
 }
 
 /* Removes the marker once the index is flushed (a no-op without one). */
-int store_marker_clear(atolog_store *s)
+static int marker_clear_locked(atolog_store *s)
 {
 	char *marker;
 	int rc;
@@ -232,6 +232,16 @@ int store_marker_clear(atolog_store *s)
 		rc = err_errno(errno, "removing %s", marker);
 	free(marker);
 	s->marker_present = rc != ATOLOG_OK;
+	return rc;
+}
+
+int store_marker_clear(atolog_store *s)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->marker_lock);
+	rc = marker_clear_locked(s);
+	pthread_mutex_unlock(&s->marker_lock);
 	return rc;
 }
 
@@ -380,6 +390,10 @@ static int store_open_writer(atolog_store *s)
 		rc = writer_init(s);
 		s->writer_ready = rc == ATOLOG_OK;
 	}
+	/* An interrupted compaction is finished or undone first: recovery
+	 * must see one log, not old and new segments side by side. */
+	if (rc == ATOLOG_OK)
+		rc = compact_finish(s, true, &s->open_stats.segments_waiting);
 	if (rc == ATOLOG_OK)
 		rc = recovery_run(s);
 	if (rc == ATOLOG_OK)
@@ -402,6 +416,8 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
 		return err_set(ENOMEM, "opening the store");
 	s->lock_fd = -1;
 	s->w.active.fd = -1;
+	pthread_mutex_init(&s->maint_lock, NULL);
+	pthread_mutex_init(&s->marker_lock, NULL);
 	s->opts = opts ? *opts : defaults;
 	store_default_options(&s->opts);
 	s->readonly = (s->opts.flags & ATOLOG_OPEN_READONLY) != 0;
@@ -443,6 +459,8 @@ int atolog_store_close(atolog_store *s)
 	if (s->writer_ready)
 		writer_destroy(s);
 	segment_fds_destroy(&s->fds);
+	pthread_mutex_destroy(&s->maint_lock);
+	pthread_mutex_destroy(&s->marker_lock);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->dir);

@@ -292,17 +292,44 @@ static int verify_run(struct verify *v)
 	return ATOLOG_OK;
 }
 
-int atolog_store_verify(atolog_store *s, atolog_progress_fn progress, void *ctx,
-			atolog_verify_report *out)
+/* One pass; *raced when a compaction (of another process: this one's
+ * are held off by maint_lock) may have moved segments under it. */
+static int verify_pass(atolog_store *s, atolog_progress_fn progress, void *ctx,
+		       atolog_verify_report *out, bool *raced)
 {
 	struct verify v = { .store = s, .progress = progress, .progress_ctx = ctx,
 			    .out = out };
+	uint64_t before = 0, after = 0;
+	bool pending = compact_pending(s);
+	int rc = index_compactions(s->idx, &before);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == ATOLOG_OK)
+		rc = verify_run(&v);
+	free(v.rows);
+	if (rc == ATOLOG_OK || rc == ENOENT)
+		*raced = pending || compact_pending(s) ||
+			 index_compactions(s->idx, &after) != ATOLOG_OK ||
+			 after != before;
+	return rc;
+}
+
+int atolog_store_verify(atolog_store *s, atolog_progress_fn progress, void *ctx,
+			atolog_verify_report *out)
+{
+	bool raced = false;
 	int rc;
 
 	err_begin(s);
-	memset(out, 0, sizeof(*out));
-	rc = verify_run(&v);
-	free(v.rows);
+	pthread_mutex_lock(&s->maint_lock);
+	for (int attempt = 0;; attempt++) {
+		rc = verify_pass(s, progress, ctx, out, &raced);
+		if (!raced || attempt == MAINT_COMPACTION_RETRIES)
+			break;
+		err_clear();
+		usleep(MAINT_RETRY_WAIT_MS * 1000);
+	}
+	pthread_mutex_unlock(&s->maint_lock);
 	if (rc != ATOLOG_OK)
 		return rc;
 	if (out->problems)

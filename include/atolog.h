@@ -167,6 +167,8 @@ typedef struct atolog_stats {
 	int index_rebuilt;          /* 1 if open rebuilt the whole index */
 	uint64_t stale_readers;     /* index reader slots of dead processes
 				     * cleared at open */
+	uint64_t segments_waiting;  /* at open: old segments a compaction
+				     * replaced that a reader still holds */
 	/* Since open, for this handle's writes: */
 	uint64_t commit_groups;     /* groups written (one write(2) each) */
 	uint64_t commit_frames;     /* frames in them */
@@ -267,6 +269,69 @@ int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flag
  * touched); ATOLOG_INVALID; errno.
  */
 int atolog_snapshot_delete(const char *snapshot);
+
+/* ------------------------------------------------------------------------
+ * Compaction: sealed segments rewritten, small ones merged, and records
+ * removed by retention (see README, "Compaction").
+ */
+#define ATOLOG_COMPACT_APPLY 0x1u  /* do it; without it, a dry run */
+#define ATOLOG_COMPACT_BEFORE 0x2u /* remove records created before `before` */
+#define ATOLOG_COMPACT_PROJECT 0x4u /* remove records of `project` */
+/* A sealed segment under this share of segment_size is merged (percent). */
+#define ATOLOG_COMPACT_SMALL_PERCENT_DEFAULT 50u
+
+typedef struct atolog_compact_options {
+	unsigned flags;         /* ATOLOG_COMPACT_* */
+	int64_t before;         /* microseconds, UTC (ATOLOG_COMPACT_BEFORE) */
+	const char *project;    /* a name or alias (ATOLOG_COMPACT_PROJECT) */
+	uint64_t small_bytes;   /* 0: ATOLOG_COMPACT_SMALL_PERCENT_DEFAULT of
+				 * the store's segment_size */
+	atolog_progress_fn progress; /* bytes of the segments rewritten */
+	void *progress_ctx;
+} atolog_compact_options;
+
+/* The records retention removes (would remove) from one project. */
+typedef struct atolog_compact_project {
+	char *project;
+	uint64_t records;
+	uint64_t bytes;  /* of their frames */
+} atolog_compact_project;
+
+typedef struct atolog_compact_report {
+	int applied;               /* 0: a dry run, nothing changed */
+	uint64_t records_removed;  /* by retention */
+	uint64_t bytes_removed;    /* their frames */
+	uint64_t records_moved;    /* kept, rewritten into new segments */
+	uint64_t segments_in;      /* sealed segments rewritten */
+	uint64_t segments_out;     /* new segments written */
+	uint64_t bytes_in;         /* size of the segments rewritten */
+	uint64_t bytes_out;        /* size of the new ones */
+	uint64_t segments_waiting; /* rewritten, but a reader still has one
+				    * open: deleted once none does */
+	size_t n_projects;         /* removals by project, by name */
+	atolog_compact_project *projects;
+} atolog_compact_report;
+
+/*
+ * Compacts the store online, beside writers and readers of any process:
+ * rewrites the sealed segments that are under small_bytes or hold records
+ * that retention removes into as few new segments as they fill, keeping
+ * every other record, and swaps the index over in one transaction, so a
+ * removed record leaves every query at once. With retention the segment
+ * being written is sealed first, so that it can be rewritten too. An old
+ * segment's file is deleted only once no reader has it open; until then
+ * it waits under another name (segments_waiting) and a later compaction
+ * or open deletes it. A crash at any step leaves the store as before or
+ * as after, and the next writer open finishes or undoes the step.
+ * Without ATOLOG_COMPACT_APPLY nothing changes and *out says what would.
+ * Needs a writer handle. Returns ATOLOG_OK and *out (free it with
+ * atolog_compact_report_free); ATOLOG_READONLY; ATOLOG_INVALID;
+ * ATOLOG_CORRUPT (a frame fails its checksum: nothing changed, the
+ * message names segment and offset); ATOLOG_FULL; ATOLOG_FAILED; errno.
+ */
+int atolog_store_compact(atolog_store *store, const atolog_compact_options *opts,
+			 atolog_compact_report *out);
+void atolog_compact_report_free(atolog_compact_report *report);
 
 /* ------------------------------------------------------------------------
  * Interactions.

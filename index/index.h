@@ -189,4 +189,53 @@ int index_copy(struct index *idx, const char *dir);
 /* Bytes of the LMDB data file in use (its pages up to the last one). */
 uint64_t index_file_size(struct index *idx);
 
+/* ------------------------------------------------------------------------
+ * Compaction (index/compact.c).
+ */
+
+/* A kept interaction whose frame moved to another segment. */
+struct index_move {
+	uint8_t id[INDEX_ID_SIZE];
+	struct index_loc from, to;
+};
+
+struct index_compaction {
+	const struct index_move *moves;
+	size_t n_moves;
+	const struct index_entry *removed; /* loc: where it was */
+	size_t n_removed;
+	const struct index_state *state;   /* required */
+	uint64_t compactions;              /* the count after this one */
+};
+
+/*
+ * Moves and removes in one transaction, with the state and the count.
+ * Every row must name the place given (a move's from, a removal's loc),
+ * else ATOLOG_CORRUPT and nothing is written. ATOLOG_FULL; errno.
+ */
+int index_compact_apply(struct index *idx, const struct index_compaction *c);
+
+/* Compactions the index has seen since it was built (0: none). */
+int index_compactions(struct index *idx, uint64_t *out);
+
+/* One interaction a retention rule selects (names valid during fn). */
+struct index_retained {
+	uint8_t id[INDEX_ID_SIZE];
+	struct index_name project;
+	int64_t created_at;
+	struct index_loc loc;
+};
+
+struct index_retention {
+	struct index_name project; /* ptr NULL: every project */
+	int64_t before;            /* created_at below this; INT64_MAX: any */
+	int (*fn)(const struct index_retained *hit, void *ctx);
+	void *ctx;
+};
+
+/* Calls r->fn for every indexed interaction the rule selects, in one read
+ * transaction (by_project: a project is one range of it). fn returning
+ * non-zero stops with that code. */
+int index_retention_scan(struct index *idx, const struct index_retention *r);
+
 #endif

@@ -1,11 +1,15 @@
 /*
  * cli.c - helpers shared by the subcommands (see cli.h).
  */
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -233,4 +237,60 @@ int cli_json_quote(const char *s, char **out)
 	rc = quote_with(ascii, false, out);
 	free(ascii);
 	return rc;
+}
+
+void cli_progress(uint64_t done, uint64_t total, void *label)
+{
+	if (total)
+		fprintf(stderr, "\ratolog: %s: %3" PRIu64 "%%", (const char *)label,
+			(done > total ? total : done) * 100 / total);
+}
+
+atolog_progress_fn cli_progress_fn(void)
+{
+	return isatty(2) ? cli_progress : NULL;
+}
+
+void cli_progress_end(void)
+{
+	if (isatty(2))
+		fputs("\r\033[K", stderr);
+}
+
+bool cli_parse_duration(const char *s, int64_t *out_us)
+{
+	static const struct {
+		char unit;
+		int64_t us;
+	} units[] = {
+		{ 's', INT64_C(1000000) },       { 'm', INT64_C(60000000) },
+		{ 'h', INT64_C(3600000000) },    { 'd', INT64_C(86400000000) },
+		{ 'w', INT64_C(604800000000) },
+	};
+	char *end;
+	long long n;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || n <= 0 || end[0] == '\0' || end[1] != '\0')
+		return false;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (*end == units[i].unit) {
+			if (n > INT64_MAX / units[i].us)
+				return false;
+			*out_us = n * units[i].us;
+			return true;
+		}
+	}
+	return false;
+}
+
+int64_t cli_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -66,6 +66,21 @@ bool cli_parse_sync(const char *s, atolog_sync_mode *out);
 /* Parses a decimal long in [min, max]; false otherwise. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
 
+/* Progress of a long command on a terminal: "atolog: LABEL: 42%" on
+ * stderr, redrawn in place; ctx is the label. Pass it only when stderr is
+ * a terminal (cli_progress_fn gives NULL otherwise), and end with
+ * cli_progress_end, which clears the line. */
+void cli_progress(uint64_t done, uint64_t total, void *label);
+atolog_progress_fn cli_progress_fn(void);
+void cli_progress_end(void);
+
+/* The time now, microseconds since 1970, UTC. */
+int64_t cli_now_us(void);
+
+/* Parses a duration: a positive number and a unit, s m h d w (90d);
+ * *out_us in microseconds. */
+bool cli_parse_duration(const char *s, int64_t *out_us);
+
 /* The command table, for dispatch and help (tools/main.c). */
 extern const struct command cli_commands[];
 
@@ -78,6 +93,7 @@ int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_serve(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_snapshot(struct cli *cli, int argc, char **argv);
+int cmd_compact(struct cli *cli, int argc, char **argv);
 int cmd_tour(struct cli *cli, int argc, char **argv);
 
 const struct command *cli_find_command(const char *name);

@@ -18,19 +18,6 @@
 #include "cli.h"
 #include "retention.h"
 
-static void show_progress(uint64_t done, uint64_t total, void *ctx)
-{
-	if (total)
-		fprintf(stderr, "\ratolog: %s: %3" PRIu64 "%%", (const char *)ctx,
-			done * 100 / total);
-}
-
-static void end_progress(bool tty)
-{
-	if (tty)
-		fputs("\r\033[K", stderr);
-}
-
 static void print_info(const char *path, const atolog_snapshot_info *i)
 {
 	char iso[ATOLOG_TIME_ISO_LEN], *q = NULL;
@@ -51,7 +38,6 @@ static int snapshot_create(struct cli *cli, const struct command *cmd, int argc,
 {
 	atolog_snapshot_info info;
 	atolog_store *store;
-	bool tty = isatty(2);
 	int rc;
 
 	if (argc != 1)
@@ -59,9 +45,9 @@ static int snapshot_create(struct cli *cli, const struct command *cmd, int argc,
 	rc = cli_open_reader(cli, &store);
 	if (rc != 0)
 		return rc;
-	rc = atolog_store_snapshot(store, argv[0], tty ? show_progress : NULL,
+	rc = atolog_store_snapshot(store, argv[0], cli_progress_fn(),
 				   "snapshot", &info);
-	end_progress(tty);
+	cli_progress_end();
 	if (rc == ATOLOG_OK)
 		print_info(argv[0], &info);
 	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "snapshot create");
@@ -168,7 +154,7 @@ static int snapshot_cleanup(const struct command *cmd, int argc, char **argv)
 
 static int snapshot_restore(const struct command *cmd, int argc, char **argv)
 {
-	bool force = false, tty = isatty(2);
+	bool force = false;
 	const char *args[2];
 	int n = 0, rc;
 
@@ -183,8 +169,8 @@ static int snapshot_restore(const struct command *cmd, int argc, char **argv)
 	if (n != 2)
 		return cli_usage(cmd, "snapshot restore takes SNAP DATA_DIR [--force]");
 	rc = atolog_snapshot_restore(args[0], args[1], force ? ATOLOG_RESTORE_REPLACE : 0,
-				     tty ? show_progress : NULL, "restore");
-	end_progress(tty);
+				     cli_progress_fn(), "restore");
+	cli_progress_end();
 	if (rc != ATOLOG_OK)
 		return cli_fail(rc, NULL, "snapshot restore");
 	fprintf(stderr, "atolog: snapshot restore: %s now holds %s\n", args[1], args[0]);

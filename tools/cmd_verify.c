@@ -11,14 +11,6 @@
 
 #include "cli.h"
 
-/* A percentage on a terminal, nothing when stderr is piped. */
-static void show_progress(uint64_t done, uint64_t total, void *ctx)
-{
-	(void)ctx;
-	if (total)
-		fprintf(stderr, "\ratolog: verify: %3" PRIu64 "%%", done * 100 / total);
-}
-
 static void print_report(const atolog_verify_report *r)
 {
 	char *problem = NULL;
@@ -40,7 +32,6 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	atolog_options opts = { .flags = ATOLOG_OPEN_READONLY };
 	atolog_verify_report report;
 	atolog_store *store;
-	bool tty = isatty(2);
 	int rc;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -52,9 +43,8 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	rc = atolog_store_open(cli->data_dir, &opts, &store);
 	if (rc != ATOLOG_OK)
 		return cli_fail(rc, NULL, cli->data_dir);
-	rc = atolog_store_verify(store, tty ? show_progress : NULL, NULL, &report);
-	if (tty)
-		fputs("\r\033[K", stderr);
+	rc = atolog_store_verify(store, cli_progress_fn(), "verify", &report);
+	cli_progress_end();
 	if (rc == ATOLOG_OK || rc == ATOLOG_CORRUPT)
 		print_report(&report);
 	if (rc == ATOLOG_OK)

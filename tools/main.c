@@ -28,6 +28,9 @@ const struct command cli_commands[] = {
 	  "create DEST | list DIR | verify SNAP | restore SNAP DATA_DIR [--force] | "
 	  "cleanup DIR [--keep-last N] [--keep-daily D] [--keep-weekly W] [--apply]",
 	  "consistent online copies of the store, and putting one back" },
+	{ "compact", cmd_compact,
+	  "[--older-than DURATION | --before T] [--project P] [--small BYTES] [--apply]",
+	  "merge small sealed segments and remove old records (dry run unless --apply)" },
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
 	  "[--max-body BYTES] "
