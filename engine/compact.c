@@ -86,6 +86,7 @@ struct plan {
 	struct plan_segment *segs; /* sealed, by id */
 	size_t n_segs;
 	uint64_t small_bytes;
+	uint64_t segment_size;
 	atolog_compact_report *report; /* removals by project, totals */
 };
 
@@ -208,6 +209,13 @@ static void plan_choose(struct plan *p)
 			continue;
 		r->segments_in++;
 		r->bytes_in += seg->size;
+		/* An estimate, for a dry run: what stays of it (its header
+		 * and seal go); a run counts what it wrote. */
+		r->bytes_out += seg->size - seg->removed_bytes - SEGMENT_HEADER_SIZE;
+	}
+	if (r->segments_in) {
+		r->bytes_out += SEGMENT_HEADER_SIZE;
+		r->segments_out = (r->bytes_out + p->segment_size - 1) / p->segment_size;
 	}
 }
 
@@ -762,6 +770,7 @@ static int compact_apply(atolog_store *s, const struct compact_rule *rule,
 		out->applied = 1;
 		out->records_moved = r.n_moves;
 		out->segments_out = r.n_outs;
+		out->bytes_out = 0;
 		for (size_t k = 0; k < r.n_outs; k++)
 			out->bytes_out += r.outs[k].size;
 	}
@@ -823,7 +832,7 @@ static int index_level(atolog_store *s)
 static int compact_locked(atolog_store *s, const atolog_compact_options *o,
 			  const struct compact_rule *rule, atolog_compact_report *out)
 {
-	struct plan p = { .report = out };
+	struct plan p = { .report = out, .segment_size = s->opts.segment_size };
 	bool apply = (o->flags & ATOLOG_COMPACT_APPLY) != 0;
 	uint64_t waiting = 0;
 	int rc = compact_finish(s, false, &waiting);

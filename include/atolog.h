@@ -305,7 +305,8 @@ typedef struct atolog_compact_report {
 	uint64_t segments_in;      /* sealed segments rewritten */
 	uint64_t segments_out;     /* new segments written */
 	uint64_t bytes_in;         /* size of the segments rewritten */
-	uint64_t bytes_out;        /* size of the new ones */
+	uint64_t bytes_out;        /* size of the new ones (a dry run: an
+				    * estimate) */
 	uint64_t segments_waiting; /* rewritten, but a reader still has one
 				    * open: deleted once none does */
 	size_t n_projects;         /* removals by project, by name */

@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "check.h"
 #include "engine.h"
 #include "model.h"
@@ -771,6 +773,114 @@ static void test_racing(const char *dir)
 	model_free(&race.written);
 }
 
+/* ------------------------------------------------------------------------
+ * `atolog compact`, black box.
+ */
+
+/* Runs the CLI on dir with args; *out gets its stdout parsed as one JSON
+ * object (NULL if it is not). Returns the exit status. */
+static int run_compact(const char *dir, const char *args, json_t **out)
+{
+	const char *cli = getenv("ATOLOG_CLI");
+	char cmd[4096], buf[1 << 16];
+	size_t len = 0, n;
+	FILE *p;
+	int status;
+
+	*out = NULL;
+	if (!cli) {
+		CHECK_FAILF("ATOLOG_CLI is not set");
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "%s --data %s compact %s 2>/dev/null", cli, dir, args);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	while ((n = fread(buf + len, 1, sizeof(buf) - 1 - len, p)) > 0)
+		len += n;
+	buf[len] = '\0';
+	status = pclose(p);
+	*out = json_loads(buf, 0, NULL);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static long long jnum(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v)) {
+		CHECK_FAILF("no integer %s in the report", key);
+		return -1;
+	}
+	return json_integer_value(v);
+}
+
+static void test_cli(const char *dir)
+{
+	atolog_options o = small_opts();
+	struct model m = { 0 };
+	atolog_store *s;
+	json_t *j;
+	size_t segs;
+	int64_t cutoff;
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	register_projects(s);
+	record_random(s, &m, 500);
+	CHECK_OK(atolog_store_close(s), NULL);
+	CHECK_OK(atolog_time_parse("2026-03-01T00:00:00Z", &cutoff), NULL);
+
+	/* A dry run: the report, and nothing changed. */
+	segs = count_files(dir, ".seg");
+	CHECK_INT(run_compact(dir, "--before 2026-03-01T00:00:00Z", &j), 0);
+	CHECK(json_is_false(json_object_get(j, "applied")));
+	CHECK_INT(jnum(j, "records_removed"), model_count(&m, NULL, cutoff));
+	CHECK_INT(json_array_size(json_object_get(j, "projects")), 4);
+	json_decref(j);
+	CHECK_INT(count_files(dir, ".seg"), segs);
+
+	/* Everything is older than a day; nothing than 1000 weeks. */
+	CHECK_INT(run_compact(dir, "--older-than 1d", &j), 0);
+	CHECK_INT(jnum(j, "records_removed"), m.n);
+	json_decref(j);
+	CHECK_INT(run_compact(dir, "--older-than 1000w", &j), 0);
+	CHECK_INT(jnum(j, "records_removed"), 0);
+	json_decref(j);
+
+	/* Applied, by alias and age; the CLI's 64 MiB segments make every
+	 * old one small, so they merge into one. */
+	CHECK_INT(run_compact(dir, "--apply --project A --before 2026-03-01T00:00:00Z", &j), 0);
+	CHECK(json_is_true(json_object_get(j, "applied")));
+	CHECK_INT(jnum(j, "records_removed"), model_count(&m, "alpha", cutoff));
+	CHECK_INT(jnum(j, "segments_out"), 1);
+	CHECK_INT(jnum(j, "records_moved"), m.n - model_count(&m, "alpha", cutoff));
+	json_decref(j);
+	model_retain(&m, "alpha", true, cutoff);
+	CHECK_INT(count_files(dir, ".seg"), 2); /* the merged one, and the old active */
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	check_against_model(s, &m);
+
+	/* Usage errors change nothing; a held store is refused. */
+	static const char *const bad[] = {
+		"--older-than 90x", "--older-than 0d", "--older-than d",
+		"--older-than 5d --before 2026-01-01T00:00:00Z", "--before yesterday",
+		"--small 0", "stray", "--bogus",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = run_compact(dir, bad[i], &j);
+
+		if (rc != 2)
+			CHECK_FAILF("compact %s exited %d, want 2", bad[i], rc);
+		CHECK(j == NULL);
+		json_decref(j);
+	}
+	CHECK_INT(run_compact(dir, "--apply", &j), 3); /* this process writes */
+	CHECK(j == NULL);
+	CHECK_OK(atolog_store_close(s), NULL);
+	CHECK_INT(run_compact(dir, "--help", &j), 0);
+	model_free(&m);
+}
+
 int main(void)
 {
 	static const struct check_case cases[] = {
@@ -781,6 +891,7 @@ int main(void)
 		{ "crash_points", test_crash_points },
 		{ "reader_holds_segments", test_reader_holds_segments },
 		{ "racing", test_racing },
+		{ "cli", test_cli },
 	};
 
 	check_rand_init("test_compact");

@@ -848,6 +848,12 @@ static void check_refusals(const struct server *srv)
 		{ "POST", "/admin/backup/cleanup", "application/json", "{\"keep_last\":-1}", 400, "counts" },
 		{ "POST", "/admin/backup/cleanup", "application/json", "[1]", 400, "JSON object" },
 		{ "POST", "/admin/backup/cleanup", "text/plain", "{}", 415, "application/json" },
+		{ "GET", "/admin/compact", NULL, NULL, 405, "POST" },
+		{ "POST", "/admin/compact", "application/json", "{\"older_than\":\"90x\"}", 400, "duration" },
+		{ "POST", "/admin/compact", "application/json", "{\"older_than\":\"9d\",\"before\":\"2026-01-01\"}", 400, "not both" },
+		{ "POST", "/admin/compact", "application/json", "{\"before\":\"soon\"}", 400, "ISO-8601" },
+		{ "POST", "/admin/compact", "application/json", "{\"project\":7}", 400, "strings" },
+		{ "POST", "/admin/compact", "application/json", "{\"dry_run\":0}", 400, "dry_run" },
 		{ "POST", "/interactions", "application/json", DEEP_BODY, 400, "nests deeper" },
 		{ "POST", "/interactions", "application/jsonx", good_body, 415, "application/json" },
 	};
@@ -1696,6 +1702,63 @@ static void test_admin_backup(const char *dir)
 	free(backups);
 }
 
+static long count_substr(const char *s, const char *needle)
+{
+	long n = 0;
+
+	for (const char *p = s; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* POST /admin/compact: a dry run unless told, then the old records of a
+ * project are gone from the served store's queries, the rest stay. */
+static void test_admin_compact(const char *dir)
+{
+	static const char old[] = "{\"prompt\":\"old\",\"project\":\"attic\","
+				  "\"created_at\":\"2025-06-01 10:00:00\"}";
+	static const char body[] = "{\"before\":\"2026-01-01T00:00:00Z\","
+				   "\"project\":\"attic\"%s}";
+	char url[1024], req[256];
+	struct server srv;
+	struct http r;
+	json_t *j;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	for (int i = 0; i < 30; i++) {
+		http(&r, "POST", url, "application/json", i % 3 ? good_body : old, NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+	}
+	url_of(url, &srv, "/admin/compact");
+	for (int apply = 0; apply < 2; apply++) {
+		snprintf(req, sizeof(req), body, apply ? ",\"dry_run\":false" : "");
+		http(&r, "POST", url, "application/json", req, NULL);
+		CHECK_INT(r.status, 200);
+		j = json_of(__LINE__, &r);
+		CHECK(json_is_boolean(json_object_get(j, "applied")) &&
+		      json_is_true(json_object_get(j, "applied")) == apply);
+		CHECK_INT(json_integer_value(json_object_get(j, "records_removed")), 10);
+		json_decref(j);
+		http_free(&r);
+	}
+	url_of(url, &srv, "/interactions?project=attic");
+	http(&r, "GET", url, NULL, NULL, NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(r.body, "\"id\"") == NULL);
+	http_free(&r);
+	url_of(url, &srv, "/interactions?limit=500");
+	http(&r, "GET", url, NULL, NULL, NULL);
+	CHECK_INT(count_substr(r.body, "\"prompt\":\"fine\""), 20);
+	http_free(&r);
+	post_good(&srv); /* the store still takes writes */
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
 static void test_bad_options(const char *dir)
 {
 	CHECK_INT(server_start_fails(dir, "--threads=0"), 2);
@@ -1734,6 +1797,7 @@ int main(void)
 		{ "long_replay_and_metrics", test_long_replay_and_metrics },
 		{ "data_after_serve", test_data_after_serve },
 		{ "admin_backup", test_admin_backup },
+		{ "admin_compact", test_admin_compact },
 		{ "bad_options", test_bad_options },
 	};
 	int rc;

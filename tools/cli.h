@@ -74,6 +74,10 @@ void cli_progress(uint64_t done, uint64_t total, void *label);
 atolog_progress_fn cli_progress_fn(void);
 void cli_progress_end(void);
 
+/* A compaction report as one JSON object and a newline (cmd_compact.c;
+ * the server's POST /admin/compact answers the same). */
+void cli_print_compact_report(FILE *f, const atolog_compact_report *r);
+
 /* The time now, microseconds since 1970, UTC. */
 int64_t cli_now_us(void);
 

@@ -15,36 +15,35 @@
 
 #include "cli.h"
 
-static void print_projects(const atolog_compact_report *r)
+static void print_projects(FILE *f, const atolog_compact_report *r)
 {
-	fputs(",\"projects\":[", stdout);
+	fputs(",\"projects\":[", f);
 	for (size_t i = 0; i < r->n_projects; i++) {
 		char *q = NULL;
 
 		if (cli_json_quote(r->projects[i].project, &q) != 0)
 			break;
-		printf("%s{\"project\":%s,\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
-		       i ? "," : "", q, r->projects[i].records, r->projects[i].bytes);
+		fprintf(f, "%s{\"project\":%s,\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+			i ? "," : "", q, r->projects[i].records, r->projects[i].bytes);
 		free(q);
 	}
-	fputs("]", stdout);
+	fputs("]", f);
 }
 
-static void print_report(const atolog_compact_report *r)
+void cli_print_compact_report(FILE *f, const atolog_compact_report *r)
 {
 	uint64_t reclaimed = r->bytes_in > r->bytes_out ? r->bytes_in - r->bytes_out : 0;
 
-	printf("{\"applied\":%s,\"records_removed\":%" PRIu64 ",\"bytes_removed\":%" PRIu64
-	       ",\"records_moved\":%" PRIu64 ",\"segments_in\":%" PRIu64
-	       ",\"segments_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-	       ",\"bytes_out\":%" PRIu64 ",\"bytes_reclaimed\":%" PRIu64
-	       ",\"segments_waiting\":%" PRIu64,
-	       r->applied ? "true" : "false", r->records_removed, r->bytes_removed,
-	       r->records_moved, r->segments_in, r->segments_out, r->bytes_in,
-	       r->applied ? r->bytes_out : 0, r->applied ? reclaimed : 0,
-	       r->segments_waiting);
-	print_projects(r);
-	puts("}");
+	fprintf(f, "{\"applied\":%s,\"records_removed\":%" PRIu64
+		",\"bytes_removed\":%" PRIu64 ",\"records_moved\":%" PRIu64
+		",\"segments_in\":%" PRIu64 ",\"segments_out\":%" PRIu64
+		",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+		",\"bytes_reclaimed\":%" PRIu64 ",\"segments_waiting\":%" PRIu64,
+		r->applied ? "true" : "false", r->records_removed, r->bytes_removed,
+		r->records_moved, r->segments_in, r->segments_out, r->bytes_in,
+		r->bytes_out, reclaimed, r->segments_waiting);
+	print_projects(f, r);
+	fputs("}\n", f);
 }
 
 static void say_summary(const atolog_compact_report *r)
@@ -154,7 +153,7 @@ int cmd_compact(struct cli *cli, int argc, char **argv)
 		atolog_store_close(store);
 		return rc;
 	}
-	print_report(&report);
+	cli_print_compact_report(stdout, &report);
 	say_summary(&report);
 	atolog_compact_report_free(&report);
 	rc = atolog_store_close(store);

@@ -1,12 +1,15 @@
 /*
  * admin.c - POST /admin/backup and POST /admin/backup/cleanup: the seed's
- * daily backup and its pruning, as atolog snapshots.
+ * daily backup and its pruning, as atolog snapshots; and POST
+ * /admin/compact, compaction of the served store.
  *
  * A backup is atolog_store_snapshot of the server's own handle into the
  * backup directory (--backup-dir), named by its UTC time so that names
  * sort as they were made. Cleanup is the retention rule of
  * tools/retention.h, a dry run unless the body says "dry_run": false.
- * Both can take seconds on a large store, so they run on a writer thread
+ * Compaction takes the same options as `atolog compact` as JSON, and is
+ * a dry run unless "dry_run": false.
+ * All can take seconds on a large store, so they run on a writer thread
  * (writers.c) with the connection suspended, never in a polling thread.
  */
 #include <errno.h>
@@ -30,6 +33,9 @@ struct admin_job {
 	struct retention_policy policy;
 	bool dry_run;
 	struct retention_plan plan;
+	atolog_compact_options compact;
+	char *project;           /* compact: owned copy */
+	atolog_compact_report report;
 };
 
 static void admin_free(void *state)
@@ -37,6 +43,8 @@ static void admin_free(void *state)
 	struct admin_job *j = state;
 
 	retention_free(&j->plan);
+	atolog_compact_report_free(&j->report);
+	free(j->project);
 	free(j);
 }
 
@@ -85,6 +93,35 @@ static void cleanup_work(struct request *req)
 	if (j->rc)
 		snprintf(j->msg, sizeof(j->msg), "%s: %s", dir,
 			 j->plan.error[0] ? j->plan.error : strerror(j->rc));
+}
+
+static void compact_work(struct request *req)
+{
+	struct admin_job *j = req->work_state;
+	atolog_store *s = req->srv->store;
+
+	if (!j->dry_run)
+		j->compact.flags |= ATOLOG_COMPACT_APPLY;
+	j->rc = atolog_store_compact(s, &j->compact, &j->report);
+	snprintf(j->msg, sizeof(j->msg), "%s", atolog_errmsg(s));
+}
+
+static enum MHD_Result compact_answer(struct request *req, struct MHD_Connection *conn,
+				      struct admin_job *j)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (j->rc != ATOLOG_OK)
+		return reply_error(req, conn, reply_status_of(j->rc), "compact: %s", j->msg);
+	f = open_memstream(&body, &len);
+	if (!f)
+		return MHD_NO;
+	cli_print_compact_report(f, &j->report);
+	if (fclose(f) != 0)
+		return MHD_NO;
+	return reply_take(req, conn, MHD_HTTP_OK, "application/json", body, len);
 }
 
 static enum MHD_Result backup_answer(struct request *req, struct MHD_Connection *conn,
@@ -145,34 +182,100 @@ static bool body_count(yajl_val v, const char *key, long *out)
 	return true;
 }
 
-/* {"dry_run": bool, "keep_last": n, "keep_daily": n, "keep_weekly": n},
- * every field optional; dry_run is true unless false is given. */
-static const char *parse_cleanup_body(const struct request *req, struct admin_job *j)
+/* The body as an object (NULL: no body), and its dry_run (true unless
+ * false is given); *why on a bad one. */
+static yajl_val parse_body(const struct request *req, struct admin_job *j,
+			   const char **why)
 {
 	const char *dry[] = { "dry_run", NULL };
 	yajl_val v, d;
-	const char *why = NULL;
 
 	j->dry_run = true;
-	j->policy = (struct retention_policy){ RETENTION_KEEP_LAST_DEFAULT,
-					       RETENTION_KEEP_DAILY_DEFAULT,
-					       RETENTION_KEEP_WEEKLY_DEFAULT };
+	*why = NULL;
 	if (!req->len)
 		return NULL;
 	v = yajl_tree_parse(req->body, NULL, 0);
 	if (!v || !YAJL_IS_OBJECT(v)) {
 		yajl_tree_free(v);
-		return "the body must be a JSON object";
+		*why = "the body must be a JSON object";
+		return NULL;
 	}
 	d = yajl_tree_get(v, dry, yajl_t_any);
 	if (d && !YAJL_IS_TRUE(d) && !YAJL_IS_FALSE(d))
-		why = "dry_run must be true or false";
+		*why = "dry_run must be true or false";
 	else if (d)
 		j->dry_run = YAJL_IS_TRUE(d);
-	if (!why && (!body_count(v, "keep_last", &j->policy.keep_last) ||
-		     !body_count(v, "keep_daily", &j->policy.keep_daily) ||
-		     !body_count(v, "keep_weekly", &j->policy.keep_weekly)))
+	return v;
+}
+
+/* {"dry_run": bool, "keep_last": n, "keep_daily": n, "keep_weekly": n},
+ * every field optional. */
+static const char *parse_cleanup_body(const struct request *req, struct admin_job *j)
+{
+	const char *why;
+	yajl_val v = parse_body(req, j, &why);
+
+	j->policy = (struct retention_policy){ RETENTION_KEEP_LAST_DEFAULT,
+					       RETENTION_KEEP_DAILY_DEFAULT,
+					       RETENTION_KEEP_WEEKLY_DEFAULT };
+	if (v && !why && (!body_count(v, "keep_last", &j->policy.keep_last) ||
+			  !body_count(v, "keep_daily", &j->policy.keep_daily) ||
+			  !body_count(v, "keep_weekly", &j->policy.keep_weekly)))
 		why = "keep_last, keep_daily and keep_weekly must be counts";
+	yajl_tree_free(v);
+	return why;
+}
+
+/* A string field of the body, when present (NULL: absent). */
+static const char *body_string(yajl_val v, const char *key, bool *bad)
+{
+	const char *path[] = { key, NULL };
+	yajl_val s = yajl_tree_get(v, path, yajl_t_any);
+
+	if (s && !YAJL_IS_STRING(s))
+		*bad = true;
+	return s && YAJL_IS_STRING(s) ? YAJL_GET_STRING(s) : NULL;
+}
+
+/* {"dry_run": bool, "older_than": "90d" | "before": ISO, "project": P,
+ * "small_bytes": n}, every field optional. */
+static const char *parse_compact_body(const struct request *req, struct admin_job *j)
+{
+	const char *why, *age, *before, *project;
+	yajl_val v = parse_body(req, j, &why);
+	bool bad = false;
+	long small = 0;
+	int64_t us;
+
+	if (!v || why) {
+		yajl_tree_free(v);
+		return why;
+	}
+	age = body_string(v, "older_than", &bad);
+	before = body_string(v, "before", &bad);
+	project = body_string(v, "project", &bad);
+	if (bad)
+		why = "older_than, before and project must be strings";
+	else if (age && before)
+		why = "give older_than or before, not both";
+	else if (age && !cli_parse_duration(age, &us))
+		why = "older_than must be a duration such as 90d, 12h or 2w";
+	else if (before && atolog_time_parse(before, &us) != ATOLOG_OK)
+		why = "before must be an ISO-8601 time";
+	else if (!body_count(v, "small_bytes", &small))
+		why = "small_bytes must be a count";
+	if (!why && (age || before)) {
+		j->compact.flags |= ATOLOG_COMPACT_BEFORE;
+		j->compact.before = age ? cli_now_us() - us : us;
+	}
+	if (!why && project) {
+		j->project = strdup(project);
+		j->compact.flags |= ATOLOG_COMPACT_PROJECT;
+		j->compact.project = j->project;
+		if (!j->project)
+			why = "out of memory";
+	}
+	j->compact.small_bytes = (uint64_t)small;
 	yajl_tree_free(v);
 	return why;
 }
@@ -180,19 +283,29 @@ static const char *parse_cleanup_body(const struct request *req, struct admin_jo
 enum MHD_Result post_admin(struct request *req, struct MHD_Connection *conn)
 {
 	struct admin_job *j = req->work_state;
-	bool backup = req->route == ROUTE_BACKUP;
-	const char *why;
+	const char *why = NULL;
 
+	if (j && !req->work_done)
+		return MHD_YES;
+	if (j && req->route == ROUTE_BACKUP)
+		return backup_answer(req, conn, j);
+	if (j && req->route == ROUTE_COMPACT)
+		return compact_answer(req, conn, j);
 	if (j)
-		return !req->work_done ? MHD_YES
-		       : backup	       ? backup_answer(req, conn, j)
-				       : cleanup_answer(req, conn, j);
+		return cleanup_answer(req, conn, j);
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return MHD_NO;
 	req->work_state = j;
 	req->work_free = admin_free;
-	if (!backup && (why = parse_cleanup_body(req, j)) != NULL)
-		return reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "backup cleanup: %s", why);
-	return submit_write(req, conn, backup ? backup_work : cleanup_work);
+	if (req->route == ROUTE_BACKUP)
+		return submit_write(req, conn, backup_work);
+	why = req->route == ROUTE_COMPACT ? parse_compact_body(req, j)
+					  : parse_cleanup_body(req, j);
+	if (why)
+		return reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "%s: %s",
+				   req->route == ROUTE_COMPACT ? "compact" : "backup cleanup",
+				   why);
+	return submit_write(req, conn, req->route == ROUTE_COMPACT ? compact_work
+								    : cleanup_work);
 }

@@ -529,6 +529,7 @@ enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 		return get_replay(req, conn);
 	case ROUTE_BACKUP:
 	case ROUTE_BACKUP_CLEANUP:
+	case ROUTE_COMPACT:
 		return post_admin(req, conn);
 	case ROUTE_HEALTH:
 		return get_health(req, conn);

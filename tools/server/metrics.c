@@ -35,6 +35,7 @@ const char *route_name(enum route r)
 		[ROUTE_REPLAY] = "replay",
 		[ROUTE_BACKUP] = "backup",
 		[ROUTE_BACKUP_CLEANUP] = "backup_cleanup",
+		[ROUTE_COMPACT] = "compact",
 		[ROUTE_HEALTH] = "health",
 		[ROUTE_METRICS] = "metrics",
 		[ROUTE_UNKNOWN] = "unknown",

@@ -48,6 +48,7 @@ static enum route route_of(const char *url, char **arg)
 		{ "/interactions/batch", ROUTE_BATCH },
 		{ "/admin/backup", ROUTE_BACKUP },
 		{ "/admin/backup/cleanup", ROUTE_BACKUP_CLEANUP },
+		{ "/admin/compact", ROUTE_COMPACT },
 		{ "/health", ROUTE_HEALTH },
 		{ "/metrics", ROUTE_METRICS },
 	};
@@ -76,6 +77,7 @@ static const char *route_allows(enum route r)
 	case ROUTE_BATCH:
 	case ROUTE_BACKUP:
 	case ROUTE_BACKUP_CLEANUP:
+	case ROUTE_COMPACT:
 		return "POST";
 	default:
 		return "GET, HEAD";

@@ -12,7 +12,7 @@
  *   server.c    lifecycle: listen, signals, drain, close the store
  *   request.c   one request: routing, auth, content type, body limits
  *   handlers.c  the routes
- *   admin.c     backups (snapshots) and their cleanup
+ *   admin.c     backups (snapshots) and their cleanup, compaction
  *   writers.c   the threads that wait on the store for captures
  *   stream.c    iterator -> chunked response (JSON envelope or NDJSON)
  *   reply.c     JSON replies and error bodies
@@ -54,6 +54,7 @@ enum route {
 	ROUTE_REPLAY,         /* GET /sessions/{id}/replay */
 	ROUTE_BACKUP,         /* POST /admin/backup */
 	ROUTE_BACKUP_CLEANUP, /* POST /admin/backup/cleanup */
+	ROUTE_COMPACT,        /* POST /admin/compact */
 	ROUTE_HEALTH,
 	ROUTE_METRICS,
 	ROUTE_UNKNOWN,        /* 404 */
@@ -190,7 +191,7 @@ enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 /* Hands work to a writer thread (503 once the server is stopping). */
 enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
 			     void (*work)(struct request *req));
-/* POST /admin/backup and /admin/backup/cleanup (admin.c). */
+/* POST /admin/backup, /admin/backup/cleanup and /admin/compact (admin.c). */
 enum MHD_Result post_admin(struct request *req, struct MHD_Connection *conn);
 
 /* ------------------------------------------------------------------------
