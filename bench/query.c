@@ -38,6 +38,13 @@
  * VACUUM INTO, each timed once, cold-started from the page cache's state
  * the queries left.
  *
+ * Compaction, last (it changes the stores): retention of the oldest
+ * RETENTION_PERCENT of the records (atolog_store_compact by age, beside
+ * SQLite's DELETE of the same rows and the VACUUM that gives their space
+ * back; both must remove the same count), then a merge of the whole
+ * store (reopened with segments MERGE_GROWTH times as large, every old
+ * one is small): MB/s of the segments rewritten.
+ *
  * Output: a table on stdout (p50, p99 per size, the atolog/SQLite ratio,
  * and the growth from the smallest to the largest size), a CSV, and a PNG
  * chart of p50 latencies drawn by gnuplot when it is on $PATH.
@@ -73,6 +80,8 @@
 #define SQLITE_BUILD_TXN_ROWS 10000
 #define ERR_SIZE 512
 #define US_PER_DAY (86400ll * 1000000)
+#define RETENTION_PERCENT 10      /* the oldest records compaction removes */
+#define MERGE_GROWTH 4            /* segment size of the merge, times default */
 
 static const long default_sizes[] = { 100000, 1000000 };
 static const long quick_sizes[] = { 10000, 50000 };
@@ -801,6 +810,121 @@ static void print_backups(const struct stores *s, const struct backups *b, int n
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * Compaction.
+ */
+
+enum compact_kind { CK_RETENTION, CK_MERGE, CK_SQL_DELETE, CK_SQL_VACUUM, N_COMPACTS };
+static const char *const compact_names[N_COMPACTS] = {
+	"atolog retention", "atolog merge all", "SQLite DELETE", "SQLite VACUUM",
+};
+
+struct compactions {
+	double seconds[N_COMPACTS];
+	uint64_t bytes[N_COMPACTS]; /* rewritten (SQLite: the file) */
+	uint64_t removed[2];        /* atolog, SQLite */
+	bool ok[N_COMPACTS];
+};
+
+/* The created_at under which RETENTION_PERCENT of the records fall. */
+static int64_t retention_cutoff(const struct stores *s)
+{
+	return s->w.start_us + SPAN_DAYS * US_PER_DAY / 100 * RETENTION_PERCENT;
+}
+
+static int atolog_compact_once(const struct stores *s, uint64_t segment_size,
+			       const atolog_compact_options *o, double *seconds,
+			       atolog_compact_report *r)
+{
+	atolog_options opts = { .sync = ATOLOG_SYNC_NONE, .segment_size = segment_size };
+	atolog_store *st;
+	double t0;
+	int rc = atolog_store_open(s->atolog_dir, &opts, &st);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	t0 = bench_now();
+	rc = atolog_store_compact(st, o, r);
+	*seconds = bench_now() - t0;
+	atolog_store_close(st);
+	return rc;
+}
+
+static int atolog_compactions(const struct stores *s, struct compactions *c)
+{
+	atolog_compact_options ret = { .flags = ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_BEFORE,
+				       .before = retention_cutoff(s) };
+	atolog_compact_options merge = { .flags = ATOLOG_COMPACT_APPLY };
+	atolog_compact_report r;
+	int rc = atolog_compact_once(s, ATOLOG_SEGMENT_SIZE_DEFAULT, &ret,
+				     &c->seconds[CK_RETENTION], &r);
+
+	c->ok[CK_RETENTION] = rc == ATOLOG_OK;
+	if (rc != ATOLOG_OK)
+		return rc;
+	c->bytes[CK_RETENTION] = r.bytes_in;
+	c->removed[0] = r.records_removed;
+	atolog_compact_report_free(&r);
+	rc = atolog_compact_once(s, ATOLOG_SEGMENT_SIZE_DEFAULT * MERGE_GROWTH, &merge,
+				 &c->seconds[CK_MERGE], &r);
+	c->ok[CK_MERGE] = rc == ATOLOG_OK && r.records_removed == 0;
+	c->bytes[CK_MERGE] = r.bytes_in;
+	atolog_compact_report_free(&r);
+	return rc;
+}
+
+static int sqlite_compactions(const struct stores *s, struct compactions *c)
+{
+	char seed[ATOLOG_TIME_SEED_LEN], sql[128];
+	sqlite3 *db = NULL;
+	double t0;
+	int rc = sqlite3_open(s->db_path, &db);
+
+	atolog_time_format_seed(retention_cutoff(s), seed);
+	snprintf(sql, sizeof(sql), "DELETE FROM interactions WHERE created_at < '%s'", seed);
+	t0 = bench_now();
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	c->seconds[CK_SQL_DELETE] = bench_now() - t0;
+	c->ok[CK_SQL_DELETE] = rc == SQLITE_OK;
+	c->removed[1] = rc == SQLITE_OK ? (uint64_t)sqlite3_changes(db) : 0;
+	c->bytes[CK_SQL_DELETE] = s->bytes[SYS_SQLITE];
+	t0 = bench_now();
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "VACUUM", NULL, NULL, NULL);
+	c->seconds[CK_SQL_VACUUM] = bench_now() - t0;
+	c->ok[CK_SQL_VACUUM] = rc == SQLITE_OK;
+	c->bytes[CK_SQL_VACUUM] = file_size(s->db_path);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : EIO;
+}
+
+static void print_compactions(const struct stores *s, const struct compactions *c, int n)
+{
+	printf("\ncompaction: seconds (MB/s of segments rewritten; SQLite: of the "
+	       "file); retention removes the oldest %d%%\n%-6s", RETENTION_PERCENT, "size");
+	for (int k = 0; k < N_COMPACTS; k++)
+		printf(" %22s", compact_names[k]);
+	printf("\n");
+	for (int i = 0; i < n; i++) {
+		char sz[32];
+
+		size_name(s[i].n, sz, sizeof(sz));
+		printf("%-6s", sz);
+		for (int k = 0; k < N_COMPACTS; k++) {
+			char cell[48] = "failed";
+
+			if (c[i].ok[k] && c[i].seconds[k] > 0)
+				snprintf(cell, sizeof(cell), "%.2f (%.0f)", c[i].seconds[k],
+					 (double)c[i].bytes[k] / 1e6 / c[i].seconds[k]);
+			printf(" %22s", cell);
+		}
+		printf("   removed: atolog %" PRIu64 ", SQLite %" PRIu64 "%s\n",
+		       c[i].removed[0], c[i].removed[1],
+		       c[i].removed[0] == c[i].removed[1] ? "" : "  MISMATCH");
+	}
+}
+
 static void print_builds(const struct stores *s, int n)
 {
 	printf("\nstores (built with the same records; atolog sync none, "
@@ -1044,6 +1168,7 @@ int main(int argc, char **argv)
 	struct stores *s;
 	struct measure (*m)[N_KINDS][N_SYSTEMS];
 	struct backups *bk;
+	struct compactions *ck;
 	char dir[BENCH_PATH_SIZE], machine[BENCH_MACHINE_LINE_SIZE];
 	int failures = 0, n_done = 0, rc;
 	long mismatches_total = 0;
@@ -1065,7 +1190,8 @@ int main(int argc, char **argv)
 	s = calloc((size_t)o.n_sizes, sizeof(*s));
 	m = calloc((size_t)o.n_sizes, sizeof(*m));
 	bk = calloc((size_t)o.n_sizes, sizeof(*bk));
-	if (!s || !m || !bk) {
+	ck = calloc((size_t)o.n_sizes, sizeof(*ck));
+	if (!s || !m || !bk || !ck) {
 		fprintf(stderr, "query: out of memory\n");
 		return 3;
 	}
@@ -1083,6 +1209,15 @@ int main(int argc, char **argv)
 				rc = sqlite_backups(&s[i], &bk[i]);
 			bench_progress_done();
 		}
+		if (rc == 0) {
+			bench_progress("query: %ld records: compaction", s[i].n);
+			rc = atolog_compactions(&s[i], &ck[i]);
+			if (rc == 0)
+				rc = sqlite_compactions(&s[i], &ck[i]);
+			bench_progress_done();
+			if (rc == 0 && ck[i].removed[0] != ck[i].removed[1])
+				rc = EPROTO;
+		}
 		if (rc != 0) {
 			fprintf(stderr, "query: %ld records: failed (%d)\n", s[i].n, rc);
 			failures++;
@@ -1098,6 +1233,7 @@ int main(int argc, char **argv)
 	print_builds(s, n_done);
 	print_table(&o, m, n_done);
 	print_backups(s, bk, n_done);
+	print_compactions(s, ck, n_done);
 	if (mismatches_total)
 		printf("\nWARNING: %ld queries returned different row counts from "
 		       "atolog and SQLite (see stderr)\n", mismatches_total);
@@ -1113,6 +1249,7 @@ int main(int argc, char **argv)
 	free(s);
 	free(m);
 	free(bk);
+	free(ck);
 	bench_rmtree(dir);
 	if (made_top)
 		rmdir(o.dir);

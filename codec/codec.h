@@ -233,7 +233,7 @@ bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE]);
 #define SEGMENT_HEADER_SIZE 64
 #define SEGMENT_MAGIC "ATOLOGSG"
 #define SEGMENT_FORMAT_MAJOR 1 /* readers refuse a higher major */
-#define SEGMENT_FORMAT_MINOR 0
+#define SEGMENT_FORMAT_MINOR 1
 
 struct segment_header {
 	uint16_t major, minor;

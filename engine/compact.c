@@ -280,7 +280,8 @@ static struct output *run_out(struct run *r)
 
 static void output_tmp_path(const atolog_store *s, size_t k, char *out, size_t size)
 {
-	snprintf(out, size, "%s/%s.%zu", s->segment_dir, COMPACT_OUTPUT_TMP, k);
+	snprintf(out, size, "%s/%s%zu%s.tmp", s->segment_dir, COMPACT_OUTPUT_PREFIX, k,
+		 SEGMENT_SUFFIX);
 }
 
 /* Writes what is buffered for the current output. */

@@ -416,7 +416,8 @@ int store_marker_clear(atolog_store *store);
  * Compaction (engine/compact.c, engine/journal.c).
  */
 #define COMPACT_JOURNAL_FILE "COMPACT"      /* in the store directory */
-#define COMPACT_OUTPUT_TMP "compact" SEGMENT_SUFFIX ".tmp" /* in segments/ */
+#define COMPACT_OUTPUT_PREFIX "compact-" /* in segments/: compact-K.seg.tmp,
+					  * removed by every writer open */
 #define SEGMENT_RETIRED_SUFFIX ".retired"   /* an old segment a reader holds */
 #define COMPACT_INPUTS_MAX 1000000          /* old segments in one journal */
 #define COMPACT_JOURNAL_MAX_BYTES (32u << 20)

@@ -824,6 +824,10 @@ static void test_cli(const char *dir)
 	size_t segs;
 	int64_t cutoff;
 
+	if (!getenv("ATOLOG_CLI")) {
+		CHECK_FAILF("ATOLOG_CLI is not set");
+		return;
+	}
 	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
 	register_projects(s);
 	record_random(s, &m, 500);
