@@ -38,6 +38,8 @@
  *  6. One leader at a time: `leading` is set and cleared under lock, and
  *     everything the leader owns (struct writer's first part, the recent
  *     set's reservations) passes from one leader to the next through it.
+ *     While `exclusive` is set nobody leads: maintenance (a compaction's
+ *     swap) owns those fields, with the index level with the log.
  */
 #include <errno.h>
 #include <inttypes.h>

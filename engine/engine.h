@@ -11,13 +11,20 @@
  *  2. A segment is append-only while it is the newest one ("active") and
  *     immutable once a newer one exists ("sealed"); a sealed segment ends
  *     with a seal frame.
- *  3. Sequence numbers increase by one per record or registry frame across
- *     the whole store; the index's meta state says how far the log is
- *     indexed, written in the same transaction as the entries.
+ *  3. Sequence numbers increase by one per record or registry frame as
+ *     they are written, and are never given twice (seals carry the highest
+ *     given, so removing the newest records keeps it); a compaction moves
+ *     frames with their numbers, so the log's order is not seq order. The
+ *     index's meta state says how far the log is indexed, written in the
+ *     same transaction as the entries.
  *  4. A write that fails leaves the log as it was before the write (the
  *     writer truncates back); if even that fails, or a sync fails, the
  *     handle refuses further writes (ATOLOG_FAILED) until reopened, because
  *     it no longer knows what is on disk.
+ *  5. A segment id is never used twice: a compaction writes new segments
+ *     above every id and deletes old ones only once no reader has them
+ *     open, so a place read from the index names either that frame or a
+ *     file that is gone (engine/compact.c, engine/journal.c).
  */
 #ifndef ATOLOG_ENGINE_H
 #define ATOLOG_ENGINE_H
