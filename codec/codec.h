@@ -52,6 +52,8 @@ size_t text_fold_name(const char *s, size_t len, char *out);
 /* atolog_time_parse without touching the error slot's owner. */
 int time_parse(const char *text, int64_t *out_us);
 int64_t time_now_us(void);
+/* Microseconds of CLOCK_MONOTONIC, for durations. */
+int64_t time_mono_us(void);
 /* Rounds down to a whole second (also before 1970); us must be at least
  * INT64_MIN + TIME_US_PER_SEC, which every parsed time is. */
 int64_t time_floor_second(int64_t us);

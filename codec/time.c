@@ -222,6 +222,14 @@ int64_t time_now_us(void)
 	return (int64_t)ts.tv_sec * TIME_US_PER_SEC + ts.tv_nsec / 1000;
 }
 
+int64_t time_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * TIME_US_PER_SEC + ts.tv_nsec / 1000;
+}
+
 struct civil_split {
 	int64_t year;
 	unsigned month, day, hour, minute, second, micro;

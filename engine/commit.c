@@ -61,14 +61,6 @@ struct commit_group {
 
 #define IOV_BATCH 512 /* iovecs handed to one pwritev */
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* An absolute CLOCK_MONOTONIC deadline us from now (the conds use it). */
 static struct timespec deadline_in_us(int64_t us)
 {
@@ -558,7 +550,7 @@ static bool batch_sync_due(const atolog_store *s, const struct leader *ld)
 {
 	return ld->head &&
 	       (s->w.unsynced_bytes >= s->opts.sync_bytes ||
-		mono_us() - s->w.unsynced_since >=
+		time_mono_us() - s->w.unsynced_since >=
 			(int64_t)s->opts.sync_interval_ms * 1000);
 }
 
@@ -649,7 +641,7 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	}
 	if (!ld->head) {
 		ld->head = g;
-		s->w.unsynced_since = mono_us();
+		s->w.unsynced_since = time_mono_us();
 	} else {
 		ld->tail->next = g;
 	}
@@ -1019,6 +1011,7 @@ void writer_adopt(atolog_store *s, const struct segment *next,
 		recent_set_last(&w->recent, state);
 	pthread_mutex_lock(&w->lock);
 	w->n_syncs++;
+	w->active_id = next->id;
 	if (state)
 		w->state = *state;
 	pthread_mutex_unlock(&w->lock);
@@ -1105,6 +1098,7 @@ int writer_start(atolog_store *s)
 		return rc;
 	recent_init(&w->recent, &w->state);
 	segment_preallocate(&w->active, s->opts.segment_size);
+	w->active_id = w->active.id;
 	if (pthread_create(&w->index_thread, NULL, index_thread_main, s) != 0) {
 		recent_destroy(&w->recent);
 		recent_batch_free(&w->batch);

@@ -87,6 +87,7 @@ struct plan {
 	size_t n_segs;
 	uint64_t small_bytes;
 	uint64_t segment_size;
+	bool apply;                /* count only what a run removes */
 	atolog_compact_report *report; /* removals by project, totals */
 };
 
@@ -141,24 +142,32 @@ static atolog_compact_project *report_project(atolog_compact_report *r,
 	return &at[lo];
 }
 
+static int report_removal(atolog_compact_report *r, struct index_name project,
+			  uint32_t bytes)
+{
+	atolog_compact_project *proj = report_project(r, project);
+
+	if (!proj)
+		return err_set(ENOMEM, "compaction: the report");
+	proj->records++;
+	proj->bytes += bytes;
+	r->records_removed++;
+	r->bytes_removed += bytes;
+	return ATOLOG_OK;
+}
+
 static int plan_hit(const struct index_retained *hit, void *ctx)
 {
 	struct plan *p = ctx;
 	struct plan_segment *seg = bsearch(&hit->loc.segment, p->segs, p->n_segs,
 					   sizeof(*p->segs), plan_segment_cmp);
-	atolog_compact_project *proj = report_project(p->report, hit->project);
 
-	if (!proj)
-		return err_set(ENOMEM, "compaction: planning");
-	proj->records++;
-	proj->bytes += hit->loc.length;
-	p->report->records_removed++;
-	p->report->bytes_removed += hit->loc.length;
 	if (seg) { /* else in the active segment, which a run seals first */
 		seg->removed++;
 		seg->removed_bytes += hit->loc.length;
 	}
-	return 0;
+	/* A run counts what it removes (run_remove); a dry run, this. */
+	return p->apply ? 0 : report_removal(p->report, hit->project, hit->loc.length);
 }
 
 /* The sealed segments (every one but the newest) and their sizes. */
@@ -260,6 +269,11 @@ struct run {
 	struct output *outs;
 	size_t n_outs;
 	size_t n_published;   /* outputs renamed to their segment names */
+	uint64_t named_first; /* the id output 0's header has (0: none) */
+	bool swapped;         /* the index took the swap */
+	uint64_t waiting;     /* old segments a reader still holds */
+	uint64_t pause_us;    /* writers held */
+	atolog_compact_report *report;
 	uint8_t *buf;         /* the current output's pending bytes */
 	size_t buffered;
 	struct index_move *moves;
@@ -292,7 +306,7 @@ static int run_flush(struct run *r)
 
 	if (r->buffered == 0)
 		return ATOLOG_OK;
-	e = io_pwrite_all(NULL, o->fd, r->buf, r->buffered, o->size - r->buffered);
+	e = io_pwrite_all(&r->s->compact_io, o->fd, r->buf, r->buffered, o->size - r->buffered);
 	r->buffered = 0;
 	if (r->opts->progress)
 		r->opts->progress(r->done, r->total, r->opts->progress_ctx);
@@ -327,7 +341,7 @@ static int run_put(struct run *r, const void *bytes, uint32_t len)
 	if (r->buffered + len > COMPACT_WRITE_BUFFER)
 		rc = run_flush(r);
 	if (rc == ATOLOG_OK && len > COMPACT_WRITE_BUFFER) {
-		int e = io_pwrite_all(NULL, o->fd, bytes, len, o->size);
+		int e = io_pwrite_all(&r->s->compact_io, o->fd, bytes, len, o->size);
 
 		if (e)
 			rc = err_errno(e, "compaction: writing %s", o->tmp);
@@ -365,7 +379,7 @@ static int output_end(struct run *r, bool seal)
 	}
 	if (rc == ATOLOG_OK)
 		rc = run_flush(r);
-	if (rc == ATOLOG_OK && (e = io_fdatasync(NULL, o->fd)) != 0)
+	if (rc == ATOLOG_OK && (e = io_fdatasync(&r->s->compact_io, o->fd)) != 0)
 		rc = err_errno(e, "compaction: syncing %s", o->tmp);
 	return rc;
 }
@@ -453,7 +467,10 @@ static int run_remove(struct run *r, const struct log_frame *f,
 	e->project.len = v->project.len;
 	e->session.len = v->session_id.len;
 	e->client.len = v->client.len;
-	rc = names_put(r, v->project, &at->project);
+	rc = report_removal(r->report, (struct index_name){ v->project.ptr, v->project.len },
+			    f->length);
+	if (rc == ATOLOG_OK)
+		rc = names_put(r, v->project, &at->project);
 	if (rc == ATOLOG_OK)
 		rc = names_put(r, v->session_id, &at->session);
 	if (rc == ATOLOG_OK)
@@ -551,7 +568,7 @@ static int copy_inputs(struct run *r, const struct plan *p)
  * The swap.
  */
 
-/* Gives output k its id (first + k) and the run's nonce; syncs it. */
+/* Gives output k its id and the run's nonce; syncs it. */
 static int output_name(struct run *r, size_t k, uint64_t id)
 {
 	struct segment_header h = { .major = SEGMENT_FORMAT_MAJOR,
@@ -563,49 +580,85 @@ static int output_name(struct run *r, size_t k, uint64_t id)
 
 	memcpy(h.store_id, r->s->store_id, UUID_SIZE);
 	segment_header_write(header, &h);
-	e = io_pwrite_all(NULL, r->outs[k].fd, header, sizeof(header), 0);
+	e = io_pwrite_all(&r->s->compact_io, r->outs[k].fd, header, sizeof(header), 0);
 	if (e == 0)
-		e = io_fdatasync(NULL, r->outs[k].fd);
+		e = io_fdatasync(&r->s->compact_io, r->outs[k].fd);
 	return e ? err_errno(e, "compaction: %s", r->outs[k].tmp) : ATOLOG_OK;
 }
 
-static int outputs_publish(struct run *r, uint64_t first)
+/* Names every output first + k in its header (before the swap, with the
+ * id the next segment would get; the swap checks it). */
+static int outputs_name(struct run *r, uint64_t first)
 {
-	int e = 0;
+	int rc = ATOLOG_OK;
 
-	for (size_t k = 0; k < r->n_outs && e == 0; k++) {
-		char path[PATH_MAX];
-
-		segment_path(path, sizeof(path), r->s->segment_dir, first + k);
-		if (rename(r->outs[k].tmp, path) != 0)
-			e = errno;
-		else
-			snprintf(r->outs[r->n_published++].tmp, PATH_MAX, "%s", path);
-	}
-	if (e == 0)
-		e = io_fsync_dir(NULL, r->s->segment_dir);
-	return e ? err_errno(e, "compaction: naming the new segments") : ATOLOG_OK;
+	for (size_t k = 0; k < r->n_outs && rc == ATOLOG_OK; k++)
+		rc = output_name(r, k, first + k);
+	if (rc == ATOLOG_OK)
+		r->named_first = first;
+	return rc;
 }
 
-/* The index change: moves to real ids, removals with their names. */
-static int swap_index(struct run *r, uint64_t first, uint64_t count)
+static int output_rename(struct run *r, size_t k, uint64_t id)
+{
+	char path[PATH_MAX];
+
+	segment_path(path, sizeof(path), r->s->segment_dir, id);
+	if (rename(r->outs[k].tmp, path) != 0)
+		return err_errno(errno, "compaction: naming %s", path);
+	snprintf(r->outs[k].tmp, sizeof(r->outs[k].tmp), "%s", path);
+	r->n_published = k + 1;
+	return ATOLOG_OK;
+}
+
+static int sync_segment_dir(struct run *r)
+{
+	int e = io_fsync_dir(&r->s->compact_io, r->s->segment_dir);
+
+	return e ? err_errno(e, "compaction: syncing %s", r->s->segment_dir) : ATOLOG_OK;
+}
+
+/* Renames the outputs in order. The last is the commit point, so the
+ * others' names are made durable before it is renamed. */
+static int outputs_publish(struct run *r, uint64_t first)
+{
+	int rc = ATOLOG_OK;
+
+	for (size_t k = 0; k + 1 < r->n_outs && rc == ATOLOG_OK; k++)
+		rc = output_rename(r, k, first + k);
+	if (rc == ATOLOG_OK && r->n_outs > 1) {
+		store_compact_step(r->s, COMPACT_STEP_RENAMED_ONE);
+		rc = sync_segment_dir(r);
+	}
+	if (rc == ATOLOG_OK)
+		rc = output_rename(r, r->n_outs - 1, first + r->n_outs - 1);
+	if (rc == ATOLOG_OK)
+		rc = sync_segment_dir(r);
+	return rc;
+}
+
+/* The index change: moves to real ids, removals with their names. The
+ * state moves to the end of the last output. *committed: the transaction
+ * committed (a failure after it is not undone). */
+static int swap_index(struct run *r, uint64_t first, struct index_state *st,
+		      bool *committed)
 {
 	atolog_store *s = r->s;
 	const struct output *last = &r->outs[r->n_outs - 1];
-	struct index_state st;
 	struct index_compaction c;
 	int rc = ATOLOG_OK;
 
+	*committed = false;
 	pthread_mutex_lock(&s->w.lock);
-	st = s->w.state;
+	*st = s->w.state;
 	pthread_mutex_unlock(&s->w.lock);
-	st.segment = first + r->n_outs - 1;
-	st.end_offset = last->size;
-	st.last_frame_offset = last->last_length ? last->last_offset : 0;
-	st.last_frame_length = last->last_length;
-	st.n_records = st.n_records > r->n_removed ? st.n_records - r->n_removed : 0;
+	st->segment = first + r->n_outs - 1;
+	st->end_offset = last->size;
+	st->last_frame_offset = last->last_length ? last->last_offset : 0;
+	st->last_frame_length = last->last_length;
+	st->n_records = st->n_records > r->n_removed ? st->n_records - r->n_removed : 0;
 	for (size_t i = 0; i < r->n_moves; i++)
-		r->moves[i].to.segment += first;
+		r->moves[i].to.segment = first + r->moves[i].to.segment;
 	for (size_t i = 0; i < r->n_removed; i++) {
 		r->removed[i].project.ptr = r->names + r->name_at[i].project;
 		r->removed[i].session.ptr = r->names + r->name_at[i].session;
@@ -613,7 +666,7 @@ static int swap_index(struct run *r, uint64_t first, uint64_t count)
 	}
 	c = (struct index_compaction){ .moves = r->moves, .n_moves = r->n_moves,
 				       .removed = r->removed, .n_removed = r->n_removed,
-				       .state = &st, .compactions = count };
+				       .state = st, .nonce = r->nonce };
 	/* Until synced, a machine crash may damage an unsynced index: the
 	 * marker says so, and the idle flush must not remove it meanwhile. */
 	pthread_mutex_lock(&s->marker_lock);
@@ -621,39 +674,42 @@ static int swap_index(struct run *r, uint64_t first, uint64_t count)
 		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
 		rc = index_compact_apply(s->idx, &c);
+	*committed = rc == ATOLOG_OK;
+	if (rc == ATOLOG_OK)
+		store_compact_step(s, COMPACT_STEP_INDEX_COMMITTED);
 	if (rc == ATOLOG_OK)
 		rc = index_sync(s->idx);
 	pthread_mutex_unlock(&s->marker_lock);
-	if (rc == ATOLOG_OK) {
-		struct segment seg = { st.segment, last->fd, last->size };
-
-		store_compact_step(s, COMPACT_STEP_INDEXED);
-		writer_adopt(s, &seg, &st);
-		r->outs[r->n_outs - 1].fd = -1; /* the writer's now */
-	}
 	return rc;
 }
 
-/* Before the commit point something failed after the seal: the store
- * stays as before, and the writer gets a fresh successor, as a roll. */
-static int swap_abandon(struct run *r, int rc)
+/*
+ * Something failed before the index took the swap: the store is put back
+ * as before. The last output goes first (its name is the commit point),
+ * then the others, then the journal; the writer gets a fresh successor to
+ * the segment the swap sealed, as a roll would (its id may be that of an
+ * output that never committed: no index row ever named one, so no reader
+ * holds a place in it).
+ */
+static int swap_undo(struct run *r, int rc)
 {
 	atolog_store *s = r->s;
 	char msg[ERR_MSG_SIZE];
 	struct segment next;
+	bool ok = true;
 
 	snprintf(msg, sizeof(msg), "%s", err_message(s));
-	/* Renamed ones first: with the journal gone they would be taken for
-	 * segments of the log. */
-	for (size_t k = 0; k < r->n_published; k++) {
-		if (unlink(r->outs[k].tmp) != 0)
-			s->w.io_failed = true;
+	for (size_t k = r->n_published; ok && k-- > 0;) {
+		ok = unlink(r->outs[k].tmp) == 0 || errno == ENOENT;
+		r->outs[k].tmp[0] = '\0'; /* that name may soon be the writer's */
+		if (ok && k + 1 == r->n_published)
+			ok = sync_segment_dir(r) == ATOLOG_OK;
 	}
-	if (s->w.io_failed || io_fsync_dir(NULL, s->segment_dir) != 0 ||
-	    journal_remove(s) != ATOLOG_OK ||
-	    segment_create(NULL, s->segment_dir, s->w.active.id + 1, s->store_id,
+	r->n_published = 0;
+	if (!ok || sync_segment_dir(r) != ATOLOG_OK || journal_remove(s) != ATOLOG_OK ||
+	    segment_create(&s->w.io, s->segment_dir, s->w.active.id + 1, s->store_id,
 			   &next) != ATOLOG_OK)
-		s->w.io_failed = true; /* the next open sorts it out */
+		s->w.io_failed = true; /* the next open finishes or undoes it */
 	else
 		writer_adopt(s, &next, NULL);
 	return err_set(rc, "%s", msg);
@@ -662,68 +718,99 @@ static int swap_abandon(struct run *r, int rc)
 static int swap_locked(struct run *r, struct compact_journal *j)
 {
 	atolog_store *s = r->s;
+	struct index_state st;
+	bool committed;
 	int rc = writer_seal(s);
 
 	if (rc != ATOLOG_OK)
 		return rc; /* the handle has failed, as a failed roll */
 	store_compact_step(s, COMPACT_STEP_SEALED);
 	j->output = s->w.active.id + 1;
-	for (size_t k = 0; k < r->n_outs && rc == ATOLOG_OK; k++)
-		rc = output_name(r, k, j->output + k);
+	if (j->output != r->named_first) /* the writer rolled meanwhile */
+		rc = outputs_name(r, j->output);
 	if (rc == ATOLOG_OK)
 		rc = journal_write(s, j);
 	if (rc == ATOLOG_OK) {
 		store_compact_step(s, COMPACT_STEP_JOURNALED);
 		rc = outputs_publish(r, j->output);
 	}
-	if (rc != ATOLOG_OK)
-		return swap_abandon(r, rc);
-	store_compact_step(s, COMPACT_STEP_RENAMED);
-	rc = swap_index(r, j->output, j->count);
+	if (rc == ATOLOG_OK) {
+		store_compact_step(s, COMPACT_STEP_RENAMED);
+		rc = swap_index(r, j->output, &st, &committed);
+	}
+	if (rc != ATOLOG_OK && !committed)
+		return swap_undo(r, rc);
 	if (rc != ATOLOG_OK) {
-		/* Committed in the log, not in the index: only a reopen can
-		 * finish it (compact_finish). */
+		/* Committed, not known durable: only a reopen can tell. */
 		char msg[ERR_MSG_SIZE];
 
-		snprintf(msg, sizeof(msg), "compaction: the index swap failed (%s); "
+		snprintf(msg, sizeof(msg), "compaction: syncing the index failed (%s); "
 			 "reopen the store, which finishes the compaction",
 			 err_message(s));
 		writer_fail(s, ATOLOG_FAILED, msg);
 		return err_set(rc, "%s", msg);
 	}
+	store_compact_step(s, COMPACT_STEP_INDEXED);
+	writer_adopt(s, &(struct segment){ st.segment, run_out(r)->fd, run_out(r)->size },
+		     &st);
+	run_out(r)->fd = -1; /* the writer's now */
 	return ATOLOG_OK;
+}
+
+/* Deletes (or sets aside) the inputs and drops the journal. A failure here
+ * leaves the compaction applied, and the journal for the next compaction
+ * or open to finish: it is reported, not undone. */
+static int swap_finish(struct run *r, const struct compact_journal *j)
+{
+	atolog_store *s = r->s;
+	int rc;
+
+	/* Nothing of this handle keeps an old segment open. */
+	segment_fds_flush(&s->fds);
+	rc = compact_retire(s, j->inputs, j->n_inputs, &r->waiting);
+	if (rc == ATOLOG_OK)
+		rc = journal_remove(s);
+	if (rc == ATOLOG_OK)
+		store_compact_step(s, COMPACT_STEP_DONE);
+	return rc;
 }
 
 static int run_swap(struct run *r, const struct plan *p)
 {
 	atolog_store *s = r->s;
 	struct compact_journal j = { .nonce = r->nonce, .n_outputs = r->n_outs };
-	int rc = index_compactions(s->idx, &j.count);
+	int64_t t0;
+	int rc = ATOLOG_OK;
 
-	j.count++;
 	j.inputs = calloc(p->report->segments_in + 1, sizeof(*j.inputs));
 	if (!j.inputs)
-		rc = err_set(ENOMEM, "compaction: the journal");
-	for (size_t i = 0; i < p->n_segs && j.inputs; i++) {
+		return err_set(ENOMEM, "compaction: the journal");
+	for (size_t i = 0; i < p->n_segs; i++) {
 		if (p->segs[i].input)
 			j.inputs[j.n_inputs++] = p->segs[i].id;
 	}
+	pthread_mutex_lock(&s->w.lock);
+	j.output = s->w.active_id + 1; /* what the swap will most likely find */
+	pthread_mutex_unlock(&s->w.lock);
+	/* The slow part (a sync per output) before writers are held. */
+	rc = outputs_name(r, j.output);
 	if (rc == ATOLOG_OK) {
+		t0 = time_mono_us();
 		rc = writer_exclusive_begin(s);
 		if (rc == ATOLOG_OK)
 			rc = swap_locked(r, &j);
 		writer_exclusive_end(s);
+		r->pause_us += (uint64_t)(time_mono_us() - t0);
 	}
 	if (rc == ATOLOG_OK) {
-		/* Nothing of this handle keeps an old segment open. */
-		segment_fds_flush(&s->fds);
-		rc = compact_retire(s, j.inputs, j.n_inputs,
-				    &p->report->segments_waiting);
+		r->swapped = true;
+		if (swap_finish(r, &j) != ATOLOG_OK) {
+			/* Applied all the same: the journal stays, and the next
+			 * compaction or open deletes the old segments. */
+			err_clear();
+			r->waiting = j.n_inputs;
+		}
 	}
-	if (rc == ATOLOG_OK)
-		rc = journal_remove(s);
-	if (rc == ATOLOG_OK)
-		store_compact_step(s, COMPACT_STEP_DONE);
 	free(j.inputs);
 	return rc;
 }
@@ -734,7 +821,7 @@ static void run_free(struct run *r)
 		if (r->outs[k].fd < 0)
 			continue;
 		close(r->outs[k].fd);
-		if (k >= r->n_published)
+		if (k >= r->n_published && r->outs[k].tmp[0])
 			unlink(r->outs[k].tmp); /* a copy that never committed */
 	}
 	free(r->outs);
@@ -748,7 +835,7 @@ static void run_free(struct run *r)
 static int compact_apply(atolog_store *s, const struct compact_rule *rule,
 			 const atolog_compact_options *o, struct plan *p)
 {
-	struct run r = { .s = s, .rule = rule, .opts = o,
+	struct run r = { .s = s, .rule = rule, .opts = o, .report = p->report,
 			 .total = p->report->bytes_in };
 	int rc = ATOLOG_OK;
 
@@ -771,6 +858,8 @@ static int compact_apply(atolog_store *s, const struct compact_rule *rule,
 		out->applied = 1;
 		out->records_moved = r.n_moves;
 		out->segments_out = r.n_outs;
+		out->segments_waiting += r.waiting;
+		out->pause_us += r.pause_us;
 		out->bytes_out = 0;
 		for (size_t k = 0; k < r.n_outs; k++)
 			out->bytes_out += r.outs[k].size;
@@ -811,13 +900,15 @@ static int rule_init(atolog_store *s, const atolog_compact_options *o,
 
 /* Retention may remove records of the active segment: it is sealed
  * first, so that it is a sealed segment like the others. */
-static int seal_active(atolog_store *s)
+static int seal_active(atolog_store *s, atolog_compact_report *out)
 {
+	int64_t t0 = time_mono_us();
 	int rc = writer_exclusive_begin(s);
 
 	if (rc == ATOLOG_OK && s->w.active.size > SEGMENT_HEADER_SIZE)
 		rc = writer_roll(s);
 	writer_exclusive_end(s);
+	out->pause_us += (uint64_t)(time_mono_us() - t0);
 	return rc;
 }
 
@@ -833,8 +924,9 @@ static int index_level(atolog_store *s)
 static int compact_locked(atolog_store *s, const atolog_compact_options *o,
 			  const struct compact_rule *rule, atolog_compact_report *out)
 {
-	struct plan p = { .report = out, .segment_size = s->opts.segment_size };
 	bool apply = (o->flags & ATOLOG_COMPACT_APPLY) != 0;
+	struct plan p = { .report = out, .segment_size = s->opts.segment_size,
+			  .apply = apply };
 	uint64_t waiting = 0;
 	int rc = compact_finish(s, false, &waiting);
 
@@ -842,7 +934,7 @@ static int compact_locked(atolog_store *s, const atolog_compact_options *o,
 				       : s->opts.segment_size *
 						 ATOLOG_COMPACT_SMALL_PERCENT_DEFAULT / 100;
 	if (rc == ATOLOG_OK)
-		rc = apply && rule->active ? seal_active(s) : index_level(s);
+		rc = apply && rule->active ? seal_active(s, out) : index_level(s);
 	if (rc == ATOLOG_OK)
 		rc = plan_build(s, rule, &p);
 	if (rc == ATOLOG_OK && apply && out->segments_in > 0)

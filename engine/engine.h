@@ -144,7 +144,7 @@ struct segment_fds {
 	} slots[SEGMENT_FDS_MAX];
 	size_t n;
 	uint64_t clock;
-	uint64_t compactions;  /* the index's count when last looked at */
+	uint64_t compaction;   /* the index's last compaction, when looked at */
 	int64_t looked_at_ms;  /* monotonic */
 };
 int segment_fds_init(struct segment_fds *c, const char *dir);
@@ -154,7 +154,7 @@ void segment_fds_put(struct segment_fds *c, uint64_t id, int fd);
 /* Closes every descriptor (borrowed ones when put back): after a
  * compaction, so that no old segment is kept open for nothing. */
 void segment_fds_flush(struct segment_fds *c);
-/* At most every FDS_REFRESH_MS: flushes when idx's compaction count
+/* At most every FDS_REFRESH_MS: flushes when idx's last compaction
  * changed since the last look. */
 void segment_fds_refresh(struct segment_fds *c, struct index *idx);
 
@@ -330,6 +330,7 @@ struct writer {
 	struct commit_req *gatherer;  /* always mode: the leader, waiting for */
 	uint64_t last_sync_reqs;      /* as many callers as the last sync had */
 	uint64_t published, indexed;  /* items of the recent set, and in LMDB */
+	uint64_t active_id;           /* active.id, for others to read */
 	uint64_t index_next;          /* the index thread's next item */
 	uint64_t recent_max;          /* published - indexed before callers wait */
 	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
@@ -378,6 +379,9 @@ struct atolog_store {
 	 * compaction's "marker, swap, sync", so that neither cuts into the
 	 * other (engine/store.c). */
 	pthread_mutex_t marker_lock;
+	/* The compactor's I/O (one at a time, under maint_lock): tests make
+	 * its nth call fail, as w.io does for the writer. */
+	struct io_faults compact_io;
 	/* Test hook: told each step of a compaction (engine/compact.c). */
 	void (*compact_hook)(int step, void *ctx);
 	void *compact_hook_ctx;
@@ -439,7 +443,9 @@ enum compact_step {
 	COMPACT_STEP_WRITTEN,     /* the new segment is written, as .seg.tmp */
 	COMPACT_STEP_SEALED,      /* the active segment is sealed */
 	COMPACT_STEP_JOURNALED,   /* the journal is written */
-	COMPACT_STEP_RENAMED,     /* the new segment has its name: committed */
+	COMPACT_STEP_RENAMED_ONE, /* new segments but the last have names */
+	COMPACT_STEP_RENAMED,     /* the last has its name: committed */
+	COMPACT_STEP_INDEX_COMMITTED, /* the index swap committed, not synced */
 	COMPACT_STEP_INDEXED,     /* the index swap is durable */
 	COMPACT_STEP_RETIRED_ONE, /* the first old segment is gone */
 	COMPACT_STEP_DONE,        /* the journal is removed */
@@ -447,8 +453,8 @@ enum compact_step {
 };
 
 struct compact_journal {
-	uint64_t nonce;   /* also in the new segment's header */
-	uint64_t count;   /* the index's compaction count once swapped */
+	uint64_t nonce;   /* also in the new segments' headers and, once
+			   * swapped, in the index */
 	uint64_t output;  /* the first new segment's id */
 	size_t n_outputs; /* new segments: ids output, output + 1, ... */
 	uint64_t *inputs; /* the segments it replaces */
@@ -472,6 +478,9 @@ int compact_finish(atolog_store *store, bool at_open, uint64_t *waiting);
 bool compact_pending(const atolog_store *store);
 /* Calls the test hook, if any. */
 void store_compact_step(atolog_store *store, enum compact_step step);
+/* Test hook: make the nth (0 = next) call of op by the compactor fail. */
+void store_inject_compact_fault(atolog_store *store, enum io_op op, long nth,
+				int err);
 /* Test hook: fn is told each step (it may _exit to simulate a crash). */
 void store_on_compact_step(atolog_store *store, void (*fn)(int step, void *ctx),
 			   void *ctx);

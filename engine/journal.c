@@ -5,8 +5,7 @@
  * A compaction's commit point is the rename of its new segment to its
  * final name (engine/compact.c). Just before, it writes the journal: the
  * new segment's id and nonce (also in that segment's header), the old
- * segments it replaces, and the compaction count the index will hold once
- * swapped. A writer open that finds a journal decides by the new segment
+ * segments it replaces. The index holds the nonce once swapped. A writer open that finds a journal decides by the new segment
  * alone:
  *
  *   - not there under its name with that nonce: the compaction never
@@ -14,7 +13,7 @@
  *     .seg.tmp, which every open removes). The store is as before.
  *   - there: it committed. The old segments are redundant (every record
  *     kept is in the new one) and are retired; if the index does not hold
- *     the count, the swap never reached it, and the index is emptied, to
+ *     the nonce, the swap never reached it, and the index is emptied, to
  *     be rebuilt from the log (it is derived data). The store is as after.
  *
  * Retiring a segment deletes it when no reader has it open (readers hold
@@ -59,9 +58,9 @@ static char *journal_format(const struct compact_journal *j, size_t *len)
 
 	if (!buf)
 		return NULL;
-	n = (size_t)snprintf(buf, cap, "%s\nnonce %016" PRIx64 "\ncount %" PRIu64
+	n = (size_t)snprintf(buf, cap, "%s\nnonce %016" PRIx64
 			     "\noutputs %016" PRIx64 " %zu\ninputs %zu", JOURNAL_MAGIC,
-			     j->nonce, j->count, j->output, j->n_outputs, j->n_inputs);
+			     j->nonce, j->output, j->n_outputs, j->n_inputs);
 	for (size_t i = 0; i < j->n_inputs; i++)
 		n += (size_t)snprintf(buf + n, cap - n, " %016" PRIx64, j->inputs[i]);
 	n += (size_t)snprintf(buf + n, cap - n, "\nxxh3 %016" PRIx64 "\n",
@@ -85,14 +84,14 @@ int journal_write(atolog_store *s, const struct compact_journal *j)
 	if (rc == ATOLOG_OK && fd < 0)
 		rc = err_errno(errno, "compaction: creating %s", tmp);
 	if (rc == ATOLOG_OK) {
-		int e = io_pwrite_all(NULL, fd, text, len, 0);
+		int e = io_pwrite_all(&s->compact_io, fd, text, len, 0);
 
 		if (e == 0)
-			e = io_fdatasync(NULL, fd);
+			e = io_fdatasync(&s->compact_io, fd);
 		if (e == 0 && rename(tmp, path) != 0)
 			e = errno;
 		if (e == 0)
-			e = io_fsync_dir(NULL, s->dir);
+			e = io_fsync_dir(&s->compact_io, s->dir);
 		if (e != 0)
 			rc = err_errno(e, "compaction: writing %s", path);
 	}
@@ -113,7 +112,7 @@ int journal_remove(atolog_store *s)
 		return rc;
 	if (unlink(path) != 0 && errno != ENOENT)
 		return err_errno(errno, "compaction: removing %s", path);
-	e = io_fsync_dir(NULL, s->dir);
+	e = io_fsync_dir(&s->compact_io, s->dir);
 	return e ? err_errno(e, "compaction: syncing %s", s->dir) : ATOLOG_OK;
 }
 
@@ -138,9 +137,8 @@ static int journal_parse(char *text, size_t len, struct compact_journal *j)
 		return journal_damaged("checksum or header");
 	(void)len;
 	p = text + strlen(JOURNAL_MAGIC) + 1;
-	if (sscanf(p, "nonce %" SCNx64 "\ncount %" SCNu64 "\noutputs %" SCNx64
-		   " %zu\ninputs %zu%n", &j->nonce, &j->count, &j->output,
-		   &j->n_outputs, &n, &used) != 5 ||
+	if (sscanf(p, "nonce %" SCNx64 "\noutputs %" SCNx64 " %zu\ninputs %zu%n",
+		   &j->nonce, &j->output, &j->n_outputs, &n, &used) != 4 ||
 	    n > COMPACT_INPUTS_MAX || j->n_outputs == 0 ||
 	    j->n_outputs > COMPACT_INPUTS_MAX)
 		return journal_damaged("fields");
@@ -237,7 +235,7 @@ int compact_retire(atolog_store *s, const uint64_t *ids, size_t n,
 			store_compact_step(s, COMPACT_STEP_RETIRED_ONE);
 	}
 	if (e == 0)
-		e = io_fsync_dir(NULL, s->segment_dir);
+		e = io_fsync_dir(&s->compact_io, s->segment_dir);
 	return e ? err_errno(e, "compaction: retiring old segments") : ATOLOG_OK;
 }
 
@@ -286,33 +284,39 @@ static bool output_present(atolog_store *s, const struct compact_journal *j,
 	return hdr.compaction == j->nonce;
 }
 
-/* Whether the compaction committed: every new segment has its name (they
- * are renamed in order, the last is the commit point). */
+/* Whether the compaction committed: the last new segment has its name
+ * (the commit point: the others' names were made durable before it). All
+ * are required, so that an undo cut short after removing the first is
+ * never taken for a commit. */
 static bool outputs_committed(atolog_store *s, const struct compact_journal *j)
 {
-	return output_present(s, j, j->output + j->n_outputs - 1);
+	for (size_t k = j->n_outputs; k-- > 0;) {
+		if (!output_present(s, j, j->output + k))
+			return false;
+	}
+	return true;
 }
 
-/* Undoes the renames of an uncommitted compaction. */
+/* Undoes the renames of an uncommitted compaction, the last first. */
 static int outputs_remove(atolog_store *s, const struct compact_journal *j)
 {
 	int e;
 
-	for (size_t k = 0; k < j->n_outputs; k++) {
+	for (size_t k = j->n_outputs; k-- > 0;) {
 		char path[PATH_MAX];
 
 		segment_path(path, sizeof(path), s->segment_dir, j->output + k);
 		if (output_present(s, j, j->output + k) && unlink(path) != 0)
 			return err_errno(errno, "compaction: undoing %s", path);
 	}
-	e = io_fsync_dir(NULL, s->segment_dir);
+	e = io_fsync_dir(&s->compact_io, s->segment_dir);
 	return e ? err_errno(e, "syncing %s", s->segment_dir) : ATOLOG_OK;
 }
 
 int compact_finish(atolog_store *s, bool at_open, uint64_t *waiting)
 {
 	struct compact_journal j;
-	uint64_t count = 0;
+	uint64_t last = 0;
 	int rc = journal_read(s, &j);
 
 	*waiting = 0;
@@ -321,8 +325,8 @@ int compact_finish(atolog_store *s, bool at_open, uint64_t *waiting)
 	if (rc == ATOLOG_OK && !outputs_committed(s, &j)) {
 		rc = outputs_remove(s, &j);
 	} else if (rc == ATOLOG_OK) {
-		rc = index_compactions(s->idx, &count);
-		if (rc == ATOLOG_OK && count != j.count) {
+		rc = index_last_compaction(s->idx, &last);
+		if (rc == ATOLOG_OK && last != j.nonce) {
 			/* The swap never reached the index. */
 			if (!at_open)
 				rc = err_set(ATOLOG_FAILED, "an interrupted compaction "

@@ -62,8 +62,10 @@ static int read_located(atolog_store *s, const uint8_t id[UUID_SIZE],
 		if (rc != ENOENT || tries == READ_RELOCATE_MAX)
 			break;
 		record_view_free(view);
-		if (index_lookup(s->idx, id, &now) == ATOLOG_NOTFOUND)
-			return ATOLOG_NOTFOUND;
+		rc = index_lookup(s->idx, id, &now);
+		if (rc != ATOLOG_OK)
+			return rc; /* NOTFOUND: retention removed it */
+		rc = ENOENT;
 		if (now.segment == loc.segment && now.offset == loc.offset)
 			break; /* the index still names the missing file */
 		loc = now;

@@ -317,6 +317,10 @@ bool recent_find(struct recent *r, const uint8_t id[UUID_SIZE],
 		for (uint32_t s = start; c->slots[s]; s = (s + 1) % RECENT_SLOTS) {
 			const struct recent_item *it = &c->items[c->slots[s] - 1];
 
+			/* Below indexed, LMDB has it, and LMDB is where a
+			 * compaction moves or removes it. */
+			if (c->first + c->slots[s] - 1 < r->indexed)
+				continue;
 			if (memcmp(it->id, id, UUID_SIZE) == 0) {
 				*loc = it->loc;
 				found = true;

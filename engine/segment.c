@@ -287,12 +287,13 @@ static int segment_fds_open(struct segment_fds *c, uint64_t id, int *fd)
 	/* A shared lock tells a compactor that a reader has it open; the
 	 * compactor holds it exclusively only while it deletes the file, so
 	 * one that cannot be had is a file on its way out: gone. */
-	if (flock(*fd, LOCK_SH | LOCK_NB) != 0) {
-		int e = errno == EWOULDBLOCK ? ENOENT : errno;
-
+	if (flock(*fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
 		close(*fd);
-		return err_errno(e, "opening segment %016" PRIx64, id);
+		return err_errno(ENOENT, "opening segment %016" PRIx64, id);
 	}
+	/* Other failures (a file system without flock) leave it unlocked:
+	 * readable, but a compaction may then delete it while it is open,
+	 * which POSIX allows; the reader keeps its data. */
 	return ATOLOG_OK;
 }
 
@@ -333,17 +334,9 @@ void segment_fds_flush(struct segment_fds *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void segment_fds_refresh(struct segment_fds *c, struct index *idx)
 {
-	int64_t now = mono_ms();
+	int64_t now = time_mono_us() / 1000;
 	uint64_t count;
 	bool due;
 
@@ -353,11 +346,11 @@ void segment_fds_refresh(struct segment_fds *c, struct index *idx)
 		c->looked_at_ms = now;
 	pthread_mutex_unlock(&c->lock);
 	/* A failed look changes nothing: descriptors stay valid, only kept. */
-	if (!due || index_compactions(idx, &count) != ATOLOG_OK)
+	if (!due || index_last_compaction(idx, &count) != ATOLOG_OK)
 		return;
 	pthread_mutex_lock(&c->lock);
-	due = count != c->compactions;
-	c->compactions = count;
+	due = count != c->compaction;
+	c->compaction = count;
 	pthread_mutex_unlock(&c->lock);
 	if (due)
 		segment_fds_flush(c);

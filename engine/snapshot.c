@@ -315,7 +315,7 @@ static int take_store(struct snapshot *sn, bool *raced)
 	atolog_store *s = sn->store;
 	uint64_t before = 0, after = 0;
 	bool pending = compact_pending(s);
-	int rc = index_compactions(s->idx, &before);
+	int rc = index_last_compaction(s->idx, &before);
 
 	*sn->out = (atolog_snapshot_info){ .created_at = sn->out->created_at };
 	sn->copier.linked = 0;
@@ -330,7 +330,7 @@ static int take_store(struct snapshot *sn, bool *raced)
 		sn->copier.total = segments_total(s, &sn->state);
 		rc = take_segments(sn);
 	}
-	*raced = pending || index_compactions(s->idx, &after) != ATOLOG_OK ||
+	*raced = pending || index_last_compaction(s->idx, &after) != ATOLOG_OK ||
 		 after != before;
 	if (rc != 0 || *raced)
 		remove_tree(sn->tmp);
@@ -374,6 +374,14 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
 	tmp_name(sn.tmp, sizeof(sn.tmp), dest);
 	pthread_mutex_lock(&s->maint_lock);
+	/* A compaction of this handle that could not delete its old
+	 * segments left its journal: finish it, or every try would race. */
+	if (!s->readonly && compact_pending(s)) {
+		uint64_t waiting;
+
+		if (compact_finish(s, false, &waiting) != ATOLOG_OK)
+			err_clear(); /* then the snapshot says why it cannot */
+	}
 	rc = snapshot_take(&sn);
 	pthread_mutex_unlock(&s->maint_lock);
 	if (rc != 0)

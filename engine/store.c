@@ -304,23 +304,35 @@ static int store_init_paths(atolog_store *s, const char *dir)
 	return ATOLOG_OK;
 }
 
-/* A reader never scans the log, but it must not read a format it does not
- * know: the oldest and newest segment headers are checked. */
-static int store_check_segment_headers(atolog_store *s)
+/* One look at the oldest and newest segment headers. */
+static int check_end_headers(atolog_store *s)
 {
 	struct segment_header hdr;
 	uint64_t *ids = NULL;
 	size_t n = 0;
 	int fd, rc = segment_list(s->segment_dir, &ids, &n);
 
-	const size_t ends[2] = { 0, n - 1 };
-
 	for (size_t i = 0; rc == ATOLOG_OK && n > 0 && i < 2; i++) {
-		rc = segment_open(s->segment_dir, ids[ends[i]], O_RDONLY, &hdr, &fd);
+		rc = segment_open(s->segment_dir, ids[i ? n - 1 : 0], O_RDONLY, &hdr, &fd);
 		if (rc == ATOLOG_OK)
 			close(fd);
 	}
 	free(ids);
+	return rc;
+}
+
+/* A reader never scans the log, but it must not read a format it does not
+ * know: the oldest and newest segment headers are checked. A compaction of
+ * the writer may delete the oldest between the listing and the look: then
+ * the directory is listed again. */
+static int store_check_segment_headers(atolog_store *s)
+{
+	int rc = check_end_headers(s);
+
+	for (int i = 0; rc == ENOENT && i < MAINT_COMPACTION_RETRIES; i++) {
+		err_clear();
+		rc = check_end_headers(s);
+	}
 	return rc;
 }
 
@@ -417,6 +429,7 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
 	s->lock_fd = -1;
 	s->w.active.fd = -1;
 	pthread_mutex_init(&s->maint_lock, NULL);
+	io_faults_init(&s->compact_io);
 	pthread_mutex_init(&s->marker_lock, NULL);
 	s->opts = opts ? *opts : defaults;
 	store_default_options(&s->opts);
@@ -537,4 +550,10 @@ void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
 	s->w.io.err[op] = err;
 	s->w.io.short_write = short_write;
 	pthread_mutex_unlock(&s->w.lock);
+}
+
+void store_inject_compact_fault(atolog_store *s, enum io_op op, long nth, int err)
+{
+	s->compact_io.countdown[op] = nth;
+	s->compact_io.err[op] = err;
 }

@@ -301,7 +301,7 @@ static int verify_pass(atolog_store *s, atolog_progress_fn progress, void *ctx,
 			    .out = out };
 	uint64_t before = 0, after = 0;
 	bool pending = compact_pending(s);
-	int rc = index_compactions(s->idx, &before);
+	int rc = index_last_compaction(s->idx, &before);
 
 	memset(out, 0, sizeof(*out));
 	if (rc == ATOLOG_OK)
@@ -309,7 +309,7 @@ static int verify_pass(atolog_store *s, atolog_progress_fn progress, void *ctx,
 	free(v.rows);
 	if (rc == ATOLOG_OK || rc == ENOENT)
 		*raced = pending || compact_pending(s) ||
-			 index_compactions(s->idx, &after) != ATOLOG_OK ||
+			 index_last_compaction(s->idx, &after) != ATOLOG_OK ||
 			 after != before;
 	return rc;
 }

@@ -309,6 +309,7 @@ typedef struct atolog_compact_report {
 				    * estimate) */
 	uint64_t segments_waiting; /* rewritten, but a reader still has one
 				    * open: deleted once none does */
+	uint64_t pause_us;         /* writers were held (queued) this long */
 	size_t n_projects;         /* removals by project, by name */
 	atolog_compact_project *projects;
 } atolog_compact_report;

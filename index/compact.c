@@ -6,9 +6,11 @@
  * A compaction rewrites sealed segments. Records it keeps move (only their
  * by_id row changes: the secondary indexes hold ids, not places); records
  * it removes leave all five databases. Both happen in one transaction with
- * the new state row and the compaction count, so a reader sees the store
- * entirely before or entirely after, and the count tells a reopening
- * writer whether the swap reached the index (engine/compact.c).
+ * the new state row and the compaction's nonce, so a reader sees the store
+ * entirely before or entirely after, and the nonce tells a reopening
+ * writer whether the swap reached the index (engine/compact.c), and
+ * readers that a compaction ran (a random number: a rebuilt index, which
+ * has none, never seems to have seen the same one).
  *
  * Every row touched must still say what the compactor read from the log:
  * a move from a place the row does not name, or the removal of a row that
@@ -23,7 +25,7 @@
 #include "error.h"
 #include "internal.h"
 
-#define META_COMPACTIONS_KEY "compactions"
+#define META_COMPACTION_KEY "compaction"
 
 /* The row of id, which must name exactly loc; an LMDB code, with
  * MDB_NOTFOUND also for a row that names another place. */
@@ -95,11 +97,11 @@ static int remove_entry(struct index *idx, MDB_txn *txn, const struct index_entr
 	return rc;
 }
 
-static int put_compactions(struct index *idx, MDB_txn *txn, uint64_t n)
+static int put_compaction(struct index *idx, MDB_txn *txn, uint64_t n)
 {
 	uint8_t buf[8];
-	MDB_val key = { .mv_size = strlen(META_COMPACTIONS_KEY),
-			.mv_data = (void *)META_COMPACTIONS_KEY };
+	MDB_val key = { .mv_size = strlen(META_COMPACTION_KEY),
+			.mv_data = (void *)META_COMPACTION_KEY };
 	MDB_val val = { .mv_size = sizeof(buf), .mv_data = buf };
 
 	put_le64(buf, n);
@@ -123,7 +125,7 @@ static int compact_once(struct index *idx, MDB_txn *txn,
 	if (rc == MDB_SUCCESS)
 		rc = index_put_state(idx, txn, c->state);
 	if (rc == MDB_SUCCESS)
-		rc = put_compactions(idx, txn, c->compactions);
+		rc = put_compaction(idx, txn, c->nonce);
 	return rc;
 }
 
@@ -168,10 +170,10 @@ int index_compact_apply(struct index *idx, const struct index_compaction *c)
 	}
 }
 
-int index_compactions(struct index *idx, uint64_t *out)
+int index_last_compaction(struct index *idx, uint64_t *out)
 {
-	MDB_val key = { .mv_size = strlen(META_COMPACTIONS_KEY),
-			.mv_data = (void *)META_COMPACTIONS_KEY };
+	MDB_val key = { .mv_size = strlen(META_COMPACTION_KEY),
+			.mv_data = (void *)META_COMPACTION_KEY };
 	MDB_txn *txn;
 	MDB_val val;
 	int rc, mrc;
@@ -188,7 +190,7 @@ int index_compactions(struct index *idx, uint64_t *out)
 	index_txn_end(idx, txn, false);
 	if (mrc == MDB_NOTFOUND)
 		return ATOLOG_OK; /* never compacted */
-	return index_mdb_error(mrc, META_COMPACTIONS_KEY);
+	return index_mdb_error(mrc, META_COMPACTION_KEY);
 }
 
 /* ------------------------------------------------------------------------

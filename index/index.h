@@ -205,7 +205,7 @@ struct index_compaction {
 	const struct index_entry *removed; /* loc: where it was */
 	size_t n_removed;
 	const struct index_state *state;   /* required */
-	uint64_t compactions;              /* the count after this one */
+	uint64_t nonce;                    /* this compaction's (not 0) */
 };
 
 /*
@@ -215,8 +215,9 @@ struct index_compaction {
  */
 int index_compact_apply(struct index *idx, const struct index_compaction *c);
 
-/* Compactions the index has seen since it was built (0: none). */
-int index_compactions(struct index *idx, uint64_t *out);
+/* The nonce of the last compaction the index has seen (0: none since it
+ * was built). */
+int index_last_compaction(struct index *idx, uint64_t *out);
 
 /* One interaction a retention rule selects (names valid during fn). */
 struct index_retained {

@@ -14,6 +14,7 @@
  * of another process are forked children.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -50,27 +51,36 @@ static void register_projects(atolog_store *s)
 	CHECK_OK(atolog_project_add(s, "alpha", alpha, 2), s);
 }
 
-/* One interaction of project p on day (plus a random second). */
-static void record_one(atolog_store *s, struct model *m, const char *project,
-		       int day)
+/* One interaction of project p at second of day, in session s%02u and
+ * client number c; tag makes prompts of several writers distinct. */
+static void record_at(atolog_store *s, struct model *m, const char *project,
+		      int day, unsigned second, unsigned session_no,
+		      unsigned client_no, unsigned tag)
 {
 	atolog_interaction in = { 0 }, *out = NULL;
 	char prompt[64], session[16];
 
-	snprintf(prompt, sizeof(prompt), "prompt %zu", m->n);
-	snprintf(session, sizeof(session), "s%02u", (unsigned)check_rand_below(12));
+	snprintf(prompt, sizeof(prompt), "prompt %u.%zu", tag, m->n);
+	snprintf(session, sizeof(session), "s%02u", session_no % 12);
 	in.prompt = prompt;
 	in.project = project;
 	in.session_id = session;
-	in.client = clients[check_rand_below(3)];
+	in.client = clients[client_no % 3];
 	in.has_created_at = 1;
-	in.created_at = TIME_BASE + day * DAY_US +
-			(int64_t)check_rand_below(86400) * 1000000;
+	in.created_at = TIME_BASE + day * DAY_US + (int64_t)(second % 86400) * 1000000;
 	in.context_pack = "{\"k\":[1,2]}";
 	CHECK_OK(atolog_interaction_record(s, &in, &out), s);
 	if (out)
 		model_add(m, out);
 	atolog_interaction_free(out);
+}
+
+/* One interaction of project p on day (a random second, session, client). */
+static void record_one(atolog_store *s, struct model *m, const char *project,
+		       int day)
+{
+	record_at(s, m, project, day, (unsigned)check_rand_below(86400),
+		  (unsigned)check_rand_below(12), (unsigned)check_rand_below(3), 0);
 }
 
 static void record_random(atolog_store *s, struct model *m, size_t n)
@@ -105,6 +115,17 @@ static void model_copy(struct model *to, const struct model *from)
 		abort();
 	memcpy(to->recs, from->recs, from->n * sizeof(*to->recs));
 	to->n = to->cap = from->n;
+}
+
+static void model_copy_rec(struct model *to, const struct model_rec *r)
+{
+	if (to->n == to->cap) {
+		to->cap = to->cap * 2 + 16;
+		to->recs = realloc(to->recs, to->cap * sizeof(*to->recs));
+		if (!to->recs)
+			abort();
+	}
+	to->recs[to->n++] = *r;
 }
 
 static size_t model_count(const struct model *m, const char *project, int64_t before)
@@ -458,6 +479,128 @@ out:
 	model_free(&after);
 }
 
+/* ------------------------------------------------------------------------
+ * I/O failures: the compactor's nth write or sync fails. The compaction
+ * says so and the store is as before, also after a reopen, and the handle
+ * still takes writes; with the fault past the last call, it is applied.
+ */
+
+static void fault_case(const char *dir, enum io_op op, long nth, bool *reached)
+{
+	atolog_options o = small_opts();
+	atolog_compact_report r;
+	struct model before = { 0 }, after = { 0 };
+	atolog_store *s;
+	int rc;
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	register_projects(s);
+	record_random(s, &before, 300);
+	model_copy(&after, &before);
+	model_retain(&after, "beta", false, 0);
+	store_inject_compact_fault(s, op, nth, op == IO_WRITE ? ENOSPC : EIO);
+	rc = compact(s, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r);
+	*reached = rc != ATOLOG_OK;
+	if (rc == ATOLOG_OK) {
+		atolog_compact_report_free(&r);
+		check_exactly(s, &after);
+	} else {
+		if (op == IO_WRITE)
+			CHECK_RC(rc, ATOLOG_FULL, s);
+		check_exactly(s, &before);
+		CHECK(!journal_exists(dir));
+		CHECK_INT(count_files(dir, ".seg.tmp"), 0);
+		record_one(s, &before, "gamma", 3); /* still takes writes */
+		model_copy_rec(&after, &before.recs[before.n - 1]);
+	}
+	CHECK_OK(atolog_store_close(s), NULL);
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	check_exactly(s, rc == ATOLOG_OK ? &after : &before);
+	check_verify(s);
+	CHECK_OK(compact(s, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r), s);
+	atolog_compact_report_free(&r);
+	check_exactly(s, &after);
+	CHECK_OK(atolog_store_close(s), NULL);
+	model_free(&before);
+	model_free(&after);
+}
+
+static void test_io_faults(const char *root)
+{
+	static const enum io_op ops[] = { IO_WRITE, IO_SYNC };
+	static const char *const names[] = { "write", "sync" };
+
+	for (size_t i = 0; i < 2; i++) {
+		bool reached = true;
+		long nth;
+
+		for (nth = 0; reached && nth < 200; nth++) {
+			char name[32], *dir;
+
+			snprintf(name, sizeof(name), "%s%ld", names[i], nth);
+			dir = check_path(root, name);
+			fault_case(dir, ops[i], nth, &reached);
+			free(dir);
+		}
+		/* Several calls of each kind, each failed once. */
+		CHECK(nth > 5 && !reached);
+	}
+}
+
+/* In the writer's own process, a removed record is gone from every query
+ * the moment the index swap is durable, before any old file is deleted. */
+struct at_once {
+	atolog_store *s;
+	const struct model_rec *removed, *kept;
+	bool checked;
+};
+
+static void at_once_hook(int step, void *ctx)
+{
+	struct at_once *a = ctx;
+	atolog_query q = { .project = "beta", .limit = LONG_MAX };
+	const atolog_interaction *rec;
+	atolog_interaction *got = NULL;
+	atolog_iter *it;
+
+	if (step != COMPACT_STEP_INDEXED)
+		return;
+	a->checked = true;
+	CHECK_RC(atolog_interaction_get(a->s, a->removed->id, &got), ATOLOG_NOTFOUND, a->s);
+	atolog_interaction_free(got);
+	got = NULL;
+	CHECK_OK(atolog_interaction_get(a->s, a->kept->id, &got), a->s);
+	atolog_interaction_free(got);
+	CHECK_OK(atolog_list_open(a->s, &q, &it), a->s);
+	CHECK_RC(atolog_iter_next(it, &rec), ATOLOG_DONE, a->s);
+	atolog_iter_close(it);
+}
+
+static void test_removed_at_once(const char *dir)
+{
+	atolog_options o = small_opts();
+	atolog_compact_report r;
+	struct model m = { 0 };
+	struct at_once a = { 0 };
+	atolog_store *s;
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	for (int i = 0; i < 200; i++)
+		record_one(s, &m, i % 2 ? "beta" : "gamma", i % 50);
+	a = (struct at_once){ .s = s, .removed = &m.recs[m.n - 1], .kept = &m.recs[m.n - 2] };
+	/* Both were just read: their places are cached, and the removed one
+	 * is still in the writer's recent set. */
+	model_check_get(s, a.removed);
+	model_check_get(s, a.kept);
+	store_on_compact_step(s, at_once_hook, &a);
+	CHECK_OK(compact(s, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r), s);
+	CHECK_INT(r.records_removed, 100);
+	atolog_compact_report_free(&r);
+	CHECK(a.checked);
+	CHECK_OK(atolog_store_close(s), NULL);
+	model_free(&m);
+}
+
 static void test_crash_points(const char *root)
 {
 	for (int step = 0; step < COMPACT_STEP_COUNT; step++) {
@@ -599,23 +742,31 @@ static void test_reader_holds_segments(const char *dir)
  */
 
 #define RACE_ROUNDS 10
-#define RACE_WRITES_MAX 50000 /* the writer stops after the rounds, or here */
+#define RACE_WRITERS 3
+#define RACE_WRITES_MAX 20000 /* each writer stops after the rounds, or here */
 
 struct race {
 	atolog_store *s;
-	struct model written; /* by the writer thread */
 	const struct model *stable; /* gamma's records, never removed */
 	atomic_bool stop, stop_writes;
 	atomic_long failures;
 };
 
+struct race_writer {
+	struct race *race;
+	struct model written;
+	unsigned tag;
+	pthread_t thread;
+};
+
 static void *race_writer(void *arg)
 {
-	struct race *r = arg;
+	struct race_writer *w = arg;
 
 	/* Days from 100 on: no retention round below touches them. */
-	for (int i = 0; i < RACE_WRITES_MAX && !atomic_load(&r->stop_writes); i++)
-		record_one(r->s, &r->written, projects[i % 4], 100 + i % 100);
+	for (unsigned i = 0; i < RACE_WRITES_MAX && !atomic_load(&w->race->stop_writes); i++)
+		record_at(w->race->s, &w->written, projects[i % 4], 100 + (int)(i % 100),
+			  i * 7919u, i * 31u + w->tag, i + w->tag, w->tag + 1);
 	return NULL;
 }
 
@@ -697,12 +848,13 @@ static void gamma_only(struct model *out, const struct model *m)
 	}
 }
 
-static void test_racing(const char *dir)
+static void race_in(const char *dir, atolog_sync_mode sync)
 {
 	atolog_options o = small_opts();
 	struct race race = { 0 };
+	struct race_writer writers[RACE_WRITERS] = { 0 };
 	struct model m = { 0 }, stable = { 0 };
-	pthread_t writer, reader;
+	pthread_t reader;
 	char *stop_path = check_path(dir, "stop");
 	int64_t cutoff = TIME_BASE + 50 * DAY_US;
 	atolog_compact_report r;
@@ -710,6 +862,7 @@ static void test_racing(const char *dir)
 	int ready[2], status;
 	pid_t pid;
 
+	o.sync = sync;
 	if (pipe(ready) != 0)
 		abort();
 	pid = fork();
@@ -725,7 +878,10 @@ static void test_racing(const char *dir)
 	race.stable = &stable;
 	store_index_wait(race.s);
 	CHECK(send_byte(ready[1], 'r'));
-	pthread_create(&writer, NULL, race_writer, &race);
+	for (unsigned i = 0; i < RACE_WRITERS; i++) {
+		writers[i] = (struct race_writer){ .race = &race, .tag = i };
+		pthread_create(&writers[i].thread, NULL, race_writer, &writers[i]);
+	}
 	pthread_create(&reader, NULL, race_reader, &race);
 	for (int round = 0; round < RACE_ROUNDS; round++) {
 		unsigned flags = ATOLOG_COMPACT_APPLY;
@@ -739,11 +895,13 @@ static void test_racing(const char *dir)
 		usleep(20 * 1000);
 	}
 	atomic_store(&race.stop_writes, true);
-	pthread_join(writer, NULL);
+	for (unsigned i = 0; i < RACE_WRITERS; i++)
+		pthread_join(writers[i].thread, NULL);
 	/* Each round had work: the retention ones sealed what was written. */
 	CHECK(moved > 1000);
 	CHECK(removed > 0);
-	CHECK(race.written.n > 100);
+	for (unsigned i = 0; i < RACE_WRITERS; i++)
+		CHECK(writers[i].written.n > 50);
 	atomic_store(&race.stop, true);
 	pthread_join(reader, NULL);
 	fclose(fopen(stop_path, "w"));
@@ -751,12 +909,10 @@ static void test_racing(const char *dir)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK_INT(atomic_load(&race.failures), 0);
 
-	for (size_t i = 0; i < race.written.n; i++) {
-		if (m.n == m.cap) {
-			m.cap = m.cap * 2 + 16;
-			m.recs = realloc(m.recs, m.cap * sizeof(*m.recs));
-		}
-		m.recs[m.n++] = race.written.recs[i];
+	for (unsigned w = 0; w < RACE_WRITERS; w++) {
+		for (size_t i = 0; i < writers[w].written.n; i++)
+			model_copy_rec(&m, &writers[w].written.recs[i]);
+		model_free(&writers[w].written);
 	}
 	model_retain(&m, "beta", true, cutoff);
 	check_against_model(race.s, &m);
@@ -770,7 +926,21 @@ static void test_racing(const char *dir)
 	free(stop_path);
 	model_free(&m);
 	model_free(&stable);
-	model_free(&race.written);
+}
+
+/* In sync none (the fastest writers), and in batch (groups, fdatasyncs). */
+static void test_racing(const char *root)
+{
+	static const atolog_sync_mode modes[] = { ATOLOG_SYNC_NONE, ATOLOG_SYNC_BATCH };
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char name[16], *dir;
+
+		snprintf(name, sizeof(name), "sync%zu", i);
+		dir = check_path(root, name);
+		race_in(dir, modes[i]);
+		free(dir);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -893,6 +1063,8 @@ int main(void)
 		{ "corrupt_input", test_corrupt_input },
 		{ "refusals", test_refusals },
 		{ "crash_points", test_crash_points },
+		{ "io_faults", test_io_faults },
+		{ "removed_at_once", test_removed_at_once },
 		{ "reader_holds_segments", test_reader_holds_segments },
 		{ "racing", test_racing },
 		{ "cli", test_cli },

@@ -38,10 +38,11 @@ void cli_print_compact_report(FILE *f, const atolog_compact_report *r)
 		",\"bytes_removed\":%" PRIu64 ",\"records_moved\":%" PRIu64
 		",\"segments_in\":%" PRIu64 ",\"segments_out\":%" PRIu64
 		",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-		",\"bytes_reclaimed\":%" PRIu64 ",\"segments_waiting\":%" PRIu64,
+		",\"bytes_reclaimed\":%" PRIu64 ",\"segments_waiting\":%" PRIu64
+		",\"pause_us\":%" PRIu64,
 		r->applied ? "true" : "false", r->records_removed, r->bytes_removed,
 		r->records_moved, r->segments_in, r->segments_out, r->bytes_in,
-		r->bytes_out, reclaimed, r->segments_waiting);
+		r->bytes_out, reclaimed, r->segments_waiting, r->pause_us);
 	print_projects(f, r);
 	fputs("}\n", f);
 }
