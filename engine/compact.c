@@ -159,8 +159,10 @@ static int report_removal(atolog_compact_report *r, struct index_name project,
 static int plan_hit(const struct index_retained *hit, void *ctx)
 {
 	struct plan *p = ctx;
-	struct plan_segment *seg = bsearch(&hit->loc.segment, p->segs, p->n_segs,
-					   sizeof(*p->segs), plan_segment_cmp);
+	struct plan_segment *seg =
+		p->n_segs ? bsearch(&hit->loc.segment, p->segs, p->n_segs,
+				    sizeof(*p->segs), plan_segment_cmp)
+			  : NULL;
 
 	if (seg) { /* else in the active segment, which a run seals first */
 		seg->removed++;
@@ -719,7 +721,7 @@ static int swap_locked(struct run *r, struct compact_journal *j)
 {
 	atolog_store *s = r->s;
 	struct index_state st;
-	bool committed;
+	bool committed = false;
 	int rc = writer_seal(s);
 
 	if (rc != ATOLOG_OK)

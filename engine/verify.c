@@ -45,6 +45,7 @@ struct verify {
 	struct verify_row *rows;
 	size_t n_rows, cap_rows;
 	uint64_t segment;    /* the one being scanned */
+	bool state_frame_seen; /* the frame the state row names */
 	uint64_t done_bytes, total_bytes;
 	atolog_progress_fn progress;
 	void *progress_ctx;
@@ -138,16 +139,56 @@ static void verify_record(struct verify *v, const struct log_frame *f)
 	record_view_free(&view);
 }
 
+/* A registration the index covers: each name and alias must resolve to
+ * its project (rows are only ever added, so a later look sees them). */
+static void verify_registry(struct verify *v, const struct log_frame *f)
+{
+	struct registry_view view;
+
+	if (registry_decode(&view, f->payload, f->header.payload_len) != ATOLOG_OK) {
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": the registration does not decode: %s", f->segment,
+			       f->offset, err_message(v->store));
+		registry_view_free(&view);
+		return;
+	}
+	for (size_t i = 0; i <= view.n_aliases; i++) {
+		struct text t = i == 0 ? view.name : view.aliases[i - 1];
+		char key[ATOLOG_NAME_MAX_BYTES + 1], *canonical = NULL;
+		struct index_name k = { .ptr = key };
+		int rc = ATOLOG_NOTFOUND;
+
+		if (t.len <= ATOLOG_NAME_MAX_BYTES) {
+			k.len = text_fold_name(t.ptr, t.len, key);
+			rc = index_registry_get(v->store->idx, k, &canonical);
+		}
+		if (rc != ATOLOG_OK || strlen(canonical) != view.name.len ||
+		    memcmp(canonical, view.name.ptr, view.name.len) != 0)
+			verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+				       ": the registry does not map '%.*s' to '%.*s'",
+				       f->segment, f->offset, (int)t.len, t.ptr,
+				       (int)view.name.len, view.name.ptr);
+		free(canonical);
+	}
+	registry_view_free(&view);
+}
+
 static int verify_frame(const struct log_frame *f, void *ctx)
 {
 	struct verify *v = ctx;
+	const struct index_state *st = &v->ic.state;
 
 	v->out->frames++;
 	v->out->bytes += f->length;
+	if (v->ic.has_state && f->segment == st->segment &&
+	    f->offset == st->last_frame_offset && f->length == st->last_frame_length)
+		v->state_frame_seen = true;
 	if (!covered(v, f->segment, f->offset))
 		v->out->unindexed_frames++;
 	else if (f->header.kind == FRAME_KIND_RECORD)
 		verify_record(v, f);
+	else if (f->header.kind == FRAME_KIND_REGISTRY)
+		verify_registry(v, f);
 	if (v->progress && (v->out->frames & 4095) == 0)
 		v->progress(v->done_bytes + f->offset, v->total_bytes, v->progress_ctx);
 	return 0;
@@ -252,6 +293,19 @@ static void verify_totals(struct verify *v)
 				       " interactions in the log", names[i], got[i],
 				       v->out->records);
 	}
+	if (ic->has_state && ic->state.last_frame_length &&
+	    (!v->state_frame_seen ||
+	     ic->state.last_frame_offset + ic->state.last_frame_length != ic->state.end_offset))
+		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+			       ": the index's state names a frame of %" PRIu32 " bytes "
+			       "there ending at %" PRIu64 ", which the log does not hold",
+			       ic->state.segment, ic->state.last_frame_offset,
+			       ic->state.last_frame_length, ic->state.end_offset);
+	if (ic->has_state && !ic->state.last_frame_length &&
+	    ic->state.end_offset != SEGMENT_HEADER_SIZE)
+		verify_problem(v, "segment %016" PRIx64 ": the index's state names no "
+			       "frame but an end at %" PRIu64, ic->state.segment,
+			       ic->state.end_offset);
 	if (ic->has_state && ic->state.n_records != v->out->records)
 		verify_problem(v, "the index counts %" PRIu64 " interactions, the log "
 			       "holds %" PRIu64, ic->state.n_records, v->out->records);

@@ -1749,7 +1749,7 @@ static void test_admin_compact(const char *dir)
 	url_of(url, &srv, "/interactions?project=attic");
 	http(&r, "GET", url, NULL, NULL, NULL);
 	CHECK_INT(r.status, 200);
-	CHECK(strstr(r.body, "\"id\"") == NULL);
+	CHECK(r.body && strstr(r.body, "\"id\"") == NULL);
 	http_free(&r);
 	url_of(url, &srv, "/interactions?limit=500");
 	http(&r, "GET", url, NULL, NULL, NULL);

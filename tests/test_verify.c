@@ -136,6 +136,42 @@ static void drop_first_entry(const char *dir, const char *db)
 	free(path);
 }
 
+/* Moves the state row's last frame by one byte, as damage would. */
+static void bend_state(const char *dir)
+{
+	char *path = check_path(dir, "index");
+	MDB_val k = { .mv_size = 5, .mv_data = "state" }, v, nv;
+	uint8_t buf[64];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	CHECK(mdb_env_create(&env) == 0);
+	mdb_env_set_maxdbs(env, 8);
+	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
+	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	CHECK(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+	CHECK(mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof(buf));
+	memcpy(buf, v.mv_data, sizeof(buf));
+	buf[32]++; /* last_frame_offset, LE64 */
+	nv = (MDB_val){ .mv_size = sizeof(buf), .mv_data = buf };
+	CHECK(mdb_put(txn, dbi, &k, &nv, 0) == 0);
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+	free(path);
+}
+
+static void test_state_damage(const char *dir)
+{
+	atolog_verify_report r;
+
+	fill(dir, N_RECORDS, 0);
+	bend_state(dir);
+	CHECK_RC(verify_in_child(dir, &r), ATOLOG_CORRUPT, NULL);
+	if (!strstr(r.first_problem, "the index's state names a frame"))
+		CHECK_FAILF("%s", r.first_problem);
+}
+
 static void test_index_damage(const char *root)
 {
 	static const struct {
@@ -144,6 +180,7 @@ static void test_index_damage(const char *root)
 		{ "by_time", "by_time holds 299 entries for 300" },
 		{ "by_session", "by_session holds 299 entries for 300" },
 		{ "by_id", "names an id by_id does not hold" },
+		{ "registry", "the registry does not map" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -257,6 +294,7 @@ int main(void)
 		{ "sound_store", test_sound_store },
 		{ "flipped_byte", test_flipped_byte },
 		{ "index_damage", test_index_damage },
+		{ "state_damage", test_state_damage },
 		{ "live_store", test_live_store },
 		{ "cli", test_cli },
 	};
