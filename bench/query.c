@@ -823,6 +823,7 @@ struct compactions {
 	double seconds[N_COMPACTS];
 	uint64_t bytes[N_COMPACTS]; /* rewritten (SQLite: the file) */
 	uint64_t removed[2];        /* atolog, SQLite */
+	uint64_t pause_us[2];       /* atolog: writers held, retention, merge */
 	bool ok[N_COMPACTS];
 };
 
@@ -864,11 +865,13 @@ static int atolog_compactions(const struct stores *s, struct compactions *c)
 		return rc;
 	c->bytes[CK_RETENTION] = r.bytes_in;
 	c->removed[0] = r.records_removed;
+	c->pause_us[0] = r.pause_us;
 	atolog_compact_report_free(&r);
 	rc = atolog_compact_once(s, ATOLOG_SEGMENT_SIZE_DEFAULT * MERGE_GROWTH, &merge,
 				 &c->seconds[CK_MERGE], &r);
 	c->ok[CK_MERGE] = rc == ATOLOG_OK && r.records_removed == 0;
 	c->bytes[CK_MERGE] = r.bytes_in;
+	c->pause_us[1] = r.pause_us;
 	atolog_compact_report_free(&r);
 	return rc;
 }
@@ -919,9 +922,10 @@ static void print_compactions(const struct stores *s, const struct compactions *
 					 (double)c[i].bytes[k] / 1e6 / c[i].seconds[k]);
 			printf(" %22s", cell);
 		}
-		printf("   removed: atolog %" PRIu64 ", SQLite %" PRIu64 "%s\n",
-		       c[i].removed[0], c[i].removed[1],
-		       c[i].removed[0] == c[i].removed[1] ? "" : "  MISMATCH");
+		printf("   removed: atolog %" PRIu64 ", SQLite %" PRIu64 "%s; writers held "
+		       "%.1f ms, %.1f ms\n", c[i].removed[0], c[i].removed[1],
+		       c[i].removed[0] == c[i].removed[1] ? "" : "  MISMATCH",
+		       (double)c[i].pause_us[0] / 1e3, (double)c[i].pause_us[1] / 1e3);
 	}
 }
 
