@@ -108,10 +108,17 @@ static int put_compaction(struct index *idx, MDB_txn *txn, uint64_t n)
 	return mdb_put(txn, idx->dbi[DB_META], &key, &val, 0);
 }
 
-/* One attempt; *bad names the row that disagreed (an id, or NULL). */
-static int compact_once(struct index *idx, MDB_txn *txn,
-			const struct index_compaction *c, const uint8_t **bad)
+struct swap {
+	const struct index_compaction *c;
+	const uint8_t *bad; /* the row that disagreed (an id), or NULL */
+};
+
+/* One attempt; an LMDB code. */
+static int compact_once(struct index *idx, MDB_txn *txn, void *ctx)
 {
+	struct swap *sw = ctx;
+	const struct index_compaction *c = sw->c;
+	const uint8_t **bad = &sw->bad;
 	int rc = MDB_SUCCESS;
 
 	for (size_t i = 0; i < c->n_moves && rc == MDB_SUCCESS; i++) {
@@ -145,29 +152,14 @@ static int disagreement(const uint8_t *id)
 
 int index_compact_apply(struct index *idx, const struct index_compaction *c)
 {
-	for (;;) {
-		const uint8_t *bad = NULL;
-		MDB_txn *txn;
-		int rc, mrc;
+	struct swap sw = { c, NULL };
+	int mrc, rc = index_write(idx, compact_once, &sw, &mrc);
 
-		rc = index_txn_begin(idx, 0, &txn);
-		if (rc != ATOLOG_OK)
-			return rc;
-		mrc = compact_once(idx, txn, c, &bad);
-		if (mrc == MDB_SUCCESS)
-			mrc = index_txn_finish(idx, txn, true);
-		else
-			index_txn_finish(idx, txn, false);
-		if (mrc == MDB_SUCCESS)
-			return ATOLOG_OK;
-		if (mrc == MDB_NOTFOUND && bad)
-			return disagreement(bad);
-		if (mrc != MDB_MAP_FULL)
-			return index_mdb_error(mrc, "swapping compacted segments");
-		rc = index_grow_map(idx);
-		if (rc != ATOLOG_OK)
-			return rc;
-	}
+	if (rc != ATOLOG_OK || mrc == MDB_SUCCESS)
+		return rc;
+	if (mrc == MDB_NOTFOUND && sw.bad)
+		return disagreement(sw.bad);
+	return index_mdb_error(mrc, "swapping compacted segments");
 }
 
 int index_last_compaction(struct index *idx, uint64_t *out)

@@ -80,6 +80,12 @@ void index_txn_reset(struct index *idx, MDB_txn *txn);
 /* Doubles the map size; no transaction of this process may be open. */
 int index_grow_map(struct index *idx);
 
+/* Runs fn in a write transaction and commits it, growing the map and
+ * running fn again whenever the map is full. *mrc: the LMDB code of fn or
+ * of the commit. Returns ATOLOG_OK, or the error of beginning or growing. */
+typedef int (*index_write_fn)(struct index *idx, MDB_txn *txn, void *ctx);
+int index_write(struct index *idx, index_write_fn fn, void *ctx, int *mrc);
+
 static inline void time_key_put(uint8_t out[TIME_KEY_SIZE], int64_t created_at,
 				uint64_t seq)
 {

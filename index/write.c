@@ -82,11 +82,39 @@ static int put_registry(struct index *idx, MDB_txn *txn,
 	return mdb_put(txn, idx->dbi[DB_REGISTRY], &key, &val, 0);
 }
 
-/* One attempt; returns an LMDB code and leaves the transaction to the
- * caller. *dup_at is set when an id already exists. */
-static int apply_once(struct index *idx, MDB_txn *txn,
-		      const struct index_batch *b, size_t *dup_at)
+int index_write(struct index *idx, index_write_fn fn, void *ctx, int *mrc)
 {
+	for (;;) {
+		MDB_txn *txn;
+		int rc = index_txn_begin(idx, 0, &txn);
+
+		if (rc != ATOLOG_OK)
+			return rc;
+		*mrc = fn(idx, txn, ctx);
+		/* A commit can fill the map too (saving the free list). */
+		if (*mrc == MDB_SUCCESS)
+			*mrc = index_txn_finish(idx, txn, true);
+		else
+			index_txn_finish(idx, txn, false);
+		if (*mrc != MDB_MAP_FULL)
+			return ATOLOG_OK;
+		rc = index_grow_map(idx);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+}
+
+struct apply {
+	const struct index_batch *batch;
+	size_t *dup_at; /* set when an id already exists */
+};
+
+/* One attempt; returns an LMDB code. */
+static int apply_once(struct index *idx, MDB_txn *txn, void *ctx)
+{
+	const struct apply *a = ctx;
+	const struct index_batch *b = a->batch;
+	size_t *dup_at = a->dup_at;
 	int rc = MDB_SUCCESS;
 
 	for (size_t i = 0; i < b->n_entries && rc == MDB_SUCCESS; i++) {
@@ -104,25 +132,10 @@ static int apply_once(struct index *idx, MDB_txn *txn,
 int index_apply(struct index *idx, const struct index_batch *batch,
 		size_t *dup_at)
 {
-	for (;;) {
-		MDB_txn *txn;
-		int rc, mrc;
+	struct apply a = { batch, dup_at };
+	int mrc, rc = index_write(idx, apply_once, &a, &mrc);
 
-		rc = index_txn_begin(idx, 0, &txn);
-		if (rc != ATOLOG_OK)
-			return rc;
-		mrc = apply_once(idx, txn, batch, dup_at);
-		/* A commit can fill the map too (saving the free list). */
-		if (mrc == MDB_SUCCESS)
-			mrc = index_txn_finish(idx, txn, true);
-		else
-			index_txn_finish(idx, txn, false);
-		if (mrc == MDB_SUCCESS)
-			return ATOLOG_OK;
-		if (mrc != MDB_MAP_FULL)
-			return index_mdb_error(mrc, "writing a batch");
-		rc = index_grow_map(idx);
-		if (rc != ATOLOG_OK)
-			return rc;
-	}
+	if (rc != ATOLOG_OK || mrc == MDB_SUCCESS)
+		return rc;
+	return index_mdb_error(mrc, "writing a batch");
 }
