@@ -297,20 +297,16 @@ static struct index_name name_of(const char *s)
 	return n;
 }
 
-static int iter_open(atolog_store *s, atolog_iter *it, int64_t since,
-		     bool oldest_first)
+/* Opens the scan: the bounds and order of f, the iterator's names. */
+static int iter_open(atolog_store *s, atolog_iter *it, struct index_filter f)
 {
-	struct index_filter f = {
-		.project = name_of(it->project),
-		.session = name_of(it->session),
-		.client = name_of(it->client),
-		.since = since,
-		.oldest_first = oldest_first,
-	};
 	int rc = ATOLOG_OK;
 
+	f.project = name_of(it->project);
+	f.session = name_of(it->session);
+	f.client = name_of(it->client);
 	it->store = s;
-	it->oldest_first = oldest_first;
+	it->oldest_first = f.oldest_first;
 	segment_fds_refresh(&s->fds, s->idx);
 	/* The recent set before the scan's first transaction (recent.c). */
 	if (store_recent(s))
@@ -337,10 +333,22 @@ static int iter_filters(atolog_store *s, atolog_iter *it, const atolog_query *q)
 	return rc;
 }
 
+/* A query's time bound at whole seconds, as the seed compares them. */
+static int query_time(const char *text, const char *what, int64_t *out)
+{
+	int rc = time_parse(text, out);
+
+	if (rc != ATOLOG_OK)
+		return err_context(rc, "%s", what);
+	/* 12:00:00.7 lists 12:00:00.2 */
+	*out = time_floor_second(*out);
+	return ATOLOG_OK;
+}
+
 int atolog_list_open(atolog_store *s, const atolog_query *q, atolog_iter **out)
 {
+	struct index_filter f = { .since = INT64_MIN };
 	atolog_iter *it;
-	int64_t since = INT64_MIN;
 	int rc = ATOLOG_OK;
 
 	err_begin(s);
@@ -352,17 +360,17 @@ int atolog_list_open(atolog_store *s, const atolog_query *q, atolog_iter **out)
 	it->store = s;
 	it->remaining = q->limit > 0 ? q->limit : 0;
 	it->done = q->limit <= 0; /* the seed answers [] before looking */
-	if (!it->done && is_given(q->since)) {
-		rc = time_parse(q->since, &since);
-		if (rc != ATOLOG_OK)
-			rc = err_context(rc, "since");
-		else /* the seed compares whole seconds: 12:00:00.7 lists 12:00:00.2 */
-			since = time_floor_second(since);
+	if (!it->done && is_given(q->since))
+		rc = query_time(q->since, "since", &f.since);
+	if (rc == ATOLOG_OK && !it->done && is_given(q->until)) {
+		f.has_until = true;
+		rc = query_time(q->until, "until", &f.until);
 	}
+	f.oldest_first = q->oldest_first != 0;
 	if (rc == ATOLOG_OK && !it->done)
 		rc = iter_filters(s, it, q);
 	if (rc == ATOLOG_OK && !it->done)
-		rc = iter_open(s, it, since, false);
+		rc = iter_open(s, it, f);
 	if (rc != ATOLOG_OK) {
 		atolog_iter_close(it);
 		return rc;
@@ -386,7 +394,7 @@ int atolog_replay_open(atolog_store *s, const char *session_id,
 		return err_set(ENOMEM, "opening a replay");
 	}
 	it->remaining = -1;
-	rc = iter_open(s, it, INT64_MIN, true);
+	rc = iter_open(s, it, (struct index_filter){ .since = INT64_MIN, .oldest_first = true });
 	if (rc != ATOLOG_OK) {
 		atolog_iter_close(it);
 		return rc;

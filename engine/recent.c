@@ -343,6 +343,7 @@ static bool item_matches(const struct recent_chunk *c, const struct recent_item 
 			 const struct index_filter *f)
 {
 	return it->kind == FRAME_KIND_RECORD && it->created_at >= f->since &&
+	       (!f->has_until || it->created_at < f->until) &&
 	       name_is(c, it, 0, f->project) && name_is(c, it, 1, f->session) &&
 	       name_is(c, it, 2, f->client);
 }

@@ -473,11 +473,15 @@ typedef struct atolog_query {
 				 * seconds */
 	long limit;             /* <= 0 returns nothing; no cap here (front
 				 * ends apply ATOLOG_LIST_LIMIT_MAX) */
+	const char *until;      /* ISO 8601, exclusive, whole seconds like
+				 * since; NULL or "" = no bound */
+	int oldest_first;       /* 1: created_at ascending (export) */
 } atolog_query;
 
 /*
  * Interactions matching every given filter, newest first (created_at
- * descending, ties by sequence descending), at most limit of them.
+ * descending, ties by sequence descending; oldest_first reverses both),
+ * at most limit of them.
  * Returns ATOLOG_OK and *out; ATOLOG_INVALID (bad since: the message
  * quotes it); errno.
  */

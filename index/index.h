@@ -139,6 +139,8 @@ int index_registry_foreach(struct index *idx,
 struct index_filter {
 	struct index_name project, session, client; /* ptr NULL: any */
 	int64_t since;     /* inclusive lower bound on created_at */
+	bool has_until;
+	int64_t until;     /* exclusive upper bound, when has_until */
 	bool oldest_first; /* else newest first */
 };
 

@@ -158,6 +158,8 @@ struct index_scan {
 	size_t prefix_len;
 	struct name_check project, session, client;
 	int64_t since;
+	bool has_until;
+	int64_t until;
 	bool oldest_first;
 	uint8_t last_key[NAMED_KEY_MAX];
 	size_t last_len; /* 0 before the first batch */
@@ -216,6 +218,8 @@ int index_scan_open(struct index *idx, const struct index_filter *filter,
 		return err_set(ENOMEM, "opening a scan");
 	s->idx = idx;
 	s->since = filter->since;
+	s->has_until = filter->has_until;
+	s->until = filter->until;
 	s->oldest_first = filter->oldest_first;
 	s->project = name_check_of(filter->project);
 	s->session = name_check_of(filter->session);
@@ -273,6 +277,8 @@ static int scan_seek(struct index_scan *s, MDB_val *key, MDB_val *val)
 		memcpy(start, s->prefix, s->prefix_len);
 		if (s->oldest_first)
 			time_key_put(start + s->prefix_len, s->since, 0);
+		else if (s->has_until) /* the last key before (until, 0) */
+			time_key_put(start + s->prefix_len, s->until, 0);
 		else
 			memset(start + s->prefix_len, 0xff, TIME_KEY_SIZE);
 		key->mv_size = s->prefix_len + TIME_KEY_SIZE;
@@ -297,12 +303,13 @@ static int scan_seek(struct index_scan *s, MDB_val *key, MDB_val *val)
 /* True while key is inside the scan's range. */
 static bool scan_in_range(const struct index_scan *s, const MDB_val *key)
 {
+	int64_t t;
+
 	if (key->mv_size != s->prefix_len + TIME_KEY_SIZE ||
 	    memcmp(key->mv_data, s->prefix, s->prefix_len) != 0)
 		return false;
-	return s->oldest_first ||
-	       time_key_time((const uint8_t *)key->mv_data + s->prefix_len) >=
-		       s->since;
+	t = time_key_time((const uint8_t *)key->mv_data + s->prefix_len);
+	return s->oldest_first ? !s->has_until || t < s->until : t >= s->since;
 }
 
 static bool name_check_ok(struct name_check c, uint64_t hash)

@@ -4,12 +4,12 @@
 # machine that already has everything never touches the network.
 #
 #   scripts/deps.sh          what the library, the CLI and the tests need
-#   scripts/deps.sh bench    that, plus what the benchmarks need (SQLite for
-#                            the baseline, gnuplot for the charts)
+#   scripts/deps.sh bench    that, plus what the benchmarks need (gnuplot for
+#                            the charts; SQLite, the baseline, is core now)
 set -eu
 
-PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev"
-BENCH_PACKAGES="libsqlite3-dev gnuplot-nox"
+PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev"
+BENCH_PACKAGES="gnuplot-nox"
 
 case "${1:-}" in
 "") ;;

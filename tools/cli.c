@@ -2,6 +2,8 @@
  * cli.c - helpers shared by the subcommands (see cli.h).
  */
 #include <ctype.h>
+#include <getopt.h>
+#include <limits.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -239,21 +241,47 @@ int cli_json_quote(const char *s, char **out)
 	return rc;
 }
 
-void cli_progress(uint64_t done, uint64_t total, void *label)
+static int64_t mono_us(void)
 {
-	if (total)
-		fprintf(stderr, "\ratolog: %s: %3" PRIu64 "%%", (const char *)label,
-			(done > total ? total : done) * 100 / total);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-atolog_progress_fn cli_progress_fn(void)
+atolog_progress_fn cli_progress_begin(struct cli_progress *p, const char *label,
+				      const char *unit)
 {
-	return isatty(2) ? cli_progress : NULL;
+	*p = (struct cli_progress){ .label = label, .unit = unit,
+				    .start_us = mono_us(), .active = isatty(2) };
+	return p->active ? cli_progress : NULL;
 }
 
-void cli_progress_end(void)
+void cli_progress(uint64_t done, uint64_t total, void *ctx)
 {
-	if (isatty(2))
+	struct cli_progress *p = ctx;
+	int64_t now = mono_us(), elapsed = now - p->start_us;
+	double scale = strcmp(p->unit, "MB") == 0 ? 1e6 : 1, rate;
+
+	if (done < total && now - p->drawn_us < CLI_PROGRESS_REDRAW_MS * 1000)
+		return;
+	p->drawn_us = now;
+	if (done > total)
+		done = total;
+	rate = elapsed > 0 ? (double)done / scale / ((double)elapsed / 1e6) : 0;
+	fprintf(stderr, "\r\033[Katolog: %s: %3" PRIu64 "%% %.0f %s/s", p->label,
+		total ? done * 100 / total : 100, rate, p->unit);
+	if (done > 0 && done < total) {
+		int64_t eta = (int64_t)((double)elapsed / 1e6 * (double)(total - done) /
+					(double)done);
+
+		fprintf(stderr, " ETA %" PRId64 ":%02" PRId64, eta / 60, eta % 60);
+	}
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+	if (p->active)
 		fputs("\r\033[K", stderr);
 }
 
@@ -293,4 +321,97 @@ int64_t cli_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool cli_wants_help(const struct command *cmd, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: atolog %s %s\n%s\n", cmd->name, cmd->args,
+			       cmd->summary);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One option of a query command; EXIT_USAGE on a bad value. */
+static int query_option(const struct command *cmd, int c, struct cli_query *out)
+{
+	long n;
+
+	switch (c) {
+	case 'p': out->q.project = optarg; return 0;
+	case 's': out->q.session_id = optarg; return 0;
+	case 'c': out->q.client = optarg; return 0;
+	case 't': out->q.since = optarg; return 0;
+	case 'u': out->q.until = optarg; return 0;
+	case 'n':
+		if (!cli_parse_long(optarg, LONG_MIN, LONG_MAX, &out->q.limit))
+			return cli_usage(cmd, "--limit wants an integer");
+		return 0;
+	case 'f':
+		if (strcmp(optarg, "jsonl") != 0 && strcmp(optarg, "csv") != 0)
+			return cli_usage(cmd, "--format is jsonl or csv, not '%s'", optarg);
+		out->csv = strcmp(optarg, "csv") == 0;
+		return 0;
+	default: /* 'q' */
+		if (!cli_parse_long(optarg, 0, LONG_MAX, &n))
+			return cli_usage(cmd, "--from-seq wants a sequence number");
+		out->has_from_seq = true;
+		out->from_seq = (uint64_t)n;
+		return 0;
+	}
+}
+
+/* The options each kind of query takes, as getopt letters. */
+static const char *query_letters(unsigned kind)
+{
+	return kind == CLI_QUERY_EXPORT ? "psctunf" : kind == CLI_QUERY_FOLLOW ? "psctq"
+										 : "psctn";
+}
+
+int cli_parse_query(const struct command *cmd, int argc, char **argv,
+		    unsigned kind, struct cli_query *out)
+{
+	static const struct option opts[] = {
+		{ "project", required_argument, NULL, 'p' },
+		{ "session", required_argument, NULL, 's' },
+		{ "client", required_argument, NULL, 'c' },
+		{ "since", required_argument, NULL, 't' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "from-seq", required_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc, at = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->q.limit = kind == CLI_QUERY_LIST ? ATOLOG_LIST_LIMIT_DEFAULT : LONG_MAX;
+	out->q.oldest_first = kind != CLI_QUERY_LIST;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, &at)) != -1) {
+		if (c == ':')
+			return cli_usage(cmd, "%s wants a value", argv[optind - 1]);
+		if (c == '?')
+			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
+		if (!strchr(query_letters(kind), c))
+			return cli_usage(cmd, "%s takes no --%s", cmd->name, opts[at].name);
+		rc = query_option(cmd, c, out);
+		if (rc != 0)
+			return rc;
+	}
+	if (optind != argc)
+		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
+	/* The seed caps listings; `export` is the way to everything. */
+	if (kind == CLI_QUERY_LIST && out->q.limit > ATOLOG_LIST_LIMIT_MAX)
+		out->q.limit = ATOLOG_LIST_LIMIT_MAX;
+	if (out->has_from_seq && out->q.since)
+		return cli_usage(cmd, "--from-seq and --since both say where to "
+				 "start: give one");
+	return 0;
 }

@@ -66,17 +66,48 @@ bool cli_parse_sync(const char *s, atolog_sync_mode *out);
 /* Parses a decimal long in [min, max]; false otherwise. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
 
-/* Progress of a long command on a terminal: "atolog: LABEL: 42%" on
- * stderr, redrawn in place; ctx is the label. Pass it only when stderr is
- * a terminal (cli_progress_fn gives NULL otherwise), and end with
- * cli_progress_end, which clears the line. */
-void cli_progress(uint64_t done, uint64_t total, void *label);
-atolog_progress_fn cli_progress_fn(void);
-void cli_progress_end(void);
+/* Progress of a long command on a terminal: "atolog: LABEL: 42% 310 MB/s
+ * ETA 0:12" on stderr, redrawn in place at most every
+ * CLI_PROGRESS_REDRAW_MS. cli_progress_begin returns the callback to pass
+ * (with p as its ctx), or NULL when stderr is not a terminal, so that
+ * piped runs stay quiet; cli_progress_end clears the line. unit is what
+ * done and total count: "MB" for bytes, or e.g. "rows". */
+#define CLI_PROGRESS_REDRAW_MS 100
+
+struct cli_progress {
+	const char *label;
+	const char *unit;
+	int64_t start_us, drawn_us;
+	bool active;
+};
+
+atolog_progress_fn cli_progress_begin(struct cli_progress *p, const char *label,
+				      const char *unit);
+void cli_progress(uint64_t done, uint64_t total, void *p);
+void cli_progress_end(struct cli_progress *p);
 
 /* A compaction report as one JSON object and a newline (cmd_compact.c;
  * the server's POST /admin/compact answers the same). */
 void cli_print_compact_report(FILE *f, const atolog_compact_report *r);
+
+/* True (after printing the command's usage on stdout) when argv asks for
+ * --help or -h. */
+bool cli_wants_help(const struct command *cmd, int argc, char **argv);
+
+/* The filters of a query command (list, export, follow), parsed. */
+#define CLI_QUERY_LIST 0x0   /* limit 50 by default, capped at 500 */
+#define CLI_QUERY_EXPORT 0x1 /* --until, --format; no limit; oldest first */
+#define CLI_QUERY_FOLLOW 0x2 /* --from-seq; no limit, no --limit */
+
+struct cli_query {
+	atolog_query q;
+	bool csv;          /* --format csv */
+	bool has_from_seq; /* --from-seq N */
+	uint64_t from_seq;
+};
+
+int cli_parse_query(const struct command *cmd, int argc, char **argv,
+		    unsigned kind, struct cli_query *out);
 
 /* The time now, microseconds since 1970, UTC. */
 int64_t cli_now_us(void);
@@ -98,6 +129,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_snapshot(struct cli *cli, int argc, char **argv);
 int cmd_compact(struct cli *cli, int argc, char **argv);
+int cmd_export(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
+int cmd_import_sqlite(struct cli *cli, int argc, char **argv);
 int cmd_tour(struct cli *cli, int argc, char **argv);
 
 const struct command *cli_find_command(const char *name);

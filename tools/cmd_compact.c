@@ -132,8 +132,9 @@ static int parse_args(const struct command *cmd, int argc, char **argv,
 int cmd_compact(struct cli *cli, int argc, char **argv)
 {
 	const struct command *cmd = cli_find_command("compact");
-	atolog_compact_options o = { .progress = cli_progress_fn(),
-				     .progress_ctx = "compact" };
+	struct cli_progress bar;
+	atolog_compact_options o = { .progress = cli_progress_begin(&bar, "compact", "MB"),
+				     .progress_ctx = &bar };
 	atolog_compact_report report;
 	atolog_store *store;
 	bool help = false;
@@ -148,7 +149,7 @@ int cmd_compact(struct cli *cli, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	rc = atolog_store_compact(store, &o, &report);
-	cli_progress_end();
+	cli_progress_end(&bar);
 	if (rc != ATOLOG_OK) {
 		rc = cli_fail(rc, store, "compact");
 		atolog_store_close(store);

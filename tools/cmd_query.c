@@ -11,18 +11,6 @@
 
 #include "cli.h"
 
-static bool wants_help(const struct command *cmd, int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("usage: atolog %s %s\n%s\n", cmd->name, cmd->args,
-			       cmd->summary);
-			return true;
-		}
-	}
-	return false;
-}
-
 int cmd_get(struct cli *cli, int argc, char **argv)
 {
 	const struct command *cmd = cli_find_command("get");
@@ -30,7 +18,7 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 	atolog_store *store;
 	int rc;
 
-	if (wants_help(cmd, argc, argv))
+	if (cli_wants_help(cmd, argc, argv))
 		return 0;
 	if (argc != 2)
 		return cli_usage(cmd, "get takes one id");
@@ -65,60 +53,24 @@ static int print_all(atolog_store *store, atolog_iter *it, const char *what,
 	return rc == ATOLOG_DONE ? 0 : cli_fail(rc, store, what);
 }
 
-static int parse_list_args(const struct command *cmd, int argc, char **argv,
-			   atolog_query *q)
-{
-	static const struct option opts[] = {
-		{ "project", required_argument, NULL, 'p' },
-		{ "session", required_argument, NULL, 's' },
-		{ "client", required_argument, NULL, 'c' },
-		{ "since", required_argument, NULL, 't' },
-		{ "limit", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	q->limit = ATOLOG_LIST_LIMIT_DEFAULT;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': q->project = optarg; break;
-		case 's': q->session_id = optarg; break;
-		case 'c': q->client = optarg; break;
-		case 't': q->since = optarg; break;
-		case 'n':
-			if (!cli_parse_long(optarg, LONG_MIN, LONG_MAX, &q->limit))
-				return cli_usage(cmd, "--limit wants an integer");
-			break;
-		default:
-			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
-		}
-	}
-	if (optind != argc)
-		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
-	/* The seed caps listings; `export` is the way to everything. */
-	if (q->limit > ATOLOG_LIST_LIMIT_MAX)
-		q->limit = ATOLOG_LIST_LIMIT_MAX;
-	return 0;
-}
-
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	const struct command *cmd = cli_find_command("list");
-	atolog_query q = { 0 };
+	struct cli_query cq;
 	atolog_store *store;
 	atolog_iter *it;
 	long n;
 	int rc;
 
-	if (wants_help(cmd, argc, argv))
+	if (cli_wants_help(cmd, argc, argv))
 		return 0;
-	rc = parse_list_args(cmd, argc, argv, &q);
+	rc = cli_parse_query(cmd, argc, argv, CLI_QUERY_LIST, &cq);
 	if (rc != 0)
 		return rc;
 	rc = cli_open_reader(cli, &store);
 	if (rc != 0)
 		return rc;
-	rc = atolog_list_open(store, &q, &it);
+	rc = atolog_list_open(store, &cq.q, &it);
 	rc = rc == ATOLOG_OK ? print_all(store, it, "list", &n)
 			     : cli_fail(rc, store, "list");
 	atolog_store_close(store);
@@ -133,7 +85,7 @@ int cmd_replay(struct cli *cli, int argc, char **argv)
 	long n = 0;
 	int rc;
 
-	if (wants_help(cmd, argc, argv))
+	if (cli_wants_help(cmd, argc, argv))
 		return 0;
 	if (argc != 2)
 		return cli_usage(cmd, "replay takes one session id");
@@ -159,7 +111,7 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 	atolog_stats st;
 	int rc;
 
-	if (wants_help(cmd, argc, argv))
+	if (cli_wants_help(cmd, argc, argv))
 		return 0;
 	if (argc != 1)
 		return cli_usage(cmd, "stats takes no arguments");

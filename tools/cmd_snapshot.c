@@ -37,6 +37,7 @@ static int snapshot_create(struct cli *cli, const struct command *cmd, int argc,
 			   char **argv)
 {
 	atolog_snapshot_info info;
+	struct cli_progress bar;
 	atolog_store *store;
 	int rc;
 
@@ -45,9 +46,9 @@ static int snapshot_create(struct cli *cli, const struct command *cmd, int argc,
 	rc = cli_open_reader(cli, &store);
 	if (rc != 0)
 		return rc;
-	rc = atolog_store_snapshot(store, argv[0], cli_progress_fn(),
-				   "snapshot", &info);
-	cli_progress_end();
+	rc = atolog_store_snapshot(store, argv[0],
+				   cli_progress_begin(&bar, "snapshot", "MB"), &bar, &info);
+	cli_progress_end(&bar);
 	if (rc == ATOLOG_OK)
 		print_info(argv[0], &info);
 	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "snapshot create");
@@ -154,6 +155,7 @@ static int snapshot_cleanup(const struct command *cmd, int argc, char **argv)
 
 static int snapshot_restore(const struct command *cmd, int argc, char **argv)
 {
+	struct cli_progress bar;
 	bool force = false;
 	const char *args[2];
 	int n = 0, rc;
@@ -169,8 +171,8 @@ static int snapshot_restore(const struct command *cmd, int argc, char **argv)
 	if (n != 2)
 		return cli_usage(cmd, "snapshot restore takes SNAP DATA_DIR [--force]");
 	rc = atolog_snapshot_restore(args[0], args[1], force ? ATOLOG_RESTORE_REPLACE : 0,
-				     cli_progress_fn(), "restore");
-	cli_progress_end();
+				     cli_progress_begin(&bar, "restore", "MB"), &bar);
+	cli_progress_end(&bar);
 	if (rc != ATOLOG_OK)
 		return cli_fail(rc, NULL, "snapshot restore");
 	fprintf(stderr, "atolog: snapshot restore: %s now holds %s\n", args[1], args[0]);

@@ -31,6 +31,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	const struct command *cmd = cli_find_command("verify");
 	atolog_options opts = { .flags = ATOLOG_OPEN_READONLY };
 	atolog_verify_report report;
+	struct cli_progress bar;
 	atolog_store *store;
 	int rc;
 
@@ -43,8 +44,9 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	rc = atolog_store_open(cli->data_dir, &opts, &store);
 	if (rc != ATOLOG_OK)
 		return cli_fail(rc, NULL, cli->data_dir);
-	rc = atolog_store_verify(store, cli_progress_fn(), "verify", &report);
-	cli_progress_end();
+	rc = atolog_store_verify(store, cli_progress_begin(&bar, "verify", "MB"), &bar,
+				 &report);
+	cli_progress_end(&bar);
 	if (rc == ATOLOG_OK || rc == ATOLOG_CORRUPT)
 		print_report(&report);
 	if (rc == ATOLOG_OK)

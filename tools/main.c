@@ -31,6 +31,14 @@ const struct command cli_commands[] = {
 	{ "compact", cmd_compact,
 	  "[--older-than DURATION | --before T] [--project P] [--small BYTES] [--apply]",
 	  "merge small sealed segments and remove old records (dry run unless --apply)" },
+	{ "export", cmd_export,
+	  "[--project P] [--session S] [--client C] [--since T] [--until T] "
+	  "[--limit N] [--format jsonl|csv]",
+	  "every matching interaction, oldest first, streamed (import reads it back)" },
+	{ "import", cmd_import, "[FILE.jsonl | -]",
+	  "store interactions from JSON Lines (ids kept; those present are skipped)" },
+	{ "import-sqlite", cmd_import_sqlite, "PATH",
+	  "move the seed service's SQLite database in (ids and times kept; rerun adds nothing)" },
 	{ "serve", cmd_serve,
 	  "[--listen HOST:PORT] [--threads N] [--writers N] [--token-file F] "
 	  "[--max-body BYTES] "

@@ -1,0 +1,414 @@
+/*
+ * cmd_import_sqlite.c - `atolog import-sqlite PATH`: moves the seed
+ * service's SQLite database into the store, keeping ids and created_at.
+ *
+ * Rows are read in rowid order (the order the seed wrote them, which
+ * breaks ties of created_at the way atolog's sequence numbers do) and
+ * stored IMPORT_SQLITE_BATCH at a time through the batch write path.
+ * Cells are read as the seed reads them (`_row_to_interaction`): NULL text
+ * is "", and a JSON cell that does not parse, or is not the right kind (a
+ * list for memories_used and chunks_used, an object for context_pack),
+ * becomes [] or {}; list items that are not strings become text as
+ * Python's str() writes them for scalars (True, None, 3), compact JSON
+ * otherwise. Such a row is stored, and named in the output as repaired. A
+ * row with a blank prompt, or one atolog refuses (an id that is not a
+ * UUID, a created_at that is not a time, a name over the limits), is
+ * named as skipped. An id the store holds already is skipped quietly and
+ * counted: importing twice adds nothing.
+ *
+ * Output, JSON Lines: one line per repaired or skipped row, then a
+ * summary. Exit 0, or 2 when the file is not an SQLite database, has no
+ * interactions table, or lacks one of its columns.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "cli.h"
+
+#define IMPORT_SQLITE_BATCH 1000 /* rows per commit */
+#define SEED_COLUMNS "id, prompt, context_pack, response_summary, response, " \
+		     "memories_used, chunks_used, client, session_id, project, " \
+		     "created_at"
+
+enum repair { REPAIR_CONTEXT = 1, REPAIR_MEMORIES = 2, REPAIR_CHUNKS = 4 };
+
+/* One row, its strings owned. */
+struct seed_row {
+	int64_t rowid;
+	char *text[9]; /* id prompt summary response client session project created_at context */
+	char **memories, **chunks;
+	size_t n_memories, n_chunks;
+	unsigned repaired;
+	atolog_interaction in;
+};
+
+struct sqlite_import {
+	atolog_store *store;
+	struct seed_row rows[IMPORT_SQLITE_BATCH];
+	size_t n;
+	uint64_t total, done, stored, existing, skipped, repaired;
+	struct cli_progress bar;
+	atolog_progress_fn progress;
+};
+
+static void row_free(struct seed_row *r)
+{
+	for (size_t i = 0; i < sizeof(r->text) / sizeof(r->text[0]); i++)
+		free(r->text[i]);
+	for (size_t i = 0; i < r->n_memories; i++)
+		free(r->memories[i]);
+	for (size_t i = 0; i < r->n_chunks; i++)
+		free(r->chunks[i]);
+	free(r->memories);
+	free(r->chunks);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *column_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+/* A scalar list item as Python's str() writes it; NULL for a container. */
+static char *item_text(yajl_val v)
+{
+	if (YAJL_IS_STRING(v))
+		return strdup(v->u.string);
+	if (YAJL_IS_TRUE(v))
+		return strdup("True");
+	if (YAJL_IS_FALSE(v))
+		return strdup("False");
+	if (YAJL_IS_NULL(v))
+		return strdup("None");
+	if (YAJL_IS_NUMBER(v))
+		return strdup(YAJL_GET_NUMBER(v));
+	return NULL;
+}
+
+/* A container item as compact JSON text. */
+static char *item_json(yajl_val v);
+
+static int gen_value(yajl_gen g, yajl_val v)
+{
+	if (YAJL_IS_OBJECT(v)) {
+		yajl_gen_map_open(g);
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
+					strlen(v->u.object.keys[i]));
+			gen_value(g, v->u.object.values[i]);
+		}
+		return yajl_gen_map_close(g);
+	}
+	if (YAJL_IS_ARRAY(v)) {
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < v->u.array.len; i++)
+			gen_value(g, v->u.array.values[i]);
+		return yajl_gen_array_close(g);
+	}
+	if (YAJL_IS_STRING(v))
+		return yajl_gen_string(g, (const unsigned char *)v->u.string,
+				       strlen(v->u.string));
+	if (YAJL_IS_NUMBER(v))
+		return yajl_gen_number(g, YAJL_GET_NUMBER(v), strlen(YAJL_GET_NUMBER(v)));
+	if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+		return yajl_gen_bool(g, YAJL_IS_TRUE(v));
+	return yajl_gen_null(g);
+}
+
+static char *item_json(yajl_val v)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *buf;
+	char *out = NULL;
+	size_t len;
+
+	if (!g)
+		return NULL;
+	if (gen_value(g, v) == yajl_gen_status_ok &&
+	    yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		out = strndup((const char *)buf, len);
+	yajl_gen_free(g);
+	return out;
+}
+
+/* A list cell as the seed reads it; *bad when it was not a JSON list. */
+static int parse_list(const char *cell, char ***items, size_t *n, bool *bad)
+{
+	yajl_val v = *cell ? yajl_tree_parse(cell, NULL, 0) : NULL;
+	int rc = 0;
+
+	*items = NULL;
+	*n = 0;
+	*bad = *cell && !YAJL_IS_ARRAY(v);
+	if (YAJL_IS_ARRAY(v) && v->u.array.len) {
+		*items = calloc(v->u.array.len, sizeof(**items));
+		rc = *items ? 0 : ENOMEM;
+		for (size_t i = 0; rc == 0 && i < v->u.array.len; i++) {
+			yajl_val item = v->u.array.values[i];
+
+			(*items)[i] = item_text(item);
+			if (!(*items)[i])
+				(*items)[i] = item_json(item);
+			rc = (*items)[i] ? 0 : ENOMEM;
+			*n = i + 1;
+		}
+	}
+	yajl_tree_free(v);
+	return rc;
+}
+
+/* context_pack as the seed reads it: an object, else {}. */
+static int check_context(struct seed_row *r)
+{
+	char **text = &r->text[8];
+	yajl_val v = **text ? yajl_tree_parse(*text, NULL, 0) : NULL;
+	bool ok = YAJL_IS_OBJECT(v);
+
+	yajl_tree_free(v);
+	if (!ok) {
+		if (**text)
+			r->repaired |= REPAIR_CONTEXT;
+		free(*text);
+		*text = strdup("{}");
+	}
+	return *text ? 0 : ENOMEM;
+}
+
+/* Reads the current row into r (everything it needs, owned). */
+static int row_read(sqlite3_stmt *st, struct seed_row *r)
+{
+	static const int cols[9] = { 0, 1, 3, 4, 7, 8, 9, 10, 2 };
+	char *mem, *chunks;
+	bool bad;
+	int rc = 0;
+
+	r->rowid = sqlite3_column_int64(st, 11);
+	for (size_t i = 0; i < 9; i++) {
+		r->text[i] = column_text(st, cols[i]);
+		if (!r->text[i])
+			return ENOMEM;
+	}
+	mem = column_text(st, 5);
+	chunks = column_text(st, 6);
+	if (!mem || !chunks)
+		rc = ENOMEM;
+	if (rc == 0)
+		rc = parse_list(mem, &r->memories, &r->n_memories, &bad);
+	if (rc == 0 && bad)
+		r->repaired |= REPAIR_MEMORIES;
+	if (rc == 0)
+		rc = parse_list(chunks, &r->chunks, &r->n_chunks, &bad);
+	if (rc == 0 && bad)
+		r->repaired |= REPAIR_CHUNKS;
+	free(mem);
+	free(chunks);
+	return rc ? rc : check_context(r);
+}
+
+/* The interaction the row stands for; NULL, or why it is skipped. */
+static const char *row_interaction(struct seed_row *r)
+{
+	atolog_interaction *in = &r->in;
+	const char *p = r->text[1];
+
+	memset(in, 0, sizeof(*in));
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (!*p)
+		return "blank prompt";
+	if (strlen(r->text[0]) > ATOLOG_ID_TEXT_LEN)
+		return "the id is not a UUID";
+	snprintf(in->id, sizeof(in->id), "%s", r->text[0]);
+	in->prompt = r->text[1];
+	in->response_summary = r->text[2];
+	in->response = r->text[3];
+	in->client = r->text[4];
+	in->session_id = r->text[5];
+	in->project = r->text[6];
+	in->context_pack = r->text[8];
+	in->memories_used = (const char *const *)r->memories;
+	in->n_memories_used = r->n_memories;
+	in->chunks_used = (const char *const *)r->chunks;
+	in->n_chunks_used = r->n_chunks;
+	in->has_created_at = 1;
+	if (atolog_time_parse(r->text[7], &in->created_at) != ATOLOG_OK)
+		return "created_at is not a time";
+	return atolog_interaction_validate(in) == ATOLOG_OK ? NULL : atolog_errmsg(NULL);
+}
+
+/* One line naming a row: {"row", "id", then "skipped": why or
+ * "repaired": [fields]}. */
+static void report_row(const struct seed_row *r, const char *skipped)
+{
+	static const char *const fields[] = { "context_pack", "memories_used",
+					      "chunks_used" };
+	char *id = NULL, *why = NULL;
+
+	if (cli_json_quote(r->text[0], &id) != 0 ||
+	    (skipped && cli_json_quote(skipped, &why) != 0)) {
+		free(id);
+		return;
+	}
+	printf("{\"row\":%" PRId64 ",\"id\":%s", r->rowid, id);
+	if (why) {
+		printf(",\"skipped\":%s}\n", why);
+	} else {
+		fputs(",\"repaired\":[", stdout);
+		for (unsigned i = 0, k = 0; i < 3; i++) {
+			if (r->repaired & (1u << i))
+				printf("%s\"%s\"", k++ ? "," : "", fields[i]);
+		}
+		puts("]}");
+	}
+	free(id);
+	free(why);
+}
+
+/* Stores the pending rows; a store error stops the import (its code). */
+static int import_flush(struct sqlite_import *im)
+{
+	atolog_interaction batch[IMPORT_SQLITE_BATCH];
+	int rcs[IMPORT_SQLITE_BATCH], rc = ATOLOG_OK;
+
+	for (size_t i = 0; i < im->n; i++)
+		batch[i] = im->rows[i].in;
+	if (im->n)
+		rc = atolog_interaction_record_batch(im->store, batch, im->n, rcs, NULL);
+	for (size_t i = 0; i < im->n; i++) {
+		struct seed_row *r = &im->rows[i];
+
+		if (rcs[i] == ATOLOG_OK) {
+			im->stored++;
+			im->repaired += r->repaired != 0;
+			if (r->repaired)
+				report_row(r, NULL);
+		} else if (rcs[i] == ATOLOG_EXISTS) {
+			im->existing++;
+		} else if (rcs[i] == ATOLOG_INVALID || rcs[i] == ATOLOG_TOOBIG) {
+			im->skipped++;
+			report_row(r, atolog_strerror(rcs[i]));
+		}
+		row_free(r);
+	}
+	im->n = 0;
+	if (im->progress)
+		im->progress(im->done, im->total, &im->bar);
+	if (rc == ATOLOG_EXISTS || rc == ATOLOG_INVALID || rc == ATOLOG_TOOBIG)
+		rc = ATOLOG_OK; /* an item's refusal, counted above */
+	return rc;
+}
+
+static int import_row(struct sqlite_import *im, sqlite3_stmt *st)
+{
+	struct seed_row *r = &im->rows[im->n];
+	const char *why;
+	int rc = row_read(st, r);
+
+	im->done++;
+	if (rc != 0) {
+		row_free(r);
+		return rc;
+	}
+	why = row_interaction(r);
+	if (why) {
+		im->skipped++;
+		report_row(r, why);
+		row_free(r);
+		return ATOLOG_OK;
+	}
+	return ++im->n == IMPORT_SQLITE_BATCH ? import_flush(im) : ATOLOG_OK;
+}
+
+/* Opens PATH read-only and prepares the read of its rows; a clear usage
+ * error when it is not the seed's database. */
+static int open_seed(const char *path, sqlite3 **db, sqlite3_stmt **count,
+		     sqlite3_stmt **rows)
+{
+	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(*db, "SELECT count(*) FROM interactions", -1,
+					count, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(*db, "SELECT " SEED_COLUMNS ", rowid FROM "
+					"interactions ORDER BY rowid", -1, rows, NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+	if (rc == SQLITE_NOTADB)
+		fprintf(stderr, "atolog: import-sqlite: %s is not an SQLite database\n", path);
+	else if (rc == SQLITE_CANTOPEN)
+		fprintf(stderr, "atolog: import-sqlite: %s cannot be opened\n", path);
+	else if (strstr(sqlite3_errmsg(*db), "no such table"))
+		fprintf(stderr, "atolog: import-sqlite: %s has no interactions table\n",
+			path);
+	else
+		fprintf(stderr, "atolog: import-sqlite: %s is not the seed's database: %s\n",
+			path, sqlite3_errmsg(*db));
+	return EXIT_USAGE;
+}
+
+static int import_rows(struct sqlite_import *im, sqlite3 *db, sqlite3_stmt *count,
+		       sqlite3_stmt *rows)
+{
+	int rc, step;
+
+	if (sqlite3_step(count) == SQLITE_ROW)
+		im->total = (uint64_t)sqlite3_column_int64(count, 0);
+	while ((step = sqlite3_step(rows)) == SQLITE_ROW) {
+		rc = import_row(im, rows);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+	rc = import_flush(im);
+	if (rc == ATOLOG_OK && step != SQLITE_DONE) {
+		fprintf(stderr, "atolog: import-sqlite: reading: %s\n", sqlite3_errmsg(db));
+		rc = EIO;
+	}
+	return rc;
+}
+
+int cmd_import_sqlite(struct cli *cli, int argc, char **argv)
+{
+	const struct command *cmd = cli_find_command("import-sqlite");
+	struct sqlite_import *im;
+	sqlite3_stmt *count = NULL, *rows = NULL;
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (cli_wants_help(cmd, argc, argv))
+		return 0;
+	if (argc != 2)
+		return cli_usage(cmd, "import-sqlite takes the path of the seed's database");
+	rc = open_seed(argv[1], &db, &count, &rows);
+	im = rc == 0 ? calloc(1, sizeof(*im)) : NULL;
+	if (rc == 0 && !im)
+		rc = cli_fail(ENOMEM, NULL, "import-sqlite");
+	if (rc == 0)
+		rc = cli_open_writer(cli, &im->store);
+	if (rc == 0) {
+		im->progress = cli_progress_begin(&im->bar, "import-sqlite", "rows");
+		rc = import_rows(im, db, count, rows);
+		cli_progress_end(&im->bar);
+		rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, im->store, "import-sqlite");
+		printf("{\"rows\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"existing\":%" PRIu64
+		       ",\"skipped\":%" PRIu64 ",\"repaired\":%" PRIu64 "}\n", im->done,
+		       im->stored, im->existing, im->skipped, im->repaired);
+		for (size_t i = 0; i < im->n; i++)
+			row_free(&im->rows[i]);
+		if (atolog_store_close(im->store) != ATOLOG_OK && rc == 0)
+			rc = cli_fail(ATOLOG_FAILED, NULL, "closing the store");
+	}
+	free(im);
+	sqlite3_finalize(count);
+	sqlite3_finalize(rows);
+	sqlite3_close(db);
+	return rc;
+}
