@@ -1,0 +1,575 @@
+/*
+ * test_transfer.c - `atolog import-sqlite`, `export` and `import`, black
+ * box, against SQL on the very database imported.
+ *
+ * The test builds a database with the seed's schema (unicode, malformed
+ * JSON cells, NULL cells, blank prompts, many equal timestamps), imports
+ * it with the CLI, and then asks both sides the same questions: every
+ * combination of list filters is an SQL query on that database (blank
+ * prompts left out, ties broken by rowid, which is the import's order
+ * and so atolog's sequence order), and every session's replay. The ids
+ * and their order must be the same. A second import adds nothing. An
+ * export, imported into an empty store, exports the same again, and
+ * export's filters (--until included) match SQL too.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "check.h"
+
+#define N_ROWS 900
+#define N_SESSIONS 15
+#define TIME_BASE INT64_C(1767261600) /* 2026-01-01T10:00:00Z, seconds */
+
+static const char *cli_path;
+static const char *const projects[] = { "alpha", "beta", "gamma \u00e9", "" };
+static const char *const clients[] = { "openclaw", "claude-code", "manual", "" };
+
+/* ------------------------------------------------------------------------
+ * Running the CLI.
+ */
+
+/* Runs `atolog --data dir args`; stdout into *out (malloc'ed). Returns the
+ * exit status. */
+static int run(const char *dir, const char *args, char **out)
+{
+	char cmd[8192];
+	size_t len = 0, cap = 1 << 16, n;
+	FILE *p;
+	int status;
+
+	snprintf(cmd, sizeof(cmd), "%s --data %s %s 2>/dev/null", cli_path, dir, args);
+	*out = malloc(cap);
+	p = popen(cmd, "r");
+	if (!p || !*out)
+		abort();
+	while ((n = fread(*out + len, 1, cap - 1 - len, p)) > 0) {
+		len += n;
+		if (len + 1 == cap) {
+			cap *= 2;
+			*out = realloc(*out, cap);
+			if (!*out)
+				abort();
+		}
+	}
+	(*out)[len] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The last line of text, parsed. */
+static json_t *last_line(const char *text)
+{
+	const char *end = text + strlen(text), *start;
+
+	while (end > text && end[-1] == '\n')
+		end--;
+	start = end;
+	while (start > text && start[-1] != '\n')
+		start--;
+	return json_loadb(start, (size_t)(end - start), 0, NULL);
+}
+
+static long long jnum(const json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* ------------------------------------------------------------------------
+ * The seed's database.
+ */
+
+static void sql_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		CHECK_FAILF("sql: %s: %s", sql, err);
+		sqlite3_free(err);
+	}
+}
+
+struct expect {
+	long blanks, repaired;
+};
+
+static void random_uuid(char out[37])
+{
+	uint64_t a = check_rand(), b = check_rand();
+
+	snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+		 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+		 (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
+		 (unsigned long long)(b & 0xffffffffffffULL));
+}
+
+/* One row: a malformed JSON cell in about one in ten, a blank prompt in
+ * one in twenty, a NULL text cell now and then. */
+static void insert_row(sqlite3_stmt *st, long i, struct expect *e)
+{
+	static const char *const bad_json[] = { "{oops", "[1,", "\"a string\"", "42",
+						"null" };
+	char id[37], prompt[96], session[16], when[24], mem[64];
+	unsigned kind = (unsigned)check_rand_below(20);
+	time_t t = (time_t)(TIME_BASE + (int64_t)check_rand_below(90) * 600);
+	struct tm tm;
+	bool blank = kind == 0, bad = kind == 1 || kind == 2;
+
+	random_uuid(id);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(prompt, sizeof(prompt), blank ? (i % 2 ? "   " : "") : "prompt %ld \u6f22\u5b57",
+		 i);
+	snprintf(session, sizeof(session), "s%02u", (unsigned)check_rand_below(N_SESSIONS));
+	snprintf(mem, sizeof(mem), "[\"m%ld\",\"shared\"]", i % 7);
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, prompt, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, kind == 1 ? bad_json[i % 5] : "{\"k\":[1,\"two\"]}", -1,
+			  SQLITE_TRANSIENT);
+	if (check_rand_below(10) == 0)
+		sqlite3_bind_null(st, 4);
+	else
+		sqlite3_bind_text(st, 4, "summary", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, "response \u00fc", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, kind == 2 ? bad_json[i % 5] : mem, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 7, "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, clients[check_rand_below(4)], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, session, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 10, projects[check_rand_below(4)], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, when, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		CHECK_FAILF("insert %ld", i);
+	e->blanks += blank;
+	/* "null" is a JSON null: not a list nor an object, so repaired. */
+	e->repaired += bad && !blank;
+}
+
+static sqlite3 *make_seed_db(const char *path, struct expect *e)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sql_exec(db, "CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT "
+		     "NULL, context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT "
+		     "'', response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
+		     "chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', session_id "
+		     "TEXT DEFAULT '', project TEXT DEFAULT '', created_at DATETIME "
+		     "DEFAULT CURRENT_TIMESTAMP)");
+	sql_exec(db, "BEGIN");
+	CHECK(sqlite3_prepare_v2(db, "INSERT INTO interactions VALUES "
+				 "(?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK);
+	for (long i = 0; i < N_ROWS; i++)
+		insert_row(st, i, e);
+	sqlite3_finalize(st);
+	sql_exec(db, "COMMIT");
+	return db;
+}
+
+/* ------------------------------------------------------------------------
+ * The same question to both.
+ */
+
+struct question {
+	const char *project, *session, *client, *since, *until;
+	long limit;
+	bool oldest_first;
+};
+
+/* The ids SQL answers, one per line. */
+static char *sql_ids(sqlite3 *db, const struct question *q)
+{
+	char sql[1024], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	sqlite3_stmt *st;
+	int k = 1;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT id FROM interactions WHERE trim(prompt) != ''%s%s%s%s%s "
+		 "ORDER BY created_at %s, rowid %s LIMIT ?",
+		 q->project ? " AND project = ?" : "", q->session ? " AND session_id = ?" : "",
+		 q->client ? " AND client = ?" : "", q->since ? " AND created_at >= ?" : "",
+		 q->until ? " AND created_at < ?" : "", q->oldest_first ? "ASC" : "DESC",
+		 q->oldest_first ? "ASC" : "DESC");
+	CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+	if (q->project)
+		sqlite3_bind_text(st, k++, q->project, -1, SQLITE_STATIC);
+	if (q->session)
+		sqlite3_bind_text(st, k++, q->session, -1, SQLITE_STATIC);
+	if (q->client)
+		sqlite3_bind_text(st, k++, q->client, -1, SQLITE_STATIC);
+	if (q->since)
+		sqlite3_bind_text(st, k++, q->since, -1, SQLITE_STATIC);
+	if (q->until)
+		sqlite3_bind_text(st, k++, q->until, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, k, q->limit);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		fprintf(f, "%s\n", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	fclose(f);
+	return out;
+}
+
+/* The ids of JSON Lines, one per line. */
+static char *json_ids(const char *lines)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	for (const char *p = lines; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		json_t *o = json_loadb(p, n, 0, NULL);
+
+		if (o)
+			fprintf(f, "%s\n", json_string_value(json_object_get(o, "id")));
+		else if (n)
+			CHECK_FAILF("not JSON: %.*s", (int)n, p);
+		json_decref(o);
+		p += n + (nl != NULL);
+	}
+	fclose(f);
+	return out;
+}
+
+/* Quotes a CLI argument for the shell (single quotes). */
+static void arg(char *buf, size_t size, const char *flag, const char *value)
+{
+	size_t n = strlen(buf);
+
+	if (!value)
+		return;
+	n += (size_t)snprintf(buf + n, size - n, " %s '", flag);
+	for (const char *p = value; *p && n + 5 < size; p++) {
+		if (*p == '\'')
+			n += (size_t)snprintf(buf + n, size - n, "'\\''");
+		else
+			buf[n++] = *p;
+	}
+	snprintf(buf + n, size - n, "'");
+}
+
+static void ask_both(sqlite3 *db, const char *dir, const char *command,
+		     const struct question *q)
+{
+	char args[2048];
+	char *out, *want, *got;
+
+	snprintf(args, sizeof(args), "%s", command);
+	arg(args, sizeof(args), "--project", q->project);
+	arg(args, sizeof(args), "--session", q->session);
+	arg(args, sizeof(args), "--client", q->client);
+	arg(args, sizeof(args), "--since", q->since);
+	arg(args, sizeof(args), "--until", q->until);
+	if (strcmp(command, "list") == 0)
+		snprintf(args + strlen(args), sizeof(args) - strlen(args), " --limit %ld",
+			 q->limit);
+	CHECK_INT(run(dir, args, &out), 0);
+	want = sql_ids(db, q);
+	got = json_ids(out);
+	if (strcmp(want, got) != 0)
+		CHECK_FAILF("%s: the ids differ from SQL's", args);
+	free(out);
+	free(want);
+	free(got);
+}
+
+static const char *random_of(const char *const *names, size_t n)
+{
+	size_t k = check_rand_below(n + 1);
+
+	return k < n ? names[k] : NULL; /* NULL: no filter */
+}
+
+static void random_question(struct question *q, char *since, char *until)
+{
+	time_t a = (time_t)(TIME_BASE + (int64_t)check_rand_below(95) * 600),
+	       b = a + (time_t)check_rand_below(40) * 600;
+	struct tm tm;
+	static char session[16];
+
+	memset(q, 0, sizeof(*q));
+	q->project = random_of(projects, 3); /* "" is no filter, as in the seed */
+	q->client = random_of(clients, 3);
+	if (check_rand_below(3) == 0) {
+		snprintf(session, sizeof(session), "s%02u",
+			 (unsigned)check_rand_below(N_SESSIONS));
+		q->session = session;
+	}
+	if (check_rand_below(2) == 0) {
+		gmtime_r(&a, &tm);
+		strftime(since, 24, "%Y-%m-%d %H:%M:%S", &tm);
+		q->since = since;
+	}
+	if (check_rand_below(2) == 0) {
+		gmtime_r(&b, &tm);
+		strftime(until, 24, "%Y-%m-%d %H:%M:%S", &tm);
+		q->until = until;
+	}
+	q->limit = 1 + (long)check_rand_below(ATOLOG_LIST_LIMIT_MAX);
+}
+
+/* ------------------------------------------------------------------------
+ * The tests.
+ */
+
+static void test_import_sqlite(const char *dir)
+{
+	char *db_path = check_path(dir, "seed.db"), *store = check_path(dir, "store");
+	char *out, since[24], until[24];
+	struct expect e = { 0 };
+	sqlite3 *db = make_seed_db(db_path, &e);
+	char args[4096];
+	json_t *sum;
+
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	CHECK_INT(run(store, args, &out), 0);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "rows"), N_ROWS);
+	CHECK_INT(jnum(sum, "stored"), N_ROWS - e.blanks);
+	CHECK_INT(jnum(sum, "skipped"), e.blanks);
+	CHECK_INT(jnum(sum, "repaired"), e.repaired);
+	json_decref(sum);
+	/* Each one named, on a line of its own. */
+	{
+		long named_skip = 0, named_fix = 0;
+
+		for (const char *p = out; (p = strstr(p, "\"row\":")) != NULL; p++) {
+			const char *nl = strchr(p, '\n');
+
+			named_skip += nl && memmem(p, (size_t)(nl - p), "\"skipped\"", 9) != NULL;
+			named_fix += nl && memmem(p, (size_t)(nl - p), "\"repaired\"", 10) != NULL;
+		}
+		CHECK_INT(named_skip, e.blanks);
+		CHECK_INT(named_fix, e.repaired);
+	}
+	free(out);
+
+	/* Every filter combination, and every replay, as SQL says. */
+	for (int i = 0; i < 40; i++) {
+		struct question q;
+
+		random_question(&q, since, until);
+		q.until = NULL; /* list has none */
+		ask_both(db, store, "list", &q);
+	}
+	for (unsigned s = 0; s < N_SESSIONS; s++) {
+		char session[16];
+		struct question q = { .session = session, .limit = LONG_MAX,
+				      .oldest_first = true };
+
+		snprintf(session, sizeof(session), "s%02u", s);
+		snprintf(args, sizeof(args), "replay %s", session);
+		{
+			char *got_out, *want, *got;
+
+			CHECK_INT(run(store, args, &got_out), 0);
+			want = sql_ids(db, &q);
+			got = json_ids(got_out);
+			if (strcmp(want, got) != 0)
+				CHECK_FAILF("replay %s differs from SQL", session);
+			free(got_out);
+			free(want);
+			free(got);
+		}
+	}
+	/* export takes the same filters, with --until, oldest first. */
+	for (int i = 0; i < 30; i++) {
+		struct question q;
+
+		random_question(&q, since, until);
+		q.limit = LONG_MAX;
+		q.oldest_first = true;
+		ask_both(db, store, "export", &q);
+	}
+
+	/* Again: nothing new. */
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	CHECK_INT(run(store, args, &out), 0);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "stored"), 0);
+	CHECK_INT(jnum(sum, "existing"), N_ROWS - e.blanks);
+	json_decref(sum);
+	free(out);
+	sqlite3_close(db);
+
+	/* Not the seed's database: refused, clearly. */
+	free(db_path);
+	db_path = check_path(dir, "text.db");
+	{
+		FILE *t = fopen(db_path, "w");
+
+		fputs("just some text, long enough to be read as a header\n", t);
+		fclose(t);
+	}
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	CHECK_INT(run(store, args, &out), 2);
+	free(out);
+	db = NULL;
+	free(db_path);
+	db_path = check_path(dir, "other.db");
+	CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
+	sql_exec(db, "CREATE TABLE notes (x)");
+	sqlite3_close(db);
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	CHECK_INT(run(store, args, &out), 2);
+	free(out);
+	free(db_path);
+	free(store);
+}
+
+/* Everything of an export but seq, which is each store's own count. */
+static char *without_seq(const char *lines)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	for (const char *p = lines; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		json_t *o = json_loadb(p, n, 0, NULL);
+		char *text;
+
+		json_object_del(o, "seq");
+		text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+		fprintf(f, "%s\n", text ? text : "?");
+		free(text);
+		json_decref(o);
+		p += n + (nl != NULL);
+	}
+	fclose(f);
+	return out;
+}
+
+static void test_export_import(const char *dir)
+{
+	char *a = check_path(dir, "a"), *b = check_path(dir, "b"),
+	     *file = check_path(dir, "all.jsonl"), *bad = check_path(dir, "bad.jsonl");
+	char args[4096], *out, *first, *second;
+	json_t *sum;
+	FILE *f;
+
+	/* A store with registered aliases, many sessions, a roll or two. */
+	for (int i = 0; i < 300; i++) {
+		char body[256];
+		FILE *p;
+
+		snprintf(args, sizeof(args), "%s --data %s --sync none record >/dev/null",
+			 cli_path, a);
+		snprintf(body, sizeof(body), "{\"prompt\":\"q%d \\\"x\\\" \u00e9\",\"project\":"
+			 "\"%s\",\"session_id\":\"s%d\",\"memories_used\":[\"m%d\"],"
+			 "\"created_at\":\"2026-02-0%d 10:00:0%d\"}", i, projects[i % 4],
+			 i % 9, i, 1 + i % 5, i % 3);
+		p = popen(args, "w");
+		fputs(body, p);
+		CHECK(pclose(p) == 0);
+		if (i == 150) { /* a registration between records */
+			CHECK_INT(run(a, "project add alpha --alias A", &out), 0);
+			free(out);
+		}
+	}
+	CHECK_INT(run(a, "export", &first), 0);
+	f = fopen(file, "w");
+	fputs(first, f);
+	fclose(f);
+	snprintf(args, sizeof(args), "import %s", file);
+	CHECK_INT(run(b, args, &out), 0);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "stored"), 300);
+	json_decref(sum);
+	free(out);
+	CHECK_INT(run(b, "export", &second), 0);
+	{
+		char *x = without_seq(first), *y = without_seq(second);
+
+		CHECK(strcmp(x, y) == 0);
+		free(x);
+		free(y);
+	}
+	free(second);
+	for (int s = 0; s < 9; s++) {
+		char *ra, *rb, *x, *y;
+
+		snprintf(args, sizeof(args), "replay s%d", s);
+		CHECK_INT(run(a, args, &ra), 0);
+		CHECK_INT(run(b, args, &rb), 0);
+		x = without_seq(ra);
+		y = without_seq(rb);
+		CHECK(strcmp(x, y) == 0 && strlen(x) > 0);
+		free(ra);
+		free(rb);
+		free(x);
+		free(y);
+	}
+	/* Again: nothing new. Through stdin. */
+	snprintf(args, sizeof(args), "import - < %s", file);
+	CHECK_INT(run(b, args, &out), 0);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "stored"), 0);
+	CHECK_INT(jnum(sum, "existing"), 300);
+	json_decref(sum);
+	free(out);
+	/* A bad line is reported and skipped; the rest go in; exit 2. */
+	f = fopen(bad, "w");
+	fprintf(f, "{\"prompt\":\"good one\"}\n{\"prompt\":\n{\"prompt\":\"  \"}\n\n"
+		   "{\"prompt\":\"good two\"}\n");
+	fclose(f);
+	snprintf(args, sizeof(args), "import %s", bad);
+	CHECK_INT(run(b, args, &out), 2);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "read"), 4);
+	CHECK_INT(jnum(sum, "stored"), 2);
+	CHECK_INT(jnum(sum, "refused"), 2);
+	json_decref(sum);
+	free(out);
+	/* CSV: a header, a row per interaction, quotes doubled. */
+	CHECK_INT(run(a, "export --format csv --project beta", &out), 0);
+	CHECK(strncmp(out, "id,prompt,", 10) == 0);
+	CHECK(strstr(out, "\"\"x\"\"") != NULL);
+	{
+		long rows = -1;
+
+		for (const char *p = out; (p = strstr(p, "\r\n")) != NULL; p += 2)
+			rows++;
+		CHECK_INT(rows, 75);
+	}
+	free(out);
+	CHECK_INT(run(a, "export --format xml", &out), 2);
+	free(out);
+	CHECK_INT(run(a, "list --until 2026-01-01", &out), 2);
+	free(out);
+	CHECK_INT(run(a, "export --until yesterday", &out), 2);
+	free(out);
+	free(first);
+	free(a);
+	free(b);
+	free(file);
+	free(bad);
+}
+
+int main(void)
+{
+	static const struct check_case cases[] = {
+		{ "import_sqlite", test_import_sqlite },
+		{ "export_import", test_export_import },
+	};
+
+	cli_path = getenv("ATOLOG_CLI");
+	check_rand_init("test_transfer");
+	if (!cli_path) {
+		fprintf(stderr, "test_transfer: set ATOLOG_CLI to the atolog binary\n");
+		return 1;
+	}
+	return check_run_cases("test_transfer", cases, sizeof(cases) / sizeof(cases[0]));
+}
