@@ -490,6 +490,7 @@ static void test_map_growth(void)
 		CHECK_OK(record_text(s, prompt), s);
 	}
 	if (s) {
+		store_index_wait(s); /* index_bytes is what LMDB holds */
 		CHECK_OK(atolog_store_stats(s, &st), s);
 		CHECK_INT(st.n_records, 3000);
 		CHECK(st.index_bytes > 64 * 1024);
