@@ -275,9 +275,10 @@ static void verify_totals(struct verify *v)
 {
 	const struct index_check *ic = &v->ic;
 	/* Every interaction has an entry in each (an empty name is a name). */
-	const uint64_t got[] = { ic->by_time, ic->by_project, ic->by_session, ic->by_client };
+	const uint64_t got[] = { ic->by_time, ic->by_project, ic->by_session, ic->by_client,
+				 ic->by_seq };
 	static const char *const names[] = { "by_time", "by_project", "by_session",
-					     "by_client" };
+					     "by_client", "by_seq" };
 
 	for (size_t i = 0; i < v->n_rows; i++) {
 		if (!v->rows[i].matched) {
@@ -287,7 +288,7 @@ static void verify_totals(struct verify *v)
 				       v->rows[i].loc.offset);
 		}
 	}
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(got) / sizeof(got[0]); i++) {
 		if (got[i] != v->out->records)
 			verify_problem(v, "%s holds %" PRIu64 " entries for %" PRIu64
 				       " interactions in the log", names[i], got[i],

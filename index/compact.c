@@ -94,6 +94,17 @@ static int remove_entry(struct index *idx, MDB_txn *txn, const struct index_entr
 		rc = del_named(idx, txn, DB_BY_SESSION, e->session, e);
 	if (rc == MDB_SUCCESS)
 		rc = del_named(idx, txn, DB_BY_CLIENT, e->client, e);
+	if (rc == MDB_SUCCESS) {
+		uint8_t skey[8];
+		MDB_val sk = { .mv_size = sizeof(skey), .mv_data = skey };
+
+		put_be64(skey, e->seq);
+		rc = mdb_del(txn, idx->dbi[DB_BY_SEQ], &sk, NULL);
+	}
+	if (rc == MDB_SUCCESS)
+		rc = index_count_add(idx, txn, INDEX_COUNT_PROJECT, e->project, -1);
+	if (rc == MDB_SUCCESS)
+		rc = index_count_add(idx, txn, INDEX_COUNT_CLIENT, e->client, -1);
 	return rc;
 }
 

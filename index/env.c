@@ -22,7 +22,8 @@ static const char *const db_names[DB_COUNT] = {
 	[DB_BY_ID] = "by_id",           [DB_BY_TIME] = "by_time",
 	[DB_BY_PROJECT] = "by_project", [DB_BY_SESSION] = "by_session",
 	[DB_BY_CLIENT] = "by_client",   [DB_REGISTRY] = "registry",
-	[DB_META] = "meta",
+	[DB_META] = "meta",             [DB_BY_SEQ] = "by_seq",
+	[DB_COUNTS] = "counts",
 };
 
 int index_mdb_error(int rc, const char *what)

@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 #define INDEX_ID_SIZE 16
-#define INDEX_VERSION 1 /* bump when a key or value layout changes */
+#define INDEX_VERSION 2 /* bump when a key or value layout changes */
+#define INDEX_COUNT_PROJECT 'p' /* the counts kept per name (index_counts) */
+#define INDEX_COUNT_CLIENT 'c'
 
 struct index;
 
@@ -160,13 +162,29 @@ int index_scan_next(struct index_scan *scan, struct index_hit *hits,
 		    size_t max, size_t *n);
 void index_scan_close(struct index_scan *scan);
 
+/* The change feed: up to max hits matching f (names by hash, since) with
+ * seq > *after, in seq order; *after moves to the last seq looked at, so
+ * the next call goes on from there (rows that do not match move it too;
+ * at most SEQ_SCAN_LOOK are looked at per call, so a call with *n = 0
+ * may not be the end). */
+#define SEQ_SCAN_LOOK 4096
+int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *after,
+		   struct index_hit *hits, size_t max, size_t *n);
+
+/* Calls fn for every name of kind (INDEX_COUNT_*) with its count of
+ * interactions, in name order. fn returning non-zero stops with it. */
+int index_counts(struct index *idx, char kind,
+		 int (*fn)(struct index_name name, uint64_t n, void *ctx), void *ctx);
+/* created_at of the oldest and newest interaction (*any false: none). */
+int index_time_range(struct index *idx, bool *any, int64_t *first, int64_t *last);
+
 /* ------------------------------------------------------------------------
  * Verification (index/verify.c): the whole index in one read transaction.
  */
 struct index_check {
 	bool has_state;
 	struct index_state state; /* as of the same transaction */
-	uint64_t by_id, by_time, by_project, by_session, by_client; /* entries */
+	uint64_t by_id, by_time, by_project, by_session, by_client, by_seq; /* entries */
 	uint64_t problems;        /* inconsistencies inside the index */
 	char first_problem[160];
 };

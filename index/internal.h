@@ -10,7 +10,10 @@
  *   by_session  session_id 0x00 time_key        -> id[16]
  *   by_client   client 0x00 time_key            -> id[16]
  *   registry    folded name                     -> canonical 0x00 spelling
- *   meta        "version" -> u32 LE; "state" -> state value (below)
+ *   meta        "version" -> u32 LE; "state" -> state value (below);
+ *               "compaction" -> u64 LE, the last compaction's nonce
+ *   by_seq      BE64(seq)                       -> id[16]
+ *   counts      'p' project | 'c' client        -> u64 LE: interactions
  *
  *   time_key = BE64(created_at XOR 1<<63) BE64(seq): memcmp order is
  *   (created_at, seq) order, negative times included. Names never contain
@@ -38,7 +41,8 @@
 #define ID_VALUE_SIZE 64
 #define STATE_VALUE_SIZE 64
 #define INDEX_MAX_READERS 1024
-#define INDEX_MAX_DBS 8
+#define INDEX_MAX_DBS 16
+#define COUNT_KEY_MAX (1 + 256)
 
 enum index_db {
 	DB_BY_ID,
@@ -48,6 +52,8 @@ enum index_db {
 	DB_BY_CLIENT,
 	DB_REGISTRY,
 	DB_META,
+	DB_BY_SEQ,
+	DB_COUNTS,
 	DB_COUNT
 };
 
@@ -110,6 +116,11 @@ static inline size_t named_key_put(uint8_t *out, struct index_name name,
 }
 
 uint64_t index_name_hash(struct index_name name);
+
+/* Adds delta to the count of kind (INDEX_COUNT_PROJECT or _CLIENT) and
+ * name; a count that reaches 0 is deleted. An LMDB code. */
+int index_count_add(struct index *idx, MDB_txn *txn, char kind,
+		    struct index_name name, int delta);
 
 /* A by_id row, decoded. */
 struct id_row {

@@ -386,3 +386,137 @@ int index_scan_next(struct index_scan *s, struct index_hit *hits, size_t max,
 	}
 	return ATOLOG_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * The change feed: by_seq from a sequence number on.
+ */
+
+/* Whether a by_id row passes the filter (names by hash, since). */
+static bool seq_row_matches(const struct index_filter *f, const struct id_row *row)
+{
+	return name_check_ok(name_check_of(f->project), row->h_project) &&
+	       name_check_ok(name_check_of(f->session), row->h_session) &&
+	       name_check_ok(name_check_of(f->client), row->h_client) &&
+	       row->created_at >= f->since;
+}
+
+int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *after,
+		   struct index_hit *hits, size_t max, size_t *n)
+{
+	uint8_t start[8];
+	MDB_val key = { .mv_size = sizeof(start), .mv_data = start }, val;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	size_t looked = 0;
+	int rc, mrc;
+
+	*n = 0;
+	if (*after == UINT64_MAX)
+		return ATOLOG_OK;
+	put_be64(start, *after + 1);
+	rc = index_txn_begin(idx, MDB_RDONLY, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	mrc = mdb_cursor_open(txn, idx->dbi[DB_BY_SEQ], &cur);
+	if (mrc != MDB_SUCCESS)
+		cur = NULL;
+	else
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	/* Rows that do not match still move the position on, but a scan
+	 * looks at no more than SEQ_SCAN_LOOK rows per call. */
+	while (mrc == MDB_SUCCESS && *n < max && looked++ < SEQ_SCAN_LOOK) {
+		struct id_row row;
+
+		if (key.mv_size != 8 || val.mv_size != INDEX_ID_SIZE) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		mrc = id_row_get(idx, txn, val.mv_data, &row);
+		if (mrc != MDB_SUCCESS) {
+			mrc = mrc == MDB_NOTFOUND ? MDB_CORRUPTED : mrc;
+			break;
+		}
+		*after = get_be64(key.mv_data);
+		if (seq_row_matches(f, &row)) {
+			memcpy(hits[*n].id, val.mv_data, INDEX_ID_SIZE);
+			hits[*n].created_at = row.created_at;
+			hits[*n].seq = row.seq;
+			hits[(*n)++].loc = row.loc;
+		}
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	index_txn_end(idx, txn, false);
+	return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND
+		       ? ATOLOG_OK : index_mdb_error(mrc, "following the log");
+}
+
+/* ------------------------------------------------------------------------
+ * Summaries: counts per name, and the time range, each a few seeks.
+ */
+
+int index_counts(struct index *idx, char kind,
+		 int (*fn)(struct index_name name, uint64_t n, void *ctx), void *ctx)
+{
+	uint8_t start = (uint8_t)kind;
+	MDB_val key = { .mv_size = 1, .mv_data = &start }, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, mrc, stop = 0;
+
+	rc = index_txn_begin(idx, MDB_RDONLY, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	mrc = mdb_cursor_open(txn, idx->dbi[DB_COUNTS], &cur);
+	if (mrc == MDB_SUCCESS) {
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		while (mrc == MDB_SUCCESS && !stop &&
+		       ((const uint8_t *)key.mv_data)[0] == (uint8_t)kind) {
+			struct index_name name = { (const char *)key.mv_data + 1,
+						   key.mv_size - 1 };
+
+			if (val.mv_size != 8) {
+				mrc = MDB_CORRUPTED;
+				break;
+			}
+			stop = fn(name, get_le64(val.mv_data), ctx);
+			mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	index_txn_end(idx, txn, false);
+	if (stop)
+		return stop;
+	return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND
+		       ? ATOLOG_OK : index_mdb_error(mrc, "reading the counts");
+}
+
+int index_time_range(struct index *idx, bool *any, int64_t *first, int64_t *last)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, mrc;
+
+	*any = false;
+	rc = index_txn_begin(idx, MDB_RDONLY, &txn);
+	if (rc != ATOLOG_OK)
+		return rc;
+	mrc = mdb_cursor_open(txn, idx->dbi[DB_BY_TIME], &cur);
+	if (mrc == MDB_SUCCESS) {
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+		if (mrc == MDB_SUCCESS && key.mv_size == TIME_KEY_SIZE)
+			*first = time_key_time(key.mv_data);
+		if (mrc == MDB_SUCCESS)
+			mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+		if (mrc == MDB_SUCCESS && key.mv_size == TIME_KEY_SIZE) {
+			*last = time_key_time(key.mv_data);
+			*any = true;
+		}
+		mdb_cursor_close(cur);
+	}
+	index_txn_end(idx, txn, false);
+	return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND
+		       ? ATOLOG_OK : index_mdb_error(mrc, "reading the time range");
+}

@@ -72,9 +72,63 @@ static int check_secondary(struct index *idx, MDB_txn *txn, enum index_db db,
 	return MDB_SUCCESS;
 }
 
-static int walk_secondary(struct index *idx, MDB_txn *txn, enum index_db db,
-			  struct index_check *out, uint64_t *count)
+/* A run of one name's keys in by_project or by_client, whose length the
+ * counts database must hold. */
+struct name_run {
+	char kind;          /* INDEX_COUNT_*, or 0: not counted */
+	uint8_t name[COUNT_KEY_MAX];
+	size_t len;         /* of name */
+	uint64_t n;         /* keys in the run */
+	uint64_t runs;      /* names seen */
+};
+
+static int run_end(struct index *idx, MDB_txn *txn, struct name_run *r,
+		   struct index_check *out)
 {
+	uint8_t key[COUNT_KEY_MAX];
+	MDB_val k = { .mv_size = r->len + 1, .mv_data = key }, v;
+	int rc;
+
+	if (!r->kind || r->n == 0)
+		return MDB_SUCCESS;
+	key[0] = (uint8_t)r->kind;
+	memcpy(key + 1, r->name, r->len);
+	rc = mdb_get(txn, idx->dbi[DB_COUNTS], &k, &v);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return rc;
+	if (rc == MDB_NOTFOUND || v.mv_size != 8 || get_le64(v.mv_data) != r->n)
+		note_problem(out, "counts disagree with %s for a name holding %" PRIu64
+			     " interactions", r->kind == INDEX_COUNT_PROJECT ? "by_project"
+									 : "by_client", r->n);
+	r->runs++;
+	r->n = 0;
+	return MDB_SUCCESS;
+}
+
+/* Counts the key into its name's run, ending the run before it. */
+static int run_add(struct index *idx, MDB_txn *txn, struct name_run *r,
+		   const MDB_val *key, struct index_check *out)
+{
+	size_t len = key->mv_size > TIME_KEY_SIZE ? key->mv_size - TIME_KEY_SIZE - 1 : 0;
+	int rc = MDB_SUCCESS;
+
+	if (!r->kind || len >= COUNT_KEY_MAX)
+		return MDB_SUCCESS;
+	if (r->n && (len != r->len || memcmp(key->mv_data, r->name, len) != 0))
+		rc = run_end(idx, txn, r, out);
+	if (r->n == 0) {
+		memcpy(r->name, key->mv_data, len);
+		r->len = len;
+	}
+	r->n++;
+	return rc;
+}
+
+static int walk_secondary(struct index *idx, MDB_txn *txn, enum index_db db,
+			  struct index_check *out, uint64_t *count, uint64_t *names)
+{
+	struct name_run run = { .kind = db == DB_BY_PROJECT ? INDEX_COUNT_PROJECT
+					: db == DB_BY_CLIENT ? INDEX_COUNT_CLIENT : 0 };
 	MDB_cursor *c;
 	MDB_val key, val;
 	int rc = mdb_cursor_open(txn, idx->dbi[db], &c);
@@ -84,12 +138,64 @@ static int walk_secondary(struct index *idx, MDB_txn *txn, enum index_db db,
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		rc = check_secondary(idx, txn, db, &key, &val, out, *count);
+		if (rc == MDB_SUCCESS)
+			rc = run_add(idx, txn, &run, &key, out);
 		if (rc != MDB_SUCCESS)
 			break;
 		++*count;
 	}
 	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = run_end(idx, txn, &run, out);
+	*names = run.runs;
+	return rc;
+}
+
+/* Every by_seq entry names an id whose by_id row has that seq. */
+static int walk_by_seq(struct index *idx, MDB_txn *txn, struct index_check *out)
+{
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc = mdb_cursor_open(txn, idx->dbi[DB_BY_SEQ], &c);
+
+	if (rc != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		struct id_row row;
+
+		if (key.mv_size != 8 || val.mv_size != INDEX_ID_SIZE ||
+		    (rc = id_row_get(idx, txn, val.mv_data, &row)) == MDB_NOTFOUND ||
+		    (rc == MDB_SUCCESS && row.seq != get_be64(key.mv_data))) {
+			note_problem(out, "%s entry %" PRIu64 " does not match by_id",
+				     "by_seq", out->by_seq);
+			rc = MDB_SUCCESS;
+		}
+		if (rc != MDB_SUCCESS)
+			break;
+		out->by_seq++;
+	}
+	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+/* Rows of counts of kind: as many as names the index holds. */
+static int count_rows(struct index *idx, MDB_txn *txn, char kind, uint64_t *n)
+{
+	uint8_t start = (uint8_t)kind;
+	MDB_val key = { .mv_size = 1, .mv_data = &start }, val;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, idx->dbi[DB_COUNTS], &c);
+
+	*n = 0;
+	if (rc != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	     rc == MDB_SUCCESS && ((const uint8_t *)key.mv_data)[0] == (uint8_t)kind;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
+		++*n;
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? MDB_SUCCESS : rc;
 }
 
 /* Hands every by_id row to fn; *stop receives fn's non-zero answer. */
@@ -155,6 +261,7 @@ int index_check(struct index *idx,
 						   DB_BY_SESSION, DB_BY_CLIENT };
 	uint64_t *counts[] = { &out->by_time, &out->by_project, &out->by_session,
 			       &out->by_client };
+	uint64_t names[4] = { 0 }, rows[2] = { 0 };
 	MDB_txn *txn;
 	int rc, stop = 0;
 
@@ -166,7 +273,16 @@ int index_check(struct index *idx,
 	if (rc == MDB_SUCCESS)
 		rc = walk_by_id(idx, txn, fn, ctx, out, &stop);
 	for (size_t i = 0; i < 4 && rc == MDB_SUCCESS && !stop; i++)
-		rc = walk_secondary(idx, txn, secondary[i], out, counts[i]);
+		rc = walk_secondary(idx, txn, secondary[i], out, counts[i], &names[i]);
+	if (rc == MDB_SUCCESS && !stop)
+		rc = walk_by_seq(idx, txn, out);
+	if (rc == MDB_SUCCESS && !stop)
+		rc = count_rows(idx, txn, INDEX_COUNT_PROJECT, &rows[0]);
+	if (rc == MDB_SUCCESS && !stop)
+		rc = count_rows(idx, txn, INDEX_COUNT_CLIENT, &rows[1]);
+	if (rc == MDB_SUCCESS && (rows[0] != names[1] || rows[1] != names[3]))
+		note_problem(out, "%s holds names no interaction has (%" PRIu64 " rows)",
+			     "counts", rows[0] + rows[1]);
 	index_txn_end(idx, txn, false);
 	if (stop)
 		return stop;

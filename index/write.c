@@ -42,6 +42,34 @@ static int put_named(struct index *idx, MDB_txn *txn, enum index_db db,
 	return mdb_put(txn, idx->dbi[db], &key, id, 0);
 }
 
+int index_count_add(struct index *idx, MDB_txn *txn, char kind,
+		    struct index_name name, int delta)
+{
+	uint8_t buf[COUNT_KEY_MAX], value[8];
+	MDB_val key = { .mv_size = name.len + 1, .mv_data = buf };
+	MDB_val val;
+	uint64_t n = 0;
+	int rc;
+
+	if (name.len + 1 > sizeof(buf))
+		return MDB_BAD_VALSIZE;
+	buf[0] = (uint8_t)kind;
+	memcpy(buf + 1, name.ptr ? name.ptr : "", name.len);
+	rc = mdb_get(txn, idx->dbi[DB_COUNTS], &key, &val);
+	if (rc == MDB_SUCCESS && val.mv_size == sizeof(value))
+		n = get_le64(val.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return rc == MDB_SUCCESS ? MDB_CORRUPTED : rc;
+	if (delta < 0 && n < (uint64_t)-delta)
+		return MDB_CORRUPTED; /* a removal the counts never saw */
+	n = (uint64_t)((int64_t)n + delta);
+	if (n == 0)
+		return mdb_del(txn, idx->dbi[DB_COUNTS], &key, NULL);
+	put_le64(value, n);
+	val = (MDB_val){ .mv_size = sizeof(value), .mv_data = value };
+	return mdb_put(txn, idx->dbi[DB_COUNTS], &key, &val, 0);
+}
+
 /* Returns an LMDB code. */
 static int put_entry(struct index *idx, MDB_txn *txn, const struct index_entry *e)
 {
@@ -63,6 +91,17 @@ static int put_entry(struct index *idx, MDB_txn *txn, const struct index_entry *
 		rc = put_named(idx, txn, DB_BY_SESSION, e->session, e, &id);
 	if (rc == MDB_SUCCESS)
 		rc = put_named(idx, txn, DB_BY_CLIENT, e->client, e, &id);
+	if (rc == MDB_SUCCESS) {
+		uint8_t skey[8];
+		MDB_val sk = { .mv_size = sizeof(skey), .mv_data = skey };
+
+		put_be64(skey, e->seq);
+		rc = mdb_put(txn, idx->dbi[DB_BY_SEQ], &sk, &id, 0);
+	}
+	if (rc == MDB_SUCCESS)
+		rc = index_count_add(idx, txn, INDEX_COUNT_PROJECT, e->project, 1);
+	if (rc == MDB_SUCCESS)
+		rc = index_count_add(idx, txn, INDEX_COUNT_CLIENT, e->client, 1);
 	return rc;
 }
 

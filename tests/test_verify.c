@@ -123,7 +123,7 @@ static void drop_first_entry(const char *dir, const char *db)
 	MDB_val k, v;
 
 	CHECK(mdb_env_create(&env) == 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
 	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	CHECK(mdb_dbi_open(txn, db, 0, &dbi) == 0);
@@ -147,7 +147,7 @@ static void bend_state(const char *dir)
 	MDB_dbi dbi;
 
 	CHECK(mdb_env_create(&env) == 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
 	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	CHECK(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
@@ -181,6 +181,8 @@ static void test_index_damage(const char *root)
 		{ "by_session", "by_session holds 299 entries for 300" },
 		{ "by_id", "names an id by_id does not hold" },
 		{ "registry", "the registry does not map" },
+		{ "by_seq", "by_seq holds 299 entries for 300" },
+		{ "counts", "counts disagree with" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
