@@ -518,6 +518,14 @@ void store_index_wait(atolog_store *store);
  * commit between a reader's two looks, made certain). */
 void recent_forget_indexed(struct recent *r);
 
+/* engine/read.c: reads the interaction a hit names (following it into a
+ * compaction's new segment) and, when its names are exactly those given
+ * (NULL: any), flattens it into *out with *taken; a hash collision, or a
+ * record removed since, leaves *taken false. */
+int store_take_hit(atolog_store *store, const struct index_hit *hit,
+		   const char *project, const char *session, const char *client,
+		   atolog_interaction **out, bool *taken);
+
 /* engine/read.c: the recent set of a writer handle, NULL if read-only. */
 struct recent *store_recent(atolog_store *store);
 

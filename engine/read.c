@@ -165,31 +165,33 @@ static bool text_equals(const char *want, struct text got)
 			 memcmp(want, got.ptr, got.len) == 0);
 }
 
-static bool iter_matches(const atolog_iter *it, const struct record_fields *f)
-{
-	return text_equals(it->project, f->project) &&
-	       text_equals(it->session, f->session_id) &&
-	       text_equals(it->client, f->client);
-}
-
-/* Reads one hit; *taken false when a hash collision let it through. */
-static int iter_take(atolog_iter *it, const struct index_hit *hit, bool *taken)
+int store_take_hit(atolog_store *s, const struct index_hit *hit,
+		   const char *project, const char *session, const char *client,
+		   atolog_interaction **out, bool *taken)
 {
 	struct record_view view;
 	uint8_t *frame;
-	int rc = read_located(it->store, hit->id, hit->loc, &view, &frame);
+	int rc = read_located(s, hit->id, hit->loc, &view, &frame);
 
 	*taken = false;
 	if (rc == ATOLOG_NOTFOUND)
-		return ATOLOG_OK; /* removed since the scan saw it: skipped */
-	if (rc == ATOLOG_OK && iter_matches(it, &view.fields)) {
-		rc = record_fields_flatten(&view.fields, frame_seq(frame),
-					   &it->current);
+		return ATOLOG_OK; /* removed since the index named it: skipped */
+	if (rc == ATOLOG_OK && text_equals(project, view.fields.project) &&
+	    text_equals(session, view.fields.session_id) &&
+	    text_equals(client, view.fields.client)) {
+		rc = record_fields_flatten(&view.fields, frame_seq(frame), out);
 		*taken = rc == ATOLOG_OK;
 	}
 	record_view_free(&view);
 	free(frame);
 	return rc;
+}
+
+/* Reads one hit; *taken false when a hash collision let it through. */
+static int iter_take(atolog_iter *it, const struct index_hit *hit, bool *taken)
+{
+	return store_take_hit(it->store, hit, it->project, it->session, it->client,
+			      &it->current, taken);
 }
 
 static int iter_refill(atolog_iter *it)

@@ -526,6 +526,16 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 	}
 	free(ids);
 	out->index_bytes = index_file_size(s->idx);
+	{
+		bool any;
+
+		rc = index_time_range(s->idx, &any, &out->first_created_at,
+				      &out->last_created_at);
+		if (rc != ATOLOG_OK)
+			return rc;
+		if (!any)
+			out->first_created_at = out->last_created_at = 0;
+	}
 	if (s->writer_ready) {
 		pthread_mutex_lock(&s->w.lock);
 		out->commit_groups = s->w.n_groups;
@@ -556,4 +566,30 @@ void store_inject_compact_fault(atolog_store *s, enum io_op op, long nth, int er
 {
 	s->compact_io.countdown[op] = nth;
 	s->compact_io.err[op] = err;
+}
+
+struct count_call {
+	atolog_count_fn fn;
+	void *ctx;
+};
+
+static int count_one(struct index_name name, uint64_t n, void *ctx)
+{
+	struct count_call *c = ctx;
+	char buf[ATOLOG_NAME_MAX_BYTES + 1];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)name.len, name.ptr);
+	return c->fn(buf, n, c->ctx);
+}
+
+int atolog_store_counts(atolog_store *s, int what, atolog_count_fn fn, void *ctx)
+{
+	struct count_call c = { fn, ctx };
+
+	err_begin(s);
+	if (!fn || (what != ATOLOG_COUNT_PROJECTS && what != ATOLOG_COUNT_CLIENTS))
+		return err_set(ATOLOG_INVALID, "counts: projects or clients, and a callback");
+	return index_counts(s->idx, what == ATOLOG_COUNT_PROJECTS ? INDEX_COUNT_PROJECT
+								  : INDEX_COUNT_CLIENT,
+			    count_one, &c);
 }

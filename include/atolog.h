@@ -178,7 +178,18 @@ typedef struct atolog_stats {
 	 * frames and more than 2^(i-1); the last entry counts every larger
 	 * group. Not cumulative. */
 	uint64_t group_sizes[ATOLOG_GROUP_SIZE_BUCKETS];
+	/* The time range of what the index holds (0 and 0 when empty). */
+	int64_t first_created_at, last_created_at;
 } atolog_stats;
+
+#define ATOLOG_COUNT_PROJECTS 1 /* atolog_store_counts: by project */
+#define ATOLOG_COUNT_CLIENTS 2  /* by client */
+
+/* Calls fn for every project (or client) with the number of interactions
+ * the index holds for it, in name order, from counts the index keeps (no
+ * scan). fn returning non-zero stops with that value. */
+typedef int (*atolog_count_fn)(const char *name, uint64_t count, void *ctx);
+int atolog_store_counts(atolog_store *store, int what, atolog_count_fn fn, void *ctx);
 
 /* Fills *out from the index and the segment directory (no log scan). */
 int atolog_store_stats(atolog_store *store, atolog_stats *out);
@@ -502,6 +513,25 @@ int atolog_replay_open(atolog_store *store, const char *session_id,
  * names segment and offset; the iterator is then finished); errno.
  */
 int atolog_iter_next(atolog_iter *iter, const atolog_interaction **rec);
+
+/*
+ * The change feed: every interaction with seq > after_seq, in seq order
+ * (the order the store numbered them), that matches query's project
+ * (aliases resolved), session_id, client and since (limit, until and
+ * oldest_first are not used; query may be NULL). Works beside a writer in
+ * another process, across segment rolls and compactions.
+ * atolog_follow_next returns ATOLOG_OK and *rec (valid until the next
+ * call), or ATOLOG_DONE when it has caught up: call it again later for
+ * what was committed since. To resume after a stop, open with the last
+ * rec->seq seen. Returns ATOLOG_OK; ATOLOG_INVALID (bad since); errno.
+ */
+typedef struct atolog_follow atolog_follow;
+int atolog_follow_open(atolog_store *store, const atolog_query *query,
+		       uint64_t after_seq, atolog_follow **out);
+int atolog_follow_next(atolog_follow *feed, const atolog_interaction **rec);
+/* The seq the feed has passed: reopening after it misses nothing. */
+uint64_t atolog_follow_position(const atolog_follow *feed);
+void atolog_follow_close(atolog_follow *feed);
 
 /* Releases an iterator; NULL is allowed. */
 void atolog_iter_close(atolog_iter *iter);

@@ -369,7 +369,7 @@ static int query_option(const struct command *cmd, int c, struct cli_query *out)
 /* The options each kind of query takes, as getopt letters. */
 static const char *query_letters(unsigned kind)
 {
-	return kind == CLI_QUERY_EXPORT ? "psctunf" : kind == CLI_QUERY_FOLLOW ? "psctq"
+	return kind == CLI_QUERY_EXPORT ? "psctunf" : kind == CLI_QUERY_FOLLOW ? "psctqn"
 										 : "psctn";
 }
 

@@ -1,0 +1,151 @@
+/*
+ * follow.c - the change feed: interactions in the order the store
+ * numbered them, from a sequence number on, as the index takes them in.
+ *
+ * The feed walks by_seq (index layout 2), a cursor seek past the last
+ * number it passed, so it works from any process, whatever segments roll
+ * or compactions move meanwhile (only by_id holds places). The index
+ * commits records in the order the writer numbered them, so a number once
+ * passed is never followed by a smaller one appearing later: a consumer
+ * that keeps the last seq it saw resumes with no gap and no duplicate.
+ * In the writer's own process the feed runs a moment behind the writes it
+ * acknowledged, as the index thread does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+struct atolog_follow {
+	atolog_store *store;
+	struct index_filter filter; /* names (compared by hash), since */
+	char *project, *session, *client; /* the same, compared exactly */
+	uint64_t position;          /* the last seq passed */
+	struct index_hit hits[ITER_BATCH];
+	size_t n, pos;
+	atolog_interaction *current;
+};
+
+static int copy_name(const char *given, char **out, struct index_name *name)
+{
+	if (!given || !*given)
+		return ATOLOG_OK;
+	*out = strdup(given);
+	if (!*out)
+		return err_set(ENOMEM, "opening a feed");
+	*name = (struct index_name){ *out, strlen(*out) };
+	return ATOLOG_OK;
+}
+
+static int follow_filters(atolog_store *s, atolog_follow *f, const atolog_query *q)
+{
+	int rc = ATOLOG_OK;
+
+	if (q->project && *q->project) {
+		rc = store_resolve_project(s, q->project, strlen(q->project), &f->project);
+		if (rc == ATOLOG_OK)
+			f->filter.project = (struct index_name){ f->project,
+								 strlen(f->project) };
+	}
+	if (rc == ATOLOG_OK)
+		rc = copy_name(q->session_id, &f->session, &f->filter.session);
+	if (rc == ATOLOG_OK)
+		rc = copy_name(q->client, &f->client, &f->filter.client);
+	if (rc == ATOLOG_OK && q->since && *q->since) {
+		rc = time_parse(q->since, &f->filter.since);
+		if (rc != ATOLOG_OK)
+			rc = err_context(rc, "since");
+		else
+			f->filter.since = time_floor_second(f->filter.since);
+	}
+	return rc;
+}
+
+int atolog_follow_open(atolog_store *s, const atolog_query *q, uint64_t after_seq,
+		       atolog_follow **out)
+{
+	atolog_query none = { 0 };
+	atolog_follow *f;
+	int rc;
+
+	err_begin(s);
+	if (!out)
+		return err_set(ATOLOG_INVALID, "no feed to open");
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return err_set(ENOMEM, "opening a feed");
+	f->store = s;
+	f->position = after_seq;
+	f->filter.since = INT64_MIN;
+	rc = follow_filters(s, f, q ? q : &none);
+	if (rc != ATOLOG_OK) {
+		atolog_follow_close(f);
+		return rc;
+	}
+	*out = f;
+	return ATOLOG_OK;
+}
+
+/* The next hit, refilling from the index; NULL when caught up. */
+static int follow_pick(atolog_follow *f, const struct index_hit **hit)
+{
+	*hit = NULL;
+	while (f->pos == f->n) {
+		uint64_t before = f->position;
+		int rc;
+
+		f->pos = f->n = 0;
+		rc = index_seq_scan(f->store->idx, &f->filter, &f->position, f->hits,
+				    ITER_BATCH, &f->n);
+		if (rc != ATOLOG_OK)
+			return rc;
+		if (f->n == 0 && f->position == before)
+			return ATOLOG_OK; /* nothing more, for now */
+	}
+	*hit = &f->hits[f->pos++];
+	return ATOLOG_OK;
+}
+
+int atolog_follow_next(atolog_follow *f, const atolog_interaction **rec)
+{
+	err_begin(f->store);
+	free(f->current);
+	f->current = NULL;
+	segment_fds_refresh(&f->store->fds, f->store->idx);
+	for (;;) {
+		const struct index_hit *hit;
+		bool taken;
+		int rc = follow_pick(f, &hit);
+
+		if (rc != ATOLOG_OK)
+			return rc;
+		if (!hit)
+			return ATOLOG_DONE;
+		rc = store_take_hit(f->store, hit, f->project, f->session, f->client,
+				    &f->current, &taken);
+		if (rc != ATOLOG_OK)
+			return rc;
+		if (taken) {
+			*rec = f->current;
+			return ATOLOG_OK;
+		}
+	}
+}
+
+uint64_t atolog_follow_position(const atolog_follow *f)
+{
+	return f->pos < f->n ? f->hits[f->pos].seq - 1 : f->position;
+}
+
+void atolog_follow_close(atolog_follow *f)
+{
+	if (!f)
+		return;
+	free(f->current);
+	free(f->project);
+	free(f->session);
+	free(f->client);
+	free(f);
+}

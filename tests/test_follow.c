@@ -1,0 +1,184 @@
+/*
+ * test_follow.c - `atolog follow`, black box: the change feed seen from
+ * another process than the writer.
+ *
+ * A writer process records "r0", "r1", ... with small segments (rolls
+ * every few dozen records) and, halfway, compacts every sealed segment it
+ * has, while `atolog follow` runs in a process of its own. The feed must
+ * hold every record exactly once, in seq order, each line with its seq.
+ * Then feeds resumed from a sequence number must go on with no gap and no
+ * duplicate, and filters and --since must select what they say.
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "check.h"
+
+#define N_RECORDS 3000
+#define SMALL_SEGMENT 16384
+
+static const char *cli_path;
+static const char *const projects[] = { "alpha", "beta", "gamma" };
+
+/* The writer: signals `ready` once it holds the store, then records. */
+static int writer(const char *dir, int ready)
+{
+	atolog_options o = { .sync = ATOLOG_SYNC_BATCH, .segment_size = SMALL_SEGMENT };
+	atolog_store *s;
+	int rc = atolog_store_open(dir, &o, &s);
+
+	if (rc != ATOLOG_OK || write(ready, "r", 1) != 1)
+		return 1;
+	for (int i = 0; rc == ATOLOG_OK && i < N_RECORDS; i++) {
+		char prompt[32];
+		atolog_interaction in = { .prompt = prompt, .project = projects[i % 3],
+					  .session_id = "s", .has_created_at = 1,
+					  .created_at = INT64_C(1767225600000000) +
+							(int64_t)i * 1000000 };
+
+		snprintf(prompt, sizeof(prompt), "r%d", i);
+		rc = atolog_interaction_record(s, &in, NULL);
+		if (i % 100 == 0)
+			usleep(2000); /* the feed keeps up, then catches up */
+		if (rc == ATOLOG_OK && i == N_RECORDS / 2) {
+			/* Every sealed segment is small: all merged. */
+			atolog_compact_options co = { .flags = ATOLOG_COMPACT_APPLY,
+						      .small_bytes = 1 << 30 };
+			atolog_compact_report r;
+
+			rc = atolog_store_compact(s, &co, &r);
+			if (rc == ATOLOG_OK && r.segments_in < 10)
+				rc = -1;
+			atolog_compact_report_free(&r);
+		}
+	}
+	if (rc != ATOLOG_OK)
+		fprintf(stderr, "writer: %s\n", atolog_errmsg(s));
+	atolog_store_close(s);
+	return rc == ATOLOG_OK ? 0 : 1;
+}
+
+struct feed {
+	long n;
+	uint64_t seq[N_RECORDS + 1];
+	char prompt[N_RECORDS + 1][16];
+	char project[N_RECORDS + 1][8];
+};
+
+/* Runs `atolog follow args` and reads its lines into f. */
+static int run_follow(const char *dir, const char *args, struct feed *f)
+{
+	char cmd[1024], line[65536];
+	FILE *p;
+	int status;
+
+	snprintf(cmd, sizeof(cmd), "%s --data %s follow %s 2>/dev/null", cli_path, dir,
+		 args);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	f->n = 0;
+	while (fgets(line, sizeof(line), p)) {
+		json_t *o = json_loads(line, 0, NULL);
+
+		if (!o || f->n > N_RECORDS) {
+			CHECK_FAILF("follow printed a line that is not JSON: %s", line);
+		} else {
+			f->seq[f->n] = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+			snprintf(f->prompt[f->n], sizeof(f->prompt[0]), "%s",
+				 json_string_value(json_object_get(o, "prompt")));
+			snprintf(f->project[f->n], sizeof(f->project[0]), "%s",
+				 json_string_value(json_object_get(o, "project")));
+			f->n++;
+		}
+		json_decref(o);
+	}
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Record i has seq i + 1 and prompt "r<i>" (no registrations). */
+static void check_run(const struct feed *f, long from, long step, long n,
+		      const char *what)
+{
+	if (f->n != n) {
+		CHECK_FAILF("%s: %ld lines, want %ld", what, f->n, n);
+		return;
+	}
+	for (long k = 0; k < n; k++) {
+		long i = from + k * step;
+		char want[16];
+
+		snprintf(want, sizeof(want), "r%ld", i);
+		if (f->seq[k] != (uint64_t)i + 1 || strcmp(f->prompt[k], want) != 0) {
+			CHECK_FAILF("%s: line %ld is seq %" PRIu64 " %s, want seq %ld %s",
+				    what, k, f->seq[k], f->prompt[k], i + 1, want);
+			return;
+		}
+	}
+}
+
+static void test_live_feed(const char *dir)
+{
+	static struct feed f;
+	int ready[2], status;
+	char c, args[128];
+	pid_t pid;
+
+	if (pipe(ready) != 0)
+		abort();
+	pid = fork();
+	if (pid == 0) {
+		alarm(120);
+		close(ready[0]);
+		_exit(writer(dir, ready[1]));
+	}
+	close(ready[1]);
+	CHECK(read(ready[0], &c, 1) == 1);
+	close(ready[0]);
+	/* Beside the writer, from the first record, until all are seen. */
+	snprintf(args, sizeof(args), "--from-seq 1 --limit %d", N_RECORDS);
+	CHECK_INT(run_follow(dir, args, &f), 0);
+	check_run(&f, 0, 1, N_RECORDS, "live");
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* Resumed where a consumer stopped: the next ones, no gap, no
+	 * duplicate. */
+	CHECK_INT(run_follow(dir, "--from-seq 1201 --limit 500", &f), 0);
+	check_run(&f, 1200, 1, 500, "resumed");
+	CHECK_INT(run_follow(dir, "--from-seq 2990 --limit 11", &f), 0);
+	check_run(&f, 2989, 1, 11, "to the end");
+	/* A filter: beta's, in seq order. */
+	CHECK_INT(run_follow(dir, "--project beta --from-seq 1 --limit 1000", &f), 0);
+	check_run(&f, 1, 3, 1000, "beta");
+	/* --since: from a time on (record i was made at second i). */
+	CHECK_INT(run_follow(dir, "--since 2026-01-01T00:40:00Z --limit 600", &f), 0);
+	check_run(&f, 2400, 1, 600, "since");
+	/* Nothing new: a feed of the end waits; --limit 0 returns at once. */
+	CHECK_INT(run_follow(dir, "--limit 0", &f), 0);
+	CHECK_INT(f.n, 0);
+	/* Usage. */
+	CHECK_INT(run_follow(dir, "--from-seq 5 --since 2026-01-01", &f), 2);
+	CHECK_INT(run_follow(dir, "--from-seq -1", &f), 2);
+	CHECK_INT(run_follow(dir, "--until 2026-01-01", &f), 2);
+}
+
+int main(void)
+{
+	static const struct check_case cases[] = {
+		{ "live_feed", test_live_feed },
+	};
+
+	cli_path = getenv("ATOLOG_CLI");
+	check_rand_init("test_follow");
+	if (!cli_path) {
+		fprintf(stderr, "test_follow: set ATOLOG_CLI to the atolog binary\n");
+		return 1;
+	}
+	return check_run_cases("test_follow", cases, sizeof(cases) / sizeof(cases[0]));
+}
