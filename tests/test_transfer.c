@@ -558,11 +558,38 @@ static void test_export_import(const char *dir)
 	free(bad);
 }
 
+/* Every subcommand answers --help with its usage, on stdout, exit 0; the
+ * top-level usage lists each. */
+static void test_help_everywhere(const char *dir)
+{
+	static const char *const commands[] = {
+		"record", "get", "list", "replay", "export", "import", "import-sqlite",
+		"follow", "project", "stats", "verify", "compact", "snapshot", "serve",
+		"tour",
+	};
+	char *top, *out, args[64], want[64];
+
+	CHECK_INT(run(dir, "--help", &top), 0);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		snprintf(args, sizeof(args), "%s --help", commands[i]);
+		snprintf(want, sizeof(want), "usage: atolog %s", commands[i]);
+		CHECK_INT(run(dir, args, &out), 0);
+		if (strncmp(out, want, strlen(want)) != 0)
+			CHECK_FAILF("%s --help printed: %.60s", commands[i], out);
+		snprintf(want, sizeof(want), "  %s ", commands[i]);
+		if (!strstr(top, want))
+			CHECK_FAILF("atolog --help does not list %s", commands[i]);
+		free(out);
+	}
+	free(top);
+}
+
 int main(void)
 {
 	static const struct check_case cases[] = {
 		{ "import_sqlite", test_import_sqlite },
 		{ "export_import", test_export_import },
+		{ "help_everywhere", test_help_everywhere },
 	};
 
 	cli_path = getenv("ATOLOG_CLI");

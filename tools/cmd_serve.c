@@ -92,8 +92,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			cfg.max_connections = (unsigned)v;
 			break;
 		case 'h':
-			printf("usage: atolog [--data DIR] [--sync MODE] serve %s\n%s\n",
-			       cmd->args, cmd->summary);
+			printf("usage: atolog serve %s\n(--data DIR and --sync MODE may also "
+			       "come before serve)\n%s\n", cmd->args, cmd->summary);
 			return 0;
 		default:
 			return cli_usage(cmd, "unknown option %s", argv[optind - 1]);
