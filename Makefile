@@ -44,10 +44,11 @@ test: deps
 bench:
 	@./scripts/deps.sh bench
 	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-bench -j $(JOBS) --target atolog_bench_ingest atolog_bench_query atolog_bench_http
+	@cmake --build build-bench -j $(JOBS) --target atolog_bench_ingest atolog_bench_query atolog_bench_http atolog_bench_import atolog_cli
 	cd build-bench && ./bench/atolog_bench_ingest $(BENCH_ARGS)
 	cd build-bench && ./bench/atolog_bench_query $(BENCH_ARGS)
 	cd build-bench && ./bench/atolog_bench_http $(BENCH_ARGS)
+	cd build-bench && ./bench/atolog_bench_import $(BENCH_ARGS)
 
 stress: build
 	./build/tests/atolog_stress $(STRESS_ARGS)

@@ -11,7 +11,7 @@
  *   atolog  sync none, atolog_interaction_record_batch of BUILD_BATCH
  *           records; atolog makes its ids (UUID v7).
  *   SQLite  the seed's table and indexes, WAL, synchronous=OFF,
- *           SQLITE_BUILD_TXN_ROWS rows per transaction, uuid4 ids as the
+ *           SEEDDB_TXN_ROWS rows per transaction, uuid4 ids as the
  *           seed makes them; checkpointed at the end.
  *
  * Both are then reopened read-only and queried by one thread, with the
@@ -62,6 +62,7 @@
 
 #include "atolog.h"
 #include "bench.h"
+#include "seeddb.h"
 #include "workload.h"
 
 #define QUERY_SEED 0x7175657279ull /* "query" */
@@ -77,7 +78,6 @@
 #define LIST_LIMIT 50
 #define BUILD_CHUNK 10000         /* records generated at a time */
 #define BUILD_BATCH 1000          /* atolog records per record_batch */
-#define SQLITE_BUILD_TXN_ROWS 10000
 #define ERR_SIZE 512
 #define US_PER_DAY (86400ll * 1000000)
 #define RETENTION_PERCENT 10      /* the oldest records compaction removes */
@@ -91,25 +91,6 @@ static const char *const kind_names[N_KINDS] = { "get", "list", "replay" };
 enum system { SYS_ATOLOG, SYS_SQLITE, N_SYSTEMS };
 static const char *const system_names[N_SYSTEMS] = { "atolog", "sqlite" };
 
-static const char sql_schema[] =
-	"CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT NULL, "
-	"context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT '', "
-	"response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
-	"chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', "
-	"session_id TEXT DEFAULT '', project TEXT DEFAULT '', "
-	"created_at DATETIME DEFAULT CURRENT_TIMESTAMP);"
-	"CREATE INDEX idx_interactions_project ON interactions(project, created_at);"
-	"CREATE INDEX idx_interactions_session ON interactions(session_id, created_at);"
-	"CREATE INDEX idx_interactions_client ON interactions(client);"
-	"CREATE INDEX idx_interactions_created ON interactions(created_at);";
-
-static const char sql_insert[] =
-	"INSERT INTO interactions (id, prompt, context_pack, response_summary, "
-	"response, memories_used, chunks_used, client, session_id, project, "
-	"created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/* The seed's own queries (list_interactions, get_interaction), and the
- * replay the brief names. */
 static const char *const sql_queries[N_KINDS] = {
 	"SELECT * FROM interactions WHERE id = ?",
 	("SELECT * FROM interactions WHERE 1=1 AND project = ? AND created_at >= ? "
@@ -161,36 +142,8 @@ struct measure {
 
 static int sql_exec(sqlite3 *db, const char *sql, const char *what)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "query: sqlite %s: %s\n", what,
-			msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return rc;
+	return seeddb_exec(db, sql, "query", what);
 }
-
-static int sql_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		fprintf(stderr, "query: sqlite %s: %s\n", what, sqlite3_errmsg(db));
-		return rc;
-	}
-	return SQLITE_OK;
-}
-
-struct builder {
-	struct stores *s;
-	atolog_store *store;
-	sqlite3 *db;
-	sqlite3_stmt *ins;
-	size_t rows_in_txn;
-	uint64_t rng; /* uuid4 ids for SQLite */
-};
 
 static int build_atolog_chunk(struct builder *b, const struct workload_record *recs,
 			      size_t first, size_t n)
@@ -224,78 +177,14 @@ static int build_atolog_chunk(struct builder *b, const struct workload_record *r
 static int build_sqlite_chunk(struct builder *b, const struct workload_record *recs,
 			      size_t first, size_t n)
 {
-	sqlite3_stmt *st = b->ins;
-
 	for (size_t k = 0; k < n; k++) {
-		const struct workload_record *w = &recs[k];
 		char *id = b->s->ids[SYS_SQLITE][first + k];
-		int rc;
 
-		if (b->rows_in_txn == 0 && sql_exec(b->db, "BEGIN", "BEGIN") != SQLITE_OK)
-			return EIO;
 		workload_uuid4(&b->rng, id);
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, w->in.prompt, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, w->in.context_pack, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, w->in.response_summary, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, w->in.response, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, w->memories_json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 7, w->chunks_json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 8, w->in.client, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 9, w->in.session_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 10, w->in.project, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 11, w->created_at_seed, -1, SQLITE_STATIC);
-		rc = sql_step_done(b->db, st, "INSERT");
-		sqlite3_clear_bindings(st);
-		if (rc != SQLITE_OK)
+		if (seeddb_insert(&b->seed, &recs[k], id) != SQLITE_OK)
 			return EIO;
-		if (++b->rows_in_txn == SQLITE_BUILD_TXN_ROWS) {
-			b->rows_in_txn = 0;
-			if (sql_exec(b->db, "COMMIT", "COMMIT") != SQLITE_OK)
-				return EIO;
-		}
 	}
 	return 0;
-}
-
-static int sqlite_open_build(struct builder *b)
-{
-	int rc = sqlite3_open_v2(b->s->db_path, &b->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-
-	if (rc != SQLITE_OK) {
-		fprintf(stderr, "query: sqlite open %s: %s\n", b->s->db_path,
-			b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
-		return rc;
-	}
-	if ((rc = sql_exec(b->db, "PRAGMA journal_mode=WAL", "journal_mode")) ||
-	    (rc = sql_exec(b->db, "PRAGMA synchronous=OFF", "synchronous")) ||
-	    (rc = sql_exec(b->db, sql_schema, "schema")))
-		return rc;
-	rc = sqlite3_prepare_v2(b->db, sql_insert, -1, &b->ins, NULL);
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "query: sqlite prepare: %s\n", sqlite3_errmsg(b->db));
-	return rc;
-}
-
-static int sqlite_close_build(struct builder *b)
-{
-	int rc = 0;
-
-	if (b->rows_in_txn && sql_exec(b->db, "COMMIT", "COMMIT") != SQLITE_OK)
-		rc = EIO;
-	b->rows_in_txn = 0;
-	if (!rc && sql_exec(b->db, "PRAGMA wal_checkpoint(TRUNCATE)",
-			    "checkpoint") != SQLITE_OK)
-		rc = EIO;
-	sqlite3_finalize(b->ins);
-	b->ins = NULL;
-	if (sqlite3_close(b->db) != SQLITE_OK) {
-		fprintf(stderr, "query: sqlite close: %s\n", sqlite3_errmsg(b->db));
-		rc = EIO;
-	}
-	b->db = NULL;
-	return rc;
 }
 
 static uint64_t file_size(const char *path)
@@ -351,7 +240,7 @@ static int build(struct stores *s, const char *base)
 		free(recs);
 		return rc;
 	}
-	if ((rc = sqlite_open_build(&b)) != SQLITE_OK) {
+	if ((rc = seeddb_create(&b.seed, s->db_path, "query")) != SQLITE_OK) {
 		atolog_store_close(b.store);
 		free(recs);
 		return EIO;
@@ -382,7 +271,7 @@ static int build(struct stores *s, const char *base)
 	bench_progress("query: closing the %ld-record stores", s->n);
 	{
 		double t0 = bench_now();
-		int crc = sqlite_close_build(&b);
+		int crc = seeddb_close(&b.seed);
 
 		s->build_seconds[SYS_SQLITE] += bench_now() - t0;
 		rc = rc ? rc : crc;
@@ -933,7 +822,7 @@ static void print_builds(const struct stores *s, int n)
 {
 	printf("\nstores (built with the same records; atolog sync none, "
 	       "record_batch of %d; SQLite synchronous=OFF, %d-row transactions)\n",
-	       BUILD_BATCH, SQLITE_BUILD_TXN_ROWS);
+	       BUILD_BATCH, SEEDDB_TXN_ROWS);
 	printf("%-6s %9s %9s %12s %12s %11s %11s\n", "size", "sessions", "JSON MB",
 	       "atolog r/s", "SQLite r/s", "atolog MB", "SQLite MB");
 	for (int i = 0; i < n; i++) {

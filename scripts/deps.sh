@@ -5,11 +5,11 @@
 #
 #   scripts/deps.sh          what the library, the CLI and the tests need
 #   scripts/deps.sh bench    that, plus what the benchmarks need (gnuplot for
-#                            the charts; SQLite, the baseline, is core now)
+#                            the charts, the sqlite3 program for .dump)
 set -eu
 
 PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev"
-BENCH_PACKAGES="gnuplot-nox"
+BENCH_PACKAGES="gnuplot-nox sqlite3"
 
 case "${1:-}" in
 "") ;;

@@ -1,0 +1,32 @@
+/*
+ * seeddb.h - the seed service's SQLite database, as the benchmarks build
+ * it: its schema and indexes, and rows inserted in large transactions.
+ * The query bench compares against it; the import bench migrates it.
+ */
+#ifndef ATOLOG_BENCH_SEEDDB_H
+#define ATOLOG_BENCH_SEEDDB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "workload.h"
+
+#define SEEDDB_TXN_ROWS 10000 /* rows per transaction while building */
+
+struct seeddb {
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+	size_t rows_in_txn;
+	const char *who; /* for messages: "query", "import" */
+};
+
+/* Creates path (WAL, synchronous=OFF while building) with the schema. */
+int seeddb_create(struct seeddb *b, const char *path, const char *who);
+/* Inserts w under id (a UUID text). Returns SQLITE_OK or an error. */
+int seeddb_insert(struct seeddb *b, const struct workload_record *w, const char *id);
+/* Commits, checkpoints the WAL into the file and closes. 0 or EIO. */
+int seeddb_close(struct seeddb *b);
+/* sqlite3_exec with the error on stderr. */
+int seeddb_exec(sqlite3 *db, const char *sql, const char *who, const char *what);
+
+#endif
