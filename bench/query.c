@@ -145,6 +145,13 @@ static int sql_exec(sqlite3 *db, const char *sql, const char *what)
 	return seeddb_exec(db, sql, "query", what);
 }
 
+struct builder {
+	struct stores *s;
+	atolog_store *store;
+	struct seeddb seed;
+	uint64_t rng; /* uuid4 ids for SQLite */
+};
+
 static int build_atolog_chunk(struct builder *b, const struct workload_record *recs,
 			      size_t first, size_t n)
 {
