@@ -140,11 +140,6 @@ struct measure {
  * Building.
  */
 
-static int sql_exec(sqlite3 *db, const char *sql, const char *what)
-{
-	return seeddb_exec(db, sql, "query", what);
-}
-
 struct builder {
 	struct stores *s;
 	atolog_store *store;
