@@ -19,8 +19,8 @@
  * queue, readers go on). It seals the active segment N, gives the new
  * segments the next ids N+1.., writes the journal, renames them (the
  * commit point), then swaps the index in one transaction: every kept
- * record's by_id row moves, every removed record leaves all six
- * databases, and the state row moves to the end of the last new segment,
+ * record's by_id row moves, every removed record leaves all six by_
+ * databases and its counts, and the state row moves to the end of the last new segment,
  * which becomes the active one (writers append after the old records it
  * holds). The index is synced before anything old is deleted. New ids are
  * above every old one, so a segment id is never reused and an old place a

@@ -5,8 +5,9 @@
  *
  * A compaction rewrites sealed segments. Records it keeps move (only their
  * by_id row changes: the secondary indexes hold ids, not places); records
- * it removes leave all six by_ databases and counts. Both happen in one transaction with
- * the new state row and the compaction's nonce, so a reader sees the store
+ * it removes leave the six by_ databases and their counts. Both happen in
+ * one transaction with the new state row and the compaction's nonce, so a
+ * reader sees the store
  * entirely before or entirely after, and the nonce tells a reopening
  * writer whether the swap reached the index (engine/compact.c), and
  * readers that a compaction ran (a random number: a rebuilt index, which
