@@ -7,11 +7,10 @@
  * by_id row changes: the secondary indexes hold ids, not places); records
  * it removes leave the six by_ databases and their counts. Both happen in
  * one transaction with the new state row and the compaction's nonce, so a
- * reader sees the store
- * entirely before or entirely after, and the nonce tells a reopening
- * writer whether the swap reached the index (engine/compact.c), and
- * readers that a compaction ran (a random number: a rebuilt index, which
- * has none, never seems to have seen the same one).
+ * reader sees the store entirely before or entirely after. The nonce tells
+ * a reopening writer whether the swap reached the index (engine/compact.c),
+ * and readers that a compaction ran (a random number: a rebuilt index,
+ * which has none, never seems to have seen the same one).
  *
  * Every row touched must still say what the compactor read from the log:
  * a move from a place the row does not name, or the removal of a row that
