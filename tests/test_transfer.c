@@ -480,6 +480,17 @@ static void test_export_import(const char *dir)
 		}
 	}
 	CHECK_INT(run(a, "export", &first), 0);
+	/* Piped, a long command says nothing on stderr. */
+	snprintf(args, sizeof(args), "%s --data %s export 2>&1 >/dev/null", cli_path, a);
+	{
+		FILE *p = popen(args, "r");
+		char buf[256];
+		size_t n = p ? fread(buf, 1, sizeof(buf), p) : 1;
+
+		if (p)
+			pclose(p);
+		CHECK_INT(n, 0);
+	}
 	f = fopen(file, "w");
 	fputs(first, f);
 	fclose(f);

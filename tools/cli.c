@@ -263,12 +263,18 @@ void cli_progress(uint64_t done, uint64_t total, void *ctx)
 	int64_t now = mono_us(), elapsed = now - p->start_us;
 	double scale = strcmp(p->unit, "MB") == 0 ? 1e6 : 1, rate;
 
-	if (done < total && now - p->drawn_us < CLI_PROGRESS_REDRAW_MS * 1000)
+	if ((!total || done < total) &&
+	    now - p->drawn_us < CLI_PROGRESS_REDRAW_MS * 1000)
 		return;
 	p->drawn_us = now;
+	rate = elapsed > 0 ? (double)done / scale / ((double)elapsed / 1e6) : 0;
+	if (!total) { /* no end known: how far, and how fast */
+		fprintf(stderr, "\r\033[Katolog: %s: %.0f %s, %.0f %s/s", p->label,
+			(double)done / scale, p->unit, rate, p->unit);
+		return;
+	}
 	if (done > total)
 		done = total;
-	rate = elapsed > 0 ? (double)done / scale / ((double)elapsed / 1e6) : 0;
 	fprintf(stderr, "\r\033[Katolog: %s: %3" PRIu64 "%% %.0f %s/s", p->label,
 		total ? done * 100 / total : 100, rate, p->unit);
 	if (done > 0 && done < total) {

@@ -71,7 +71,8 @@ bool cli_parse_long(const char *s, long min, long max, long *out);
  * CLI_PROGRESS_REDRAW_MS. cli_progress_begin returns the callback to pass
  * (with p as its ctx), or NULL when stderr is not a terminal, so that
  * piped runs stay quiet; cli_progress_end clears the line. unit is what
- * done and total count: "MB" for bytes, or e.g. "rows". */
+ * done and total count: "MB" for bytes, or e.g. "rows". A total of 0
+ * means none is known: the line then says how far and how fast. */
 #define CLI_PROGRESS_REDRAW_MS 100
 
 struct cli_progress {

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -103,8 +104,12 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	const struct command *cmd = cli_find_command("export");
 	struct cli_query cq;
 	const atolog_interaction *rec;
+	struct cli_progress bar;
+	atolog_progress_fn progress = cli_progress_begin(&bar, "export", "rows");
 	atolog_store *store;
 	atolog_iter *it;
+	uint64_t n = 0, total = 0;
+	atolog_stats st;
 	int rc;
 
 	if (cli_wants_help(cmd, argc, argv))
@@ -121,13 +126,20 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		atolog_store_close(store);
 		return rc;
 	}
+	/* Without filters the end is known: everything. */
+	if (progress && !cq.q.project && !cq.q.session_id && !cq.q.client &&
+	    !cq.q.since && !cq.q.until && atolog_store_stats(store, &st) == ATOLOG_OK)
+		total = st.n_records;
 	if (cq.csv)
 		fputs(csv_header, stdout);
 	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK) {
 		rc = cq.csv ? csv_row(rec) : cli_print_interaction(rec);
 		if (rc != 0)
 			break;
+		if (progress)
+			progress(++n, total, &bar);
 	}
+	cli_progress_end(&bar);
 	atolog_iter_close(it);
 	rc = rc == ATOLOG_DONE ? 0 : cli_fail(rc, store, "export");
 	atolog_store_close(store);
@@ -140,6 +152,10 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 
 struct import {
 	atolog_store *store;
+	struct cli_progress bar;
+	atolog_progress_fn progress;
+	uint64_t size;  /* of the file (0: a pipe) */
+	uint64_t bytes; /* read so far */
 	atolog_interaction *items[IMPORT_BATCH];
 	long lines[IMPORT_BATCH]; /* where each came from */
 	size_t n;
@@ -214,6 +230,9 @@ static int import_stream(struct import *im, FILE *in)
 			import_refuse(im, number, "the line is over the JSON size limit");
 		else
 			rc = import_line(im, line, (size_t)len, number);
+		im->bytes += (uint64_t)len;
+		if (im->progress && (number & 1023) == 0)
+			im->progress(im->bytes, im->size, &im->bar);
 	}
 	if (rc == ATOLOG_OK && ferror(in))
 		rc = errno ? errno : EIO;
@@ -246,7 +265,13 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	}
 	rc = cli_open_writer(cli, &im.store);
 	if (rc == 0) {
+		struct stat st;
+
+		if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
+			im.size = (uint64_t)st.st_size;
+		im.progress = cli_progress_begin(&im.bar, "import", "MB");
 		rc = import_stream(&im, in);
+		cli_progress_end(&im.bar);
 		rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, im.store, "import");
 		printf("{\"read\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"existing\":%" PRIu64
 		       ",\"refused\":%" PRIu64 "}\n", im.read, im.stored, im.existing,
