@@ -9,7 +9,9 @@
  * passed is never followed by a smaller one appearing later: a consumer
  * that keeps the last seq it saw resumes with no gap and no duplicate.
  * In the writer's own process the feed runs a moment behind the writes it
- * acknowledged, as the index thread does.
+ * acknowledged, as the index thread does. While the index is rebuilt
+ * (which indexes in log order, and a compaction made that differ from seq
+ * order) the feed waits: it would otherwise pass numbers not yet indexed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +24,8 @@ struct atolog_follow {
 	atolog_store *store;
 	struct index_filter filter; /* names (compared by hash), since */
 	char *project, *session, *client; /* the same, compared exactly */
+	char *project_given;        /* resolved again at every refill: an
+				     * alias may be registered meanwhile */
 	uint64_t position;          /* the last seq passed */
 	struct index_hit hits[ITER_BATCH];
 	size_t n, pos;
@@ -39,15 +43,29 @@ static int copy_name(const char *given, char **out, struct index_name *name)
 	return ATOLOG_OK;
 }
 
-static int follow_filters(atolog_store *s, atolog_follow *f, const atolog_query *q)
+/* The project filter, as the registry says now. */
+static int follow_resolve(atolog_follow *f)
+{
+	char *now;
+	int rc = store_resolve_project(f->store, f->project_given,
+				       strlen(f->project_given), &now);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	free(f->project);
+	f->project = now;
+	f->filter.project = (struct index_name){ now, strlen(now) };
+	return ATOLOG_OK;
+}
+
+static int follow_filters(atolog_follow *f, const atolog_query *q)
 {
 	int rc = ATOLOG_OK;
 
 	if (q->project && *q->project) {
-		rc = store_resolve_project(s, q->project, strlen(q->project), &f->project);
-		if (rc == ATOLOG_OK)
-			f->filter.project = (struct index_name){ f->project,
-								 strlen(f->project) };
+		f->project_given = strdup(q->project);
+		rc = f->project_given ? follow_resolve(f)
+				      : err_set(ENOMEM, "opening a feed");
 	}
 	if (rc == ATOLOG_OK)
 		rc = copy_name(q->session_id, &f->session, &f->filter.session);
@@ -79,7 +97,7 @@ int atolog_follow_open(atolog_store *s, const atolog_query *q, uint64_t after_se
 	f->store = s;
 	f->position = after_seq;
 	f->filter.since = INT64_MIN;
-	rc = follow_filters(s, f, q ? q : &none);
+	rc = follow_filters(f, q ? q : &none);
 	if (rc != ATOLOG_OK) {
 		atolog_follow_close(f);
 		return rc;
@@ -97,8 +115,10 @@ static int follow_pick(atolog_follow *f, const struct index_hit **hit)
 		int rc;
 
 		f->pos = f->n = 0;
-		rc = index_seq_scan(f->store->idx, &f->filter, &f->position, f->hits,
-				    ITER_BATCH, &f->n);
+		rc = f->project_given ? follow_resolve(f) : ATOLOG_OK;
+		if (rc == ATOLOG_OK)
+			rc = index_seq_scan(f->store->idx, &f->filter, &f->position,
+					    f->hits, ITER_BATCH, &f->n);
 		if (rc != ATOLOG_OK)
 			return rc;
 		if (f->n == 0 && f->position == before)
@@ -145,6 +165,7 @@ void atolog_follow_close(atolog_follow *f)
 		return;
 	free(f->current);
 	free(f->project);
+	free(f->project_given);
 	free(f->session);
 	free(f->client);
 	free(f);

@@ -403,6 +403,8 @@ static int recovery_create(atolog_store *s)
 	memcpy(state.store_id, s->store_id, UUID_SIZE);
 	if (rc == ATOLOG_OK)
 		rc = index_apply(s->idx, &b, NULL);
+	if (rc == ATOLOG_OK)
+		rc = index_rebuilt(s->idx);
 	s->w.state = state;
 	s->w.next_seq = 1;
 	return rc;
@@ -461,6 +463,8 @@ int recovery_run(atolog_store *s)
 		rc = recovery_read_store_id(s, ids[0]);
 	if (rc == ATOLOG_OK)
 		rc = recovery_scan(&r, ids, n);
+	if (rc == ATOLOG_OK) /* a rebuild, if any, is whole now */
+		rc = index_rebuilt(s->idx);
 	free(r.entries);
 	free(r.name_at);
 	free(r.names.buf);

@@ -145,6 +145,15 @@ static int index_open_dbs(struct index *idx)
 	for (int i = 0; i < DB_COUNT; i++) {
 		int mrc = mdb_dbi_open(txn, db_names[i], flags, &idx->dbi[i]);
 
+		if (mrc == MDB_NOTFOUND && idx->readonly && i != DB_META) {
+			/* Written by an older layout, which lacks it: only a
+			 * writer can rebuild it (the index is derived data). */
+			index_txn_end(idx, txn, false);
+			return err_set(ATOLOG_VERSION, "the index lacks %s, so it has an "
+				       "older layout than this build's %u: open the store "
+				       "for writing once to rebuild it", db_names[i],
+				       INDEX_VERSION);
+		}
 		if (mrc != MDB_SUCCESS) {
 			index_txn_end(idx, txn, false);
 			return index_mdb_error(mrc, db_names[i]);
@@ -360,6 +369,15 @@ int index_clear(struct index *idx)
 	put_le32(version, INDEX_VERSION);
 	if (mrc == MDB_SUCCESS)
 		mrc = mdb_put(txn, idx->dbi[DB_META], &key, &val, 0);
+	if (mrc == MDB_SUCCESS) {
+		/* Until index_rebuilt: the feed must not run ahead of a
+		 * rebuild, which indexes in log order, not seq order. */
+		MDB_val rk = { .mv_size = strlen(META_REBUILDING_KEY),
+			       .mv_data = (void *)META_REBUILDING_KEY };
+		MDB_val rv = { .mv_size = 1, .mv_data = (void *)"1" };
+
+		mrc = mdb_put(txn, idx->dbi[DB_META], &rk, &rv, 0);
+	}
 	if (mrc != MDB_SUCCESS) {
 		index_txn_end(idx, txn, false);
 		return index_mdb_error(mrc, "clearing");
@@ -376,4 +394,23 @@ int index_copy(struct index *idx, const char *dir)
 	rc = mdb_env_copy2(idx->env, dir, MDB_CP_COMPACT);
 	pthread_rwlock_unlock(&idx->map_lock);
 	return rc == MDB_SUCCESS ? ATOLOG_OK : index_mdb_error(rc, "copying the index");
+}
+
+static int clear_rebuilding(struct index *idx, MDB_txn *txn, void *ctx)
+{
+	MDB_val key = { .mv_size = strlen(META_REBUILDING_KEY),
+			.mv_data = (void *)META_REBUILDING_KEY };
+	int rc = mdb_del(txn, idx->dbi[DB_META], &key, NULL);
+
+	(void)ctx;
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int index_rebuilt(struct index *idx)
+{
+	int mrc, rc = index_write(idx, clear_rebuilding, NULL, &mrc);
+
+	if (rc != ATOLOG_OK || mrc == MDB_SUCCESS)
+		return rc;
+	return index_mdb_error(mrc, "ending a rebuild");
 }

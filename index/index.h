@@ -104,8 +104,10 @@ int index_sync(struct index *idx);
 /* The index layout version stored in meta, 0 if none. */
 int index_version(struct index *idx, uint32_t *out);
 
-/* Empties every database and stamps the current INDEX_VERSION. */
+/* Empties every database and stamps the current INDEX_VERSION; the index
+ * counts as being rebuilt (the change feed waits) until index_rebuilt. */
 int index_clear(struct index *idx);
+int index_rebuilt(struct index *idx);
 
 /* Reads the state; ATOLOG_NOTFOUND if the index is empty. */
 int index_state_get(struct index *idx, struct index_state *out);

@@ -136,6 +136,7 @@ int id_row_get(struct index *idx, MDB_txn *txn, const uint8_t *id,
 	       struct id_row *out);
 
 #define META_STATE_KEY "state"
+#define META_REBUILDING_KEY "rebuilding" /* present while a rebuild runs */
 
 /* The state row's value into *out. */
 void index_state_decode(const uint8_t buf[STATE_VALUE_SIZE], struct index_state *out);

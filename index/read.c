@@ -417,6 +417,16 @@ int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *af
 	rc = index_txn_begin(idx, MDB_RDONLY, &txn);
 	if (rc != ATOLOG_OK)
 		return rc;
+	{
+		/* During a rebuild by_seq fills out of order: wait for it. */
+		MDB_val rk = { .mv_size = strlen(META_REBUILDING_KEY),
+			       .mv_data = (void *)META_REBUILDING_KEY }, rv;
+
+		if (mdb_get(txn, idx->dbi[DB_META], &rk, &rv) == MDB_SUCCESS) {
+			index_txn_end(idx, txn, false);
+			return ATOLOG_OK;
+		}
+	}
 	mrc = mdb_cursor_open(txn, idx->dbi[DB_BY_SEQ], &cur);
 	if (mrc != MDB_SUCCESS)
 		cur = NULL;

@@ -421,3 +421,23 @@ int cli_parse_query(const struct command *cmd, int argc, char **argv,
 				 "start: give one");
 	return 0;
 }
+
+int cli_record_batch(atolog_store *store, const atolog_interaction *batch, size_t n,
+		     int *rcs)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		rcs[i] = INT_MIN;
+	rc = atolog_interaction_record_batch(store, batch, n, rcs, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i] == INT_MIN)
+			rcs[i] = rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i] != ATOLOG_OK && rcs[i] != ATOLOG_EXISTS &&
+		    rcs[i] != ATOLOG_INVALID && rcs[i] != ATOLOG_TOOBIG)
+			return rcs[i];
+	}
+	return ATOLOG_OK;
+}

@@ -91,6 +91,14 @@ void cli_progress_end(struct cli_progress *p);
  * the server's POST /admin/compact answers the same). */
 void cli_print_compact_report(FILE *f, const atolog_compact_report *r);
 
+/* Stores a batch (atolog_interaction_record_batch) and sets every rcs[i]
+ * (to the batch's code where it wrote none). Returns the first code that
+ * is a store error rather than an item's own outcome (stored, EXISTS,
+ * INVALID, TOOBIG), or ATOLOG_OK: a full disk is never taken for a
+ * duplicate. */
+int cli_record_batch(atolog_store *store, const atolog_interaction *batch, size_t n,
+		     int *rcs);
+
 /* True (after printing the command's usage on stdout) when argv asks for
  * --help or -h. */
 bool cli_wants_help(const struct command *cmd, int argc, char **argv);

@@ -11,9 +11,9 @@
  * becomes [] or {}; list items that are not strings become text as
  * Python's str() writes them for scalars (True, None, 3), compact JSON
  * otherwise. Such a row is stored, and named in the output as repaired. A
- * row with a blank prompt, or one atolog refuses (an id that is not a
- * UUID, a created_at that is not a time, a name over the limits), is
- * named as skipped. An id the store holds already is skipped quietly and
+ * row with a blank prompt, no id, or one atolog refuses (an id that is
+ * not a UUID, a created_at that is not a time, a name over the limits),
+ * is named as skipped. An id the store holds already is skipped quietly and
  * counted: importing twice adds nothing.
  *
  * Output, JSON Lines: one line per repaired or skipped row, then a
@@ -224,6 +224,9 @@ static const char *row_interaction(struct seed_row *r)
 		p++;
 	if (!*p)
 		return "blank prompt";
+	/* atolog would give it a new id each time: a rerun would add it again */
+	if (!*r->text[0])
+		return "no id";
 	if (strlen(r->text[0]) > ATOLOG_ID_TEXT_LEN)
 		return "the id is not a UUID";
 	snprintf(in->id, sizeof(in->id), "%s", r->text[0]);
@@ -281,7 +284,7 @@ static int import_flush(struct sqlite_import *im)
 	for (size_t i = 0; i < im->n; i++)
 		batch[i] = im->rows[i].in;
 	if (im->n)
-		rc = atolog_interaction_record_batch(im->store, batch, im->n, rcs, NULL);
+		rc = cli_record_batch(im->store, batch, im->n, rcs);
 	for (size_t i = 0; i < im->n; i++) {
 		struct seed_row *r = &im->rows[i];
 
@@ -301,8 +304,6 @@ static int import_flush(struct sqlite_import *im)
 	im->n = 0;
 	if (im->progress)
 		im->progress(im->done, im->total, &im->bar);
-	if (rc == ATOLOG_EXISTS || rc == ATOLOG_INVALID || rc == ATOLOG_TOOBIG)
-		rc = ATOLOG_OK; /* an item's refusal, counted above */
 	return rc;
 }
 

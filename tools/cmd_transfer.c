@@ -179,7 +179,7 @@ static int import_flush(struct import *im)
 		return ATOLOG_OK;
 	for (size_t i = 0; i < im->n; i++)
 		batch[i] = *im->items[i];
-	rc = atolog_interaction_record_batch(im->store, batch, im->n, rcs, NULL);
+	rc = cli_record_batch(im->store, batch, im->n, rcs);
 	for (size_t i = 0; i < im->n; i++) {
 		if (rcs[i] == ATOLOG_OK)
 			im->stored++;
@@ -190,9 +190,6 @@ static int import_flush(struct import *im)
 		atolog_interaction_free(im->items[i]);
 	}
 	im->n = 0;
-	if (rc == ATOLOG_OK || rc == ATOLOG_EXISTS || rc == ATOLOG_INVALID ||
-	    rc == ATOLOG_TOOBIG)
-		return ATOLOG_OK;
 	return rc;
 }
 
@@ -226,16 +223,17 @@ static int import_stream(struct import *im, FILE *in)
 
 	while (rc == ATOLOG_OK && (len = getline(&line, &cap, in)) >= 0) {
 		number++;
-		if ((size_t)len > ATOLOG_JSON_MAX_BYTES)
+		if ((size_t)len > ATOLOG_JSON_MAX_BYTES) {
+			im->read++;
 			import_refuse(im, number, "the line is over the JSON size limit");
-		else
+		} else
 			rc = import_line(im, line, (size_t)len, number);
 		im->bytes += (uint64_t)len;
 		if (im->progress && (number & 1023) == 0)
 			im->progress(im->bytes, im->size, &im->bar);
 	}
 	if (rc == ATOLOG_OK && ferror(in))
-		rc = errno ? errno : EIO;
+		rc = EIO;
 	if (rc == ATOLOG_OK)
 		rc = import_flush(im);
 	for (size_t i = 0; i < im->n; i++)
