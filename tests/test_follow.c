@@ -6,8 +6,12 @@
  * every few dozen records) and, halfway, compacts every sealed segment it
  * has, while `atolog follow` runs in a process of its own. The feed must
  * hold every record exactly once, in seq order, each line with its seq.
- * Then feeds resumed from a sequence number must go on with no gap and no
- * duplicate, and filters and --since must select what they say.
+ * A registration halfway takes a sequence number of its own (a gap in the
+ * records' numbers). Then feeds resumed from a sequence number must go on
+ * with no gap and no duplicate, filters and --since must select what they
+ * say, and a feed started with no position must print only what comes
+ * after it. Every follow runs under a deadline: a missed record fails the
+ * test instead of hanging it.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -20,6 +24,8 @@
 
 #define N_RECORDS 3000
 #define SMALL_SEGMENT 16384
+#define REGISTER_AT 1000 /* a registration before record 1000 */
+#define FOLLOW_DEADLINE_S 60
 
 static const char *cli_path;
 static const char *const projects[] = { "alpha", "beta", "gamma" };
@@ -41,7 +47,10 @@ static int writer(const char *dir, int ready)
 							(int64_t)i * 1000000 };
 
 		snprintf(prompt, sizeof(prompt), "r%d", i);
-		rc = atolog_interaction_record(s, &in, NULL);
+		if (i == REGISTER_AT)
+			rc = atolog_project_add(s, "alpha", (const char *const[]){ "A" }, 1);
+		if (rc == ATOLOG_OK)
+			rc = atolog_interaction_record(s, &in, NULL);
 		if (i % 100 == 0)
 			usleep(2000); /* the feed keeps up, then catches up */
 		if (rc == ATOLOG_OK && i == N_RECORDS / 2) {
@@ -76,8 +85,8 @@ static int run_follow(const char *dir, const char *args, struct feed *f)
 	FILE *p;
 	int status;
 
-	snprintf(cmd, sizeof(cmd), "%s --data %s follow %s 2>/dev/null", cli_path, dir,
-		 args);
+	snprintf(cmd, sizeof(cmd), "timeout %d %s --data %s follow %s 2>/dev/null",
+		 FOLLOW_DEADLINE_S, cli_path, dir, args);
 	p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -101,7 +110,13 @@ static int run_follow(const char *dir, const char *args, struct feed *f)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Record i has seq i + 1 and prompt "r<i>" (no registrations). */
+/* Record i's seq: one after the other, and the registration's between. */
+static uint64_t seq_of(long i)
+{
+	return (uint64_t)i + 1 + (i >= REGISTER_AT);
+}
+
+/* Lines k are records from + k * step, with their seq and prompt. */
 static void check_run(const struct feed *f, long from, long step, long n,
 		      const char *what)
 {
@@ -114,9 +129,9 @@ static void check_run(const struct feed *f, long from, long step, long n,
 		char want[16];
 
 		snprintf(want, sizeof(want), "r%ld", i);
-		if (f->seq[k] != (uint64_t)i + 1 || strcmp(f->prompt[k], want) != 0) {
-			CHECK_FAILF("%s: line %ld is seq %" PRIu64 " %s, want seq %ld %s",
-				    what, k, f->seq[k], f->prompt[k], i + 1, want);
+		if (f->seq[k] != seq_of(i) || strcmp(f->prompt[k], want) != 0) {
+			CHECK_FAILF("%s: line %ld is seq %" PRIu64 " %s, want seq %" PRIu64
+				    " %s", what, k, f->seq[k], f->prompt[k], seq_of(i), want);
 			return;
 		}
 	}
@@ -148,20 +163,58 @@ static void test_live_feed(const char *dir)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
 	/* Resumed where a consumer stopped: the next ones, no gap, no
-	 * duplicate. */
-	CHECK_INT(run_follow(dir, "--from-seq 1201 --limit 500", &f), 0);
-	check_run(&f, 1200, 1, 500, "resumed");
-	CHECK_INT(run_follow(dir, "--from-seq 2990 --limit 11", &f), 0);
-	check_run(&f, 2989, 1, 11, "to the end");
+	 * duplicate (seq 1001 is the registration's). */
+	CHECK_INT(run_follow(dir, "--from-seq 901 --limit 500", &f), 0);
+	check_run(&f, 900, 1, 500, "resumed across the registration");
+	CHECK_INT(run_follow(dir, "--from-seq 2992 --limit 10", &f), 0);
+	check_run(&f, 2990, 1, 10, "to the end");
 	/* A filter: beta's, in seq order. */
 	CHECK_INT(run_follow(dir, "--project beta --from-seq 1 --limit 1000", &f), 0);
 	check_run(&f, 1, 3, 1000, "beta");
 	/* --since: from a time on (record i was made at second i). */
 	CHECK_INT(run_follow(dir, "--since 2026-01-01T00:40:00Z --limit 600", &f), 0);
 	check_run(&f, 2400, 1, 600, "since");
-	/* Nothing new: a feed of the end waits; --limit 0 returns at once. */
+	/* --limit 0 returns at once. */
 	CHECK_INT(run_follow(dir, "--limit 0", &f), 0);
 	CHECK_INT(f.n, 0);
+	/* With no position: only what comes after it starts. A child keeps
+	 * recording "new 0", "new 1"... (however late the feed starts, two
+	 * come after it); the feed must print two of them, consecutive, and
+	 * none of the records before. */
+	{
+		char cmd[1024], line[65536];
+		int first = -1, second = -1, lines = 0;
+		pid_t recorder = fork();
+		FILE *p;
+
+		if (recorder == 0) {
+			alarm(FOLLOW_DEADLINE_S);
+			for (int i = 0;; i++) {
+				snprintf(cmd, sizeof(cmd), "echo '{\"prompt\":\"new %d\"}' | "
+					 "%s --data %s record >/dev/null 2>&1", i, cli_path, dir);
+				if (system(cmd) != 0)
+					usleep(10000); /* the feed held the lock a moment */
+				usleep(100000);
+			}
+		}
+		snprintf(cmd, sizeof(cmd), "timeout %d %s --data %s follow --limit 2 "
+			 "2>/dev/null", FOLLOW_DEADLINE_S, cli_path, dir);
+		p = popen(cmd, "r");
+		while (p && fgets(line, sizeof(line), p)) {
+			const char *at = strstr(line, "\"prompt\":\"new ");
+			int k = at ? atoi(at + strlen("\"prompt\":\"new ")) : -2;
+
+			if (lines++ == 0)
+				first = k;
+			else
+				second = k;
+		}
+		CHECK(p && pclose(p) == 0);
+		kill(recorder, SIGKILL);
+		waitpid(recorder, &status, 0);
+		CHECK_INT(lines, 2);
+		CHECK(first >= 0 && second == first + 1);
+	}
 	/* Usage. */
 	CHECK_INT(run_follow(dir, "--from-seq 5 --since 2026-01-01", &f), 2);
 	CHECK_INT(run_follow(dir, "--from-seq -1", &f), 2);

@@ -5,7 +5,9 @@
  *
  * Export streams oldest first (created_at, then seq), one interaction at a
  * time, so its memory does not grow with the store. JSON Lines are what
- * `list` prints, and what import reads back: ids and created_at_iso are
+ * `list` prints, after one {"registry": ...} line per registered project
+ * (so that aliases resolve the same after an import), and what import
+ * reads back: ids and created_at_iso are
  * kept, so export then import into an empty store gives the same list and
  * replay. CSV has the same fields, one quoted cell each (RFC 4180), the
  * JSON-valued ones as JSON text.
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <yajl/yajl_tree.h>
 
 #include "cli.h"
 
@@ -99,6 +103,28 @@ static int csv_row(const atolog_interaction *r)
 	return ferror(stdout) ? EIO : 0;
 }
 
+/* One line per registered project, before the interactions, so that an
+ * import resolves aliases as the source did:
+ * {"registry":{"name":N,"aliases":[A,...]}}. */
+static int print_registration(const atolog_project *p, void *ctx)
+{
+	char *q = NULL;
+
+	(void)ctx;
+	if (cli_json_quote(p->name, &q) != 0)
+		return ENOMEM;
+	printf("{\"registry\":{\"name\":%s,\"aliases\":[", q);
+	free(q);
+	for (size_t i = 0; i < p->n_aliases; i++) {
+		if (cli_json_quote(p->aliases[i], &q) != 0)
+			return ENOMEM;
+		printf("%s%s", i ? "," : "", q);
+		free(q);
+	}
+	puts("]}}");
+	return 0;
+}
+
 int cmd_export(struct cli *cli, int argc, char **argv)
 {
 	const struct command *cmd = cli_find_command("export");
@@ -132,6 +158,8 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		total = st.n_records;
 	if (cq.csv)
 		fputs(csv_header, stdout);
+	else if ((rc = atolog_project_foreach(store, print_registration, NULL)) != ATOLOG_OK)
+		goto out;
 	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK) {
 		rc = cq.csv ? csv_row(rec) : cli_print_interaction(rec);
 		if (rc != 0)
@@ -139,6 +167,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		if (progress)
 			progress(++n, total, &bar);
 	}
+out:
 	cli_progress_end(&bar);
 	atolog_iter_close(it);
 	rc = rc == ATOLOG_DONE ? 0 : cli_fail(rc, store, "export");
@@ -159,7 +188,7 @@ struct import {
 	atolog_interaction *items[IMPORT_BATCH];
 	long lines[IMPORT_BATCH]; /* where each came from */
 	size_t n;
-	uint64_t read, stored, existing, refused;
+	uint64_t read, stored, existing, refused, projects;
 	const char *source;
 };
 
@@ -193,6 +222,41 @@ static int import_flush(struct import *im)
 	return rc;
 }
 
+#define REGISTRY_PREFIX "{\"registry\":"
+
+/* A registration line of an export: the project added (or there already,
+ * with its aliases). Pending interactions go first: order is kept. */
+static int import_registration(struct import *im, const char *line, long number)
+{
+	const char *name_path[] = { "registry", "name", NULL };
+	const char *aliases_path[] = { "registry", "aliases", NULL };
+	yajl_val v = yajl_tree_parse(line, NULL, 0), name, aliases;
+	const char *list[ATOLOG_ALIASES_MAX];
+	size_t n = 0;
+	int rc = import_flush(im);
+
+	name = yajl_tree_get(v, name_path, yajl_t_string);
+	aliases = yajl_tree_get(v, aliases_path, yajl_t_array);
+	if (rc == ATOLOG_OK && (!name || !aliases ||
+				aliases->u.array.len > ATOLOG_ALIASES_MAX)) {
+		import_refuse(im, number, "a registry line needs a name and aliases");
+	} else if (rc == ATOLOG_OK) {
+		for (size_t i = 0; i < aliases->u.array.len; i++) {
+			if (YAJL_IS_STRING(aliases->u.array.values[i]))
+				list[n++] = aliases->u.array.values[i]->u.string;
+		}
+		rc = atolog_project_add(im->store, name->u.string, list, n);
+		if (rc == ATOLOG_OK)
+			im->projects++;
+		else if (rc == ATOLOG_EXISTS || rc == ATOLOG_INVALID || rc == ATOLOG_TOOBIG)
+			import_refuse(im, number, atolog_errmsg(im->store));
+		rc = rc == ATOLOG_EXISTS || rc == ATOLOG_INVALID || rc == ATOLOG_TOOBIG
+			     ? ATOLOG_OK : rc;
+	}
+	yajl_tree_free(v);
+	return rc;
+}
+
 static int import_line(struct import *im, char *line, size_t len, long number)
 {
 	atolog_interaction *rec;
@@ -202,6 +266,8 @@ static int import_line(struct import *im, char *line, size_t len, long number)
 		line[--len] = '\0';
 	if (len == 0)
 		return ATOLOG_OK; /* blank lines are no records */
+	if (strncmp(line, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) == 0)
+		return import_registration(im, line, number);
 	im->read++;
 	rc = atolog_interaction_from_json(line, len, &rec);
 	if (rc != ATOLOG_OK) {
@@ -272,8 +338,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		cli_progress_end(&im.bar);
 		rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, im.store, "import");
 		printf("{\"read\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"existing\":%" PRIu64
-		       ",\"refused\":%" PRIu64 "}\n", im.read, im.stored, im.existing,
-		       im.refused);
+		       ",\"refused\":%" PRIu64 ",\"projects\":%" PRIu64 "}\n", im.read,
+		       im.stored, im.existing, im.refused, im.projects);
 		if (atolog_store_close(im.store) != ATOLOG_OK && rc == 0)
 			rc = cli_fail(ATOLOG_FAILED, NULL, "closing the store");
 	}
