@@ -125,8 +125,8 @@ static void insert_row(sqlite3_stmt *st, long i, struct expect *e)
 	random_uuid(id);
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(prompt, sizeof(prompt), blank ? (i % 2 ? "   " : "") : "prompt %ld \u6f22\u5b57",
-		 i);
+	snprintf(prompt, sizeof(prompt), blank ? (i % 3 == 0 ? "   " : i % 3 == 1 ? "" : " \t\n\r ")
+						: "prompt %ld \u6f22\u5b57", i);
 	snprintf(session, sizeof(session), "s%02u", (unsigned)check_rand_below(N_SESSIONS));
 	snprintf(mem, sizeof(mem), "[\"m%ld\",\"shared\"]", i % 7);
 	sqlite3_reset(st);
@@ -194,7 +194,8 @@ static char *sql_ids(sqlite3 *db, const struct question *q)
 	int k = 1;
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT id FROM interactions WHERE trim(prompt) != ''%s%s%s%s%s "
+		 "SELECT id FROM interactions WHERE trim(prompt, ' ' || char(9) || "
+		 "char(10) || char(13)) != ''%s%s%s%s%s "
 		 "ORDER BY created_at %s, rowid %s LIMIT ?",
 		 q->project ? " AND project = ?" : "", q->session ? " AND session_id = ?" : "",
 		 q->client ? " AND client = ?" : "", q->since ? " AND created_at >= ?" : "",
@@ -428,6 +429,137 @@ static void test_import_sqlite(const char *dir)
 	free(store);
 }
 
+/* One seed row, its memories_used cell given. */
+static void seed_row(sqlite3 *db, const char *id, const char *memories, const char *prompt)
+{
+	sqlite3_stmt *st;
+
+	CHECK(sqlite3_prepare_v2(db, "INSERT INTO interactions (id, prompt, "
+				 "memories_used, session_id, created_at) VALUES "
+				 "(?, ?, ?, 'py', '2026-01-01 00:00:00')", -1, &st,
+				 NULL) == SQLITE_OK);
+	if (id)
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 1);
+	sqlite3_bind_text(st, 2, prompt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, memories, -1, SQLITE_STATIC);
+	CHECK(sqlite3_step(st) == SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+static sqlite3 *empty_seed_db(const char *path)
+{
+	struct expect none = { 0 };
+	sqlite3 *db = NULL;
+
+	(void)none;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sql_exec(db, "CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT "
+		     "NULL, context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT "
+		     "'', response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
+		     "chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', session_id "
+		     "TEXT DEFAULT '', project TEXT DEFAULT '', created_at DATETIME "
+		     "DEFAULT CURRENT_TIMESTAMP)");
+	return db;
+}
+
+/* List items that are not strings become what Python's str() makes of
+ * them after json.loads, as the seed stores them (the expected texts are
+ * CPython 3's, for this very cell); a row with no id is skipped. */
+static void test_seed_cells(const char *dir)
+{
+	static const char cell[] =
+		"[1.0, 1e2, {\"a\": 1, \"b\": [\"x\", \"it's\"]}, [1,2], -0, 0.5, 123.25, "
+		"1e16, 1.5e-05, 0.0001, -0.0, true, null, \"s\", 12345678901234567890, "
+		"3.141592653589793]";
+	static const char *const want[] = {
+		"1.0", "100.0", "{'a': 1, 'b': ['x', \"it's\"]}", "[1, 2]", "0", "0.5",
+		"123.25", "1e+16", "1.5e-05", "0.0001", "-0.0", "True", "None", "s",
+		"12345678901234567890", "3.141592653589793",
+	};
+	char *db_path = check_path(dir, "cells.db"), *store = check_path(dir, "store");
+	sqlite3 *db = empty_seed_db(db_path);
+	char args[4096], *out;
+	json_t *sum, *rec, *mem;
+
+	seed_row(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a5b", cell, "cells");
+	seed_row(db, NULL, "[]", "no id");
+	seed_row(db, "", "[]", "empty id");
+	sqlite3_close(db);
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	for (int run_no = 0; run_no < 2; run_no++) {
+		CHECK_INT(run(store, args, &out), 0);
+		sum = last_line(out);
+		CHECK_INT(jnum(sum, "stored"), run_no ? 0 : 1);
+		CHECK_INT(jnum(sum, "skipped"), 2);
+		CHECK(strstr(out, "\"skipped\":\"no id\"") != NULL);
+		json_decref(sum);
+		free(out);
+	}
+	CHECK_INT(run(store, "replay py", &out), 0);
+	rec = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+	mem = json_object_get(rec, "memories_used");
+	CHECK_INT(json_array_size(mem), sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < json_array_size(mem); i++) {
+		const char *got = json_string_value(json_array_get(mem, i));
+
+		if (i < sizeof(want) / sizeof(want[0]) && (!got || strcmp(got, want[i]) != 0))
+			CHECK_FAILF("item %zu is %s, want %s", i, got ? got : "?", want[i]);
+	}
+	json_decref(rec);
+	free(out);
+	free(db_path);
+	free(store);
+}
+
+/* A full disk in the middle of an import is an error (exit 3), even when
+ * the batch it hits begins with a row already there. */
+static void test_import_full_disk(const char *dir)
+{
+	char *small = check_path(dir, "small.db"), *big = check_path(dir, "big.db"),
+	     *store = check_path(dir, "store");
+	char args[8192], prompt[8192], id[37], *out;
+	sqlite3 *db;
+	json_t *sum;
+
+	memset(prompt, 'x', sizeof(prompt) - 1);
+	prompt[sizeof(prompt) - 1] = '\0';
+	db = empty_seed_db(small);
+	seed_row(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a5b", "[]", "first");
+	sqlite3_close(db);
+	db = empty_seed_db(big);
+	sql_exec(db, "BEGIN");
+	seed_row(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a5b", "[]", "first");
+	for (int i = 0; i < 900; i++) { /* one batch, over the limit */
+		random_uuid(id);
+		seed_row(db, id, "[]", prompt);
+	}
+	sql_exec(db, "COMMIT");
+	sqlite3_close(db);
+	snprintf(args, sizeof(args), "import-sqlite %s", small);
+	CHECK_INT(run(store, args, &out), 0);
+	free(out);
+	/* 2 MiB for any file (ulimit counts 512-byte blocks in sh). */
+	snprintf(args, sizeof(args), "sh -c 'ulimit -f 4096; exec %s --data %s "
+		 "--sync none import-sqlite %s' 2>/dev/null", cli_path, store, big);
+	{
+		FILE *p = popen(args, "r");
+		char text[65536];
+		size_t n = p ? fread(text, 1, sizeof(text) - 1, p) : 0;
+		int status = p ? pclose(p) : -1;
+
+		text[n] = '\0';
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+		sum = last_line(text);
+		CHECK(jnum(sum, "stored") < 900);
+		json_decref(sum);
+	}
+	free(small);
+	free(big);
+	free(store);
+}
+
 /* Everything of an export but seq, which is each store's own count. */
 static char *without_seq(const char *lines)
 {
@@ -618,6 +750,8 @@ int main(void)
 		{ "import_sqlite", test_import_sqlite },
 		{ "export_import", test_export_import },
 		{ "help_everywhere", test_help_everywhere },
+		{ "seed_cells", test_seed_cells },
+		{ "import_full_disk", test_import_full_disk },
 	};
 
 	cli_path = getenv("ATOLOG_CLI");

@@ -161,6 +161,34 @@ static void bend_state(const char *dir)
 	free(path);
 }
 
+/* Adds one to the first count, as a lost update would look. */
+static void bump_count(const char *dir)
+{
+	char *path = check_path(dir, "index");
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint8_t buf[8];
+
+	CHECK(mdb_env_create(&env) == 0);
+	mdb_env_set_maxdbs(env, 16);
+	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
+	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	CHECK(mdb_dbi_open(txn, "counts", 0, &dbi) == 0);
+	CHECK(mdb_cursor_open(txn, dbi, &c) == 0);
+	CHECK(mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && v.mv_size == sizeof(buf));
+	memcpy(buf, v.mv_data, sizeof(buf));
+	buf[0]++;
+	v = (MDB_val){ .mv_size = sizeof(buf), .mv_data = buf };
+	CHECK(mdb_cursor_put(c, &k, &v, MDB_CURRENT) == 0);
+	mdb_cursor_close(c);
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+	free(path);
+}
+
 static void test_state_damage(const char *dir)
 {
 	atolog_verify_report r;
@@ -169,6 +197,17 @@ static void test_state_damage(const char *dir)
 	bend_state(dir);
 	CHECK_RC(verify_in_child(dir, &r), ATOLOG_CORRUPT, NULL);
 	if (!strstr(r.first_problem, "the index's state names a frame"))
+		CHECK_FAILF("%s", r.first_problem);
+}
+
+static void test_count_damage(const char *dir)
+{
+	atolog_verify_report r;
+
+	fill(dir, N_RECORDS, 0);
+	bump_count(dir);
+	CHECK_RC(verify_in_child(dir, &r), ATOLOG_CORRUPT, NULL);
+	if (!strstr(r.first_problem, "counts disagree"))
 		CHECK_FAILF("%s", r.first_problem);
 }
 
@@ -297,6 +336,7 @@ int main(void)
 		{ "flipped_byte", test_flipped_byte },
 		{ "index_damage", test_index_damage },
 		{ "state_damage", test_state_damage },
+		{ "count_damage", test_count_damage },
 		{ "live_store", test_live_store },
 		{ "cli", test_cli },
 	};

@@ -8,9 +8,10 @@
  * Cells are read as the seed reads them (`_row_to_interaction`): NULL text
  * is "", and a JSON cell that does not parse, or is not the right kind (a
  * list for memories_used and chunks_used, an object for context_pack),
- * becomes [] or {}; list items that are not strings become text as
- * Python's str() writes them for scalars (True, None, 3), compact JSON
- * otherwise. Such a row is stored, and named in the output as repaired. A
+ * becomes [] or {}; list items that are not strings become the text
+ * Python's str() makes of them (True, None, 3, 100.0, {'a': [1, 2]}).
+ * JSON that Python reads and yajl does not (NaN, Infinity) counts as
+ * malformed. Such a row is stored, and named in the output as repaired. A
  * row with a blank prompt, no id, or one atolog refuses (an id that is
  * not a UUID, a created_at that is not a time, a name over the limits),
  * is named as skipped. An id the store holds already is skipped quietly and
@@ -26,7 +27,6 @@
 #include <string.h>
 
 #include <sqlite3.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "cli.h"
@@ -77,66 +77,137 @@ static char *column_text(sqlite3_stmt *st, int col)
 	return strdup(t ? (const char *)t : "");
 }
 
-/* A scalar list item as Python's str() writes it; NULL for a container. */
-static char *item_text(yajl_val v)
+/*
+ * A list item as the seed stores it: Python's str(item), after json.loads.
+ * A string is itself; anything else is its repr: True, False, None, ints
+ * as decimals, floats in Python's shortest round-trip form (1e2 is
+ * 100.0), lists and dicts with ', ' and ': ' and quoted strings.
+ */
+static void py_repr(FILE *f, yajl_val v);
+
+static void py_string_repr(FILE *f, const char *s)
 {
+	char quote = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+
+	fputc(quote, f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '\\' || *p == (unsigned char)quote)
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\r')
+			fputs("\\r", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc(quote, f);
+}
+
+/* repr(float): the fewest digits that read back the same; fixed notation
+ * while the decimal point falls in (-4, 16], else scientific. */
+static void py_float_repr(FILE *f, double d)
+{
+	char buf[40], digits[24];
+	int prec, exp, nd = 0, decpt;
+	const char *p;
+
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+	p = buf;
+	if (*p == '-')
+		fputc(*p++, f);
+	for (; *p && *p != 'e'; p++) {
+		if (*p != '.')
+			digits[nd++] = *p;
+	}
+	digits[nd] = '\0';
+	exp = atoi(p + 1);
+	decpt = exp + 1;
+	if (decpt > -4 && decpt <= 16) {
+		if (decpt <= 0) {
+			fputs("0.", f);
+			for (int i = 0; i < -decpt; i++)
+				fputc('0', f);
+			fputs(digits, f);
+		} else if (decpt >= nd) {
+			fputs(digits, f);
+			for (int i = nd; i < decpt; i++)
+				fputc('0', f);
+			fputs(".0", f);
+		} else {
+			fprintf(f, "%.*s.%s", decpt, digits, digits + decpt);
+		}
+	} else {
+		fprintf(f, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
+			exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+	}
+}
+
+static void py_number_repr(FILE *f, const char *text)
+{
+	if (strpbrk(text, ".eE")) {
+		py_float_repr(f, strtod(text, NULL));
+		return;
+	}
+	/* An int: -0 is 0; leading zeros cannot occur in JSON. */
+	fputs(strcmp(text, "-0") == 0 ? "0" : text, f);
+}
+
+static void py_repr(FILE *f, yajl_val v)
+{
+	if (YAJL_IS_STRING(v)) {
+		py_string_repr(f, v->u.string);
+	} else if (YAJL_IS_NUMBER(v)) {
+		py_number_repr(f, v->u.number.r);
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+		fputs(YAJL_IS_TRUE(v) ? "True" : "False", f);
+	} else if (YAJL_IS_OBJECT(v)) {
+		fputc('{', f);
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			fputs(i ? ", " : "", f);
+			py_string_repr(f, v->u.object.keys[i]);
+			fputs(": ", f);
+			py_repr(f, v->u.object.values[i]);
+		}
+		fputc('}', f);
+	} else if (YAJL_IS_ARRAY(v)) {
+		fputc('[', f);
+		for (size_t i = 0; i < v->u.array.len; i++) {
+			fputs(i ? ", " : "", f);
+			py_repr(f, v->u.array.values[i]);
+		}
+		fputc(']', f);
+	} else {
+		fputs("None", f);
+	}
+}
+
+/* str(item); NULL when out of memory. */
+static char *py_str(yajl_val v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
 	if (YAJL_IS_STRING(v))
 		return strdup(v->u.string);
-	if (YAJL_IS_TRUE(v))
-		return strdup("True");
-	if (YAJL_IS_FALSE(v))
-		return strdup("False");
-	if (YAJL_IS_NULL(v))
-		return strdup("None");
-	if (YAJL_IS_NUMBER(v))
-		return strdup(YAJL_GET_NUMBER(v));
-	return NULL;
-}
-
-/* A container item as compact JSON text. */
-static char *item_json(yajl_val v);
-
-static int gen_value(yajl_gen g, yajl_val v)
-{
-	if (YAJL_IS_OBJECT(v)) {
-		yajl_gen_map_open(g);
-		for (size_t i = 0; i < v->u.object.len; i++) {
-			yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
-					strlen(v->u.object.keys[i]));
-			gen_value(g, v->u.object.values[i]);
-		}
-		return yajl_gen_map_close(g);
-	}
-	if (YAJL_IS_ARRAY(v)) {
-		yajl_gen_array_open(g);
-		for (size_t i = 0; i < v->u.array.len; i++)
-			gen_value(g, v->u.array.values[i]);
-		return yajl_gen_array_close(g);
-	}
-	if (YAJL_IS_STRING(v))
-		return yajl_gen_string(g, (const unsigned char *)v->u.string,
-				       strlen(v->u.string));
-	if (YAJL_IS_NUMBER(v))
-		return yajl_gen_number(g, YAJL_GET_NUMBER(v), strlen(YAJL_GET_NUMBER(v)));
-	if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-		return yajl_gen_bool(g, YAJL_IS_TRUE(v));
-	return yajl_gen_null(g);
-}
-
-static char *item_json(yajl_val v)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *buf;
-	char *out = NULL;
-	size_t len;
-
-	if (!g)
+	f = open_memstream(&text, &len);
+	if (!f)
 		return NULL;
-	if (gen_value(g, v) == yajl_gen_status_ok &&
-	    yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
-		out = strndup((const char *)buf, len);
-	yajl_gen_free(g);
-	return out;
+	py_repr(f, v);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 /* A list cell as the seed reads it; *bad when it was not a JSON list. */
@@ -154,9 +225,7 @@ static int parse_list(const char *cell, char ***items, size_t *n, bool *bad)
 		for (size_t i = 0; rc == 0 && i < v->u.array.len; i++) {
 			yajl_val item = v->u.array.values[i];
 
-			(*items)[i] = item_text(item);
-			if (!(*items)[i])
-				(*items)[i] = item_json(item);
+			(*items)[i] = py_str(item);
 			rc = (*items)[i] ? 0 : ENOMEM;
 			*n = i + 1;
 		}

@@ -6,6 +6,7 @@
  * Each subcommand is a thin program over include/atolog.h (tools/cmd_*.c).
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +89,10 @@ int main(int argc, char **argv)
 			   .prog = argv[0] };
 	const struct command *cmd;
 	int c;
+
+	/* A write past a file size limit is EFBIG, a full disk the commands
+	 * report (exit 3), not a signal that kills them mid-write. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	opterr = 0; /* every message starts "atolog: ", whatever argv[0] is */
 	while ((c = getopt_long(argc, argv, "+:d:h", opts, NULL)) != -1) {
