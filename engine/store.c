@@ -533,6 +533,7 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 				      &out->last_created_at);
 		if (rc != ATOLOG_OK)
 			return rc;
+		out->has_time_range = any;
 		if (!any)
 			out->first_created_at = out->last_created_at = 0;
 	}

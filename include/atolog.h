@@ -178,7 +178,9 @@ typedef struct atolog_stats {
 	 * frames and more than 2^(i-1); the last entry counts every larger
 	 * group. Not cumulative. */
 	uint64_t group_sizes[ATOLOG_GROUP_SIZE_BUCKETS];
-	/* The time range of what the index holds (0 and 0 when empty). */
+	/* The time range of what the index holds, when has_time_range (a
+	 * writer's newest records may not be indexed yet). */
+	int has_time_range;
 	int64_t first_created_at, last_created_at;
 } atolog_stats;
 

@@ -106,7 +106,7 @@ bool cli_wants_help(const struct command *cmd, int argc, char **argv);
 /* The filters of a query command (list, export, follow), parsed. */
 #define CLI_QUERY_LIST 0x0   /* limit 50 by default, capped at 500 */
 #define CLI_QUERY_EXPORT 0x1 /* --until, --format; no limit; oldest first */
-#define CLI_QUERY_FOLLOW 0x2 /* --from-seq; no limit, no --limit */
+#define CLI_QUERY_FOLLOW 0x2 /* --from-seq; --limit ends it; oldest first */
 
 struct cli_query {
 	atolog_query q;

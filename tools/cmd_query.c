@@ -134,7 +134,7 @@ static void print_time(const char *key, const atolog_stats *st, int64_t t)
 {
 	char seed[ATOLOG_TIME_SEED_LEN];
 
-	if (st->n_records == 0) {
+	if (!st->has_time_range) {
 		printf(",\"%s\":null", key);
 		return;
 	}
