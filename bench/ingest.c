@@ -64,6 +64,7 @@
 
 #include "atolog.h"
 #include "bench.h"
+#include "seeddb.h"
 #include "workload.h"
 
 #define INGEST_SEED 0x61746f6c6f67ull /* "atolog" */
@@ -111,23 +112,6 @@ static const struct mode all_modes[] = {
 	{ "none", ATOLOG_SYNC_NONE, "OFF", SQLITE_NONE_TXN_ROWS, false, CAP_NONE },
 };
 #define N_MODES (sizeof(all_modes) / sizeof(all_modes[0]))
-
-static const char sql_schema[] =
-	"CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT NULL, "
-	"context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT '', "
-	"response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
-	"chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', "
-	"session_id TEXT DEFAULT '', project TEXT DEFAULT '', "
-	"created_at DATETIME DEFAULT CURRENT_TIMESTAMP);"
-	"CREATE INDEX idx_interactions_project ON interactions(project, created_at);"
-	"CREATE INDEX idx_interactions_session ON interactions(session_id, created_at);"
-	"CREATE INDEX idx_interactions_client ON interactions(client);"
-	"CREATE INDEX idx_interactions_created ON interactions(created_at);";
-
-static const char sql_insert[] =
-	"INSERT INTO interactions (id, prompt, context_pack, response_summary, "
-	"response, memories_used, chunks_used, client, session_id, project, "
-	"created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 struct options {
 	bool quick;
@@ -301,7 +285,7 @@ static int sqlite_agent_open(struct agent *a)
 		sqlite3_free(msg);
 		return rc;
 	}
-	rc = sqlite3_prepare_v2(a->db, sql_insert, -1, &a->ins, NULL);
+	rc = sqlite3_prepare_v2(a->db, seeddb_insert_sql, -1, &a->ins, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(a->db, "BEGIN IMMEDIATE", -1, &a->begin, NULL);
 	if (rc == SQLITE_OK)
@@ -388,7 +372,7 @@ static int sqlite_create(const char *path, char *err, size_t err_size)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, sql_schema, NULL, NULL, &msg);
+		rc = sqlite3_exec(db, seeddb_schema, NULL, NULL, &msg);
 	if (rc != SQLITE_OK)
 		bench_fmt(err, err_size, "sqlite creating %s: %s", path,
 			 msg ? msg : db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -8,7 +8,7 @@
 
 #include "seeddb.h"
 
-static const char seed_schema[] =
+const char seeddb_schema[] =
 	"CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT NULL, "
 	"context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT '', "
 	"response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
@@ -20,7 +20,7 @@ static const char seed_schema[] =
 	"CREATE INDEX idx_interactions_client ON interactions(client);"
 	"CREATE INDEX idx_interactions_created ON interactions(created_at);";
 
-static const char seed_insert[] =
+const char seeddb_insert_sql[] =
 	"INSERT INTO interactions (id, prompt, context_pack, response_summary, "
 	"response, memories_used, chunks_used, client, session_id, project, "
 	"created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -51,9 +51,9 @@ int seeddb_create(struct seeddb *b, const char *path, const char *who)
 	}
 	if ((rc = seeddb_exec(b->db, "PRAGMA journal_mode=WAL", who, "journal_mode")) ||
 	    (rc = seeddb_exec(b->db, "PRAGMA synchronous=OFF", who, "synchronous")) ||
-	    (rc = seeddb_exec(b->db, seed_schema, who, "schema")))
+	    (rc = seeddb_exec(b->db, seeddb_schema, who, "schema")))
 		return rc;
-	rc = sqlite3_prepare_v2(b->db, seed_insert, -1, &b->ins, NULL);
+	rc = sqlite3_prepare_v2(b->db, seeddb_insert_sql, -1, &b->ins, NULL);
 	if (rc != SQLITE_OK)
 		fprintf(stderr, "%s: sqlite prepare: %s\n", who, sqlite3_errmsg(b->db));
 	return rc;

@@ -13,6 +13,10 @@
 
 #define SEEDDB_TXN_ROWS 10000 /* rows per transaction while building */
 
+/* The seed's table and its four indexes; its INSERT of all 11 columns. */
+extern const char seeddb_schema[];
+extern const char seeddb_insert_sql[];
+
 struct seeddb {
 	sqlite3 *db;
 	sqlite3_stmt *ins;
