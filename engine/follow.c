@@ -14,8 +14,13 @@
  * order) the feed waits: it would otherwise pass numbers not yet indexed.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "error.h"
@@ -106,21 +111,74 @@ int atolog_follow_open(atolog_store *s, const atolog_query *q, uint64_t after_se
 	return ATOLOG_OK;
 }
 
+/* Whether some process is the store's writer (it holds LOCK). */
+static bool writer_alive(atolog_store *s)
+{
+	char path[PATH_MAX];
+	int fd;
+	bool alive;
+
+	if (s->lock_fd >= 0)
+		return true; /* this handle is */
+	snprintf(path, sizeof(path), "%s/%s", s->dir, STORE_LOCK_FILE);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	alive = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd); /* also lets go of a shared lock taken */
+	return alive;
+}
+
+/* One look at the index from the position on. An alias registered
+ * between resolving the project and the scan would let the scan pass a
+ * record under the new name: the name is resolved again after it, and a
+ * change means the look is made again from where it began. */
+static int follow_look(atolog_follow *f, bool *rebuilding)
+{
+	uint64_t start = f->position;
+	char *used = NULL;
+	int rc;
+
+	for (;;) {
+		rc = f->project_given ? follow_resolve(f) : ATOLOG_OK;
+		if (rc == ATOLOG_OK && f->project_given) {
+			free(used);
+			used = strdup(f->project);
+			if (!used)
+				rc = err_set(ENOMEM, "following the store");
+		}
+		if (rc == ATOLOG_OK)
+			rc = index_seq_scan(f->store->idx, &f->filter, &f->position,
+					    f->hits, ITER_BATCH, &f->n, rebuilding);
+		if (rc != ATOLOG_OK || !f->project_given)
+			break;
+		rc = follow_resolve(f);
+		if (rc != ATOLOG_OK || strcmp(used, f->project) == 0)
+			break;
+		f->position = start; /* an alias came meanwhile: again */
+		f->n = 0;
+	}
+	free(used);
+	return rc;
+}
+
 /* The next hit, refilling from the index; NULL when caught up. */
 static int follow_pick(atolog_follow *f, const struct index_hit **hit)
 {
 	*hit = NULL;
 	while (f->pos == f->n) {
 		uint64_t before = f->position;
+		bool rebuilding;
 		int rc;
 
 		f->pos = f->n = 0;
-		rc = f->project_given ? follow_resolve(f) : ATOLOG_OK;
-		if (rc == ATOLOG_OK)
-			rc = index_seq_scan(f->store->idx, &f->filter, &f->position,
-					    f->hits, ITER_BATCH, &f->n);
+		rc = follow_look(f, &rebuilding);
 		if (rc != ATOLOG_OK)
 			return rc;
+		/* A rebuild that nobody runs any more never ends by itself. */
+		if (rebuilding && !writer_alive(f->store))
+			return err_set(ATOLOG_CORRUPT, "the index is incomplete (a rebuild "
+				       "stopped): open the store for writing to finish it");
 		if (f->n == 0 && f->position == before)
 			return ATOLOG_OK; /* nothing more, for now */
 	}

@@ -171,7 +171,7 @@ void index_scan_close(struct index_scan *scan);
  * may not be the end). */
 #define SEQ_SCAN_LOOK 4096
 int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *after,
-		   struct index_hit *hits, size_t max, size_t *n);
+		   struct index_hit *hits, size_t max, size_t *n, bool *rebuilding);
 
 /* Calls fn for every name of kind (INDEX_COUNT_*) with its count of
  * interactions, in name order. fn returning non-zero stops with it. */

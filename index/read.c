@@ -401,7 +401,7 @@ static bool seq_row_matches(const struct index_filter *f, const struct id_row *r
 }
 
 int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *after,
-		   struct index_hit *hits, size_t max, size_t *n)
+		   struct index_hit *hits, size_t max, size_t *n, bool *rebuilding)
 {
 	uint8_t start[8];
 	MDB_val key = { .mv_size = sizeof(start), .mv_data = start }, val;
@@ -411,6 +411,7 @@ int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *af
 	int rc, mrc;
 
 	*n = 0;
+	*rebuilding = false;
 	if (*after == UINT64_MAX)
 		return ATOLOG_OK;
 	put_be64(start, *after + 1);
@@ -424,6 +425,7 @@ int index_seq_scan(struct index *idx, const struct index_filter *f, uint64_t *af
 
 		if (mdb_get(txn, idx->dbi[DB_META], &rk, &rv) == MDB_SUCCESS) {
 			index_txn_end(idx, txn, false);
+			*rebuilding = true;
 			return ATOLOG_OK;
 		}
 	}

@@ -221,10 +221,39 @@ static void test_live_feed(const char *dir)
 	CHECK_INT(run_follow(dir, "--until 2026-01-01", &f), 2);
 }
 
+/* A rebuild that stopped (damage in a sealed segment) leaves the index
+ * incomplete; with no writer left to finish it, the feed says so (exit 3)
+ * instead of waiting for ever. */
+static void test_abandoned_rebuild(const char *dir)
+{
+	atolog_options o = { .sync = ATOLOG_SYNC_NONE, .segment_size = SMALL_SEGMENT };
+	static struct feed f;
+	atolog_store *s;
+	char *seg, cmd[1024];
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	for (int i = 0; s && i < 300; i++) {
+		atolog_interaction in = { .prompt = "some words to fill segments" };
+
+		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+	}
+	CHECK_OK(atolog_store_close(s), NULL);
+	seg = check_path(dir, "segments/0000000000000001.seg");
+	check_flip_byte(seg, 200);
+	check_remove_index(dir);
+	snprintf(cmd, sizeof(cmd), "echo '{\"prompt\":\"x\"}' | %s --data %s record "
+		 ">/dev/null 2>&1", cli_path, dir);
+	CHECK(WEXITSTATUS(system(cmd)) == 3); /* the rebuild stops at the damage */
+	CHECK_INT(run_follow(dir, "--from-seq 1 --limit 1", &f), 3);
+	CHECK_INT(f.n, 0);
+	free(seg);
+}
+
 int main(void)
 {
 	static const struct check_case cases[] = {
 		{ "live_feed", test_live_feed },
+		{ "abandoned_rebuild", test_abandoned_rebuild },
 	};
 
 	cli_path = getenv("ATOLOG_CLI");

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,10 @@ static void py_float_repr(FILE *f, double d)
 	int prec, exp, nd = 0, decpt;
 	const char *p;
 
+	if (isinf(d)) { /* 1e400 reads as that */
+		fputs(d < 0 ? "-inf" : "inf", f);
+		return;
+	}
 	for (prec = 1; prec < 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
 		if (strtod(buf, NULL) == d)
@@ -210,10 +215,27 @@ static char *py_str(yajl_val v)
 	return text;
 }
 
+/* yajl's tree parser takes comments, which Python's json refuses: a '/'
+ * outside strings makes the cell malformed, as it is for the seed. */
+static bool has_comment(const char *text)
+{
+	bool in_string = false;
+
+	for (const char *p = text; *p; p++) {
+		if (in_string && *p == '\\' && p[1])
+			p++;
+		else if (*p == '"')
+			in_string = !in_string;
+		else if (!in_string && *p == '/')
+			return true;
+	}
+	return false;
+}
+
 /* A list cell as the seed reads it; *bad when it was not a JSON list. */
 static int parse_list(const char *cell, char ***items, size_t *n, bool *bad)
 {
-	yajl_val v = *cell ? yajl_tree_parse(cell, NULL, 0) : NULL;
+	yajl_val v = *cell && !has_comment(cell) ? yajl_tree_parse(cell, NULL, 0) : NULL;
 	int rc = 0;
 
 	*items = NULL;
@@ -238,7 +260,7 @@ static int parse_list(const char *cell, char ***items, size_t *n, bool *bad)
 static int check_context(struct seed_row *r)
 {
 	char **text = &r->text[8];
-	yajl_val v = **text ? yajl_tree_parse(*text, NULL, 0) : NULL;
+	yajl_val v = **text && !has_comment(*text) ? yajl_tree_parse(*text, NULL, 0) : NULL;
 	bool ok = YAJL_IS_OBJECT(v);
 
 	yajl_tree_free(v);

@@ -5,7 +5,7 @@
  *
  * Export streams oldest first (created_at, then seq), one interaction at a
  * time, so its memory does not grow with the store. JSON Lines are what
- * `list` prints, after one {"registry": ...} line per registered project
+ * `list` prints, then one {"registry": ...} line per registered project
  * (so that aliases resolve the same after an import), and what import
  * reads back: ids and created_at_iso are
  * kept, so export then import into an empty store gives the same list and
@@ -103,8 +103,8 @@ static int csv_row(const atolog_interaction *r)
 	return ferror(stdout) ? EIO : 0;
 }
 
-/* One line per registered project, before the interactions, so that an
- * import resolves aliases as the source did:
+/* One line per registered project, after the interactions, so that an
+ * import resolves aliases as the source does from then on:
  * {"registry":{"name":N,"aliases":[A,...]}}. */
 static int print_registration(const atolog_project *p, void *ctx)
 {
@@ -158,8 +158,6 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		total = st.n_records;
 	if (cq.csv)
 		fputs(csv_header, stdout);
-	else if ((rc = atolog_project_foreach(store, print_registration, NULL)) != ATOLOG_OK)
-		goto out;
 	while ((rc = atolog_iter_next(it, &rec)) == ATOLOG_OK) {
 		rc = cq.csv ? csv_row(rec) : cli_print_interaction(rec);
 		if (rc != 0)
@@ -167,7 +165,11 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		if (progress)
 			progress(++n, total, &bar);
 	}
-out:
+	/* After them: a record stored under a name before it became an alias
+	 * keeps that name when imported, as it did here. */
+	if (rc == ATOLOG_DONE && !cq.csv &&
+	    (rc = atolog_project_foreach(store, print_registration, NULL)) == ATOLOG_OK)
+		rc = ferror(stdout) ? EIO : ATOLOG_DONE;
 	cli_progress_end(&bar);
 	atolog_iter_close(it);
 	rc = rc == ATOLOG_DONE ? 0 : cli_fail(rc, store, "export");
@@ -225,7 +227,8 @@ static int import_flush(struct import *im)
 #define REGISTRY_PREFIX "{\"registry\":"
 
 /* A registration line of an export: the project added (or there already,
- * with its aliases). Pending interactions go first: order is kept. */
+ * with its aliases). Pending interactions go first: order is kept, so a
+ * record stored under a name before it became an alias keeps it. */
 static int import_registration(struct import *im, const char *line, long number)
 {
 	const char *name_path[] = { "registry", "name", NULL };
