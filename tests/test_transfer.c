@@ -152,10 +152,10 @@ static void insert_row(sqlite3_stmt *st, long i, struct expect *e)
 	e->repaired += bad && !blank;
 }
 
-static sqlite3 *make_seed_db(const char *path, struct expect *e)
+/* The seed's table, empty. */
+static sqlite3 *empty_seed_db(const char *path)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	sqlite3 *db = NULL;
 
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	sql_exec(db, "CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT "
@@ -164,6 +164,14 @@ static sqlite3 *make_seed_db(const char *path, struct expect *e)
 		     "chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', session_id "
 		     "TEXT DEFAULT '', project TEXT DEFAULT '', created_at DATETIME "
 		     "DEFAULT CURRENT_TIMESTAMP)");
+	return db;
+}
+
+static sqlite3 *make_seed_db(const char *path, struct expect *e)
+{
+	sqlite3 *db = empty_seed_db(path);
+	sqlite3_stmt *st;
+
 	sql_exec(db, "BEGIN");
 	CHECK(sqlite3_prepare_v2(db, "INSERT INTO interactions VALUES "
 				 "(?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK);
@@ -447,19 +455,6 @@ static void seed_row(sqlite3 *db, const char *id, const char *memories, const ch
 	sqlite3_finalize(st);
 }
 
-static sqlite3 *empty_seed_db(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	sql_exec(db, "CREATE TABLE interactions (id TEXT PRIMARY KEY, prompt TEXT NOT "
-		     "NULL, context_pack TEXT DEFAULT '{}', response_summary TEXT DEFAULT "
-		     "'', response TEXT DEFAULT '', memories_used TEXT DEFAULT '[]', "
-		     "chunks_used TEXT DEFAULT '[]', client TEXT DEFAULT '', session_id "
-		     "TEXT DEFAULT '', project TEXT DEFAULT '', created_at DATETIME "
-		     "DEFAULT CURRENT_TIMESTAMP)");
-	return db;
-}
 
 /* List items that are not strings become what Python's str() makes of
  * them after json.loads, as the seed stores them (the expected texts are

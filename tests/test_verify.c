@@ -112,71 +112,72 @@ static void test_flipped_byte(const char *dir)
 	free(seg);
 }
 
-/* Removes the first entry of one LMDB database, as damage would. */
-static void drop_first_entry(const char *dir, const char *db)
+/* The store's index, opened with LMDB directly, a write transaction on
+ * database db begun: damage is done through it. */
+static MDB_env *damage_begin(const char *dir, const char *db, MDB_txn **txn,
+			     MDB_dbi *dbi)
 {
 	char *path = check_path(dir, "index");
 	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_cursor *c;
-	MDB_val k, v;
 
 	CHECK(mdb_env_create(&env) == 0);
 	mdb_env_set_maxdbs(env, 16);
 	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
-	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-	CHECK(mdb_dbi_open(txn, db, 0, &dbi) == 0);
+	CHECK(mdb_txn_begin(env, NULL, 0, txn) == 0);
+	CHECK(mdb_dbi_open(*txn, db, 0, dbi) == 0);
+	free(path);
+	return env;
+}
+
+static void damage_end(MDB_env *env, MDB_txn *txn)
+{
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+}
+
+/* Removes the first entry of one LMDB database, as damage would. */
+static void drop_first_entry(const char *dir, const char *db)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = damage_begin(dir, db, &txn, &dbi);
+	MDB_cursor *c;
+	MDB_val k, v;
+
 	CHECK(mdb_cursor_open(txn, dbi, &c) == 0);
 	CHECK(mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0);
 	CHECK(mdb_cursor_del(c, 0) == 0);
 	mdb_cursor_close(c);
-	CHECK(mdb_txn_commit(txn) == 0);
-	mdb_env_close(env);
-	free(path);
+	damage_end(env, txn);
 }
 
 /* Moves the state row's last frame by one byte, as damage would. */
 static void bend_state(const char *dir)
 {
-	char *path = check_path(dir, "index");
 	MDB_val k = { .mv_size = 5, .mv_data = "state" }, v, nv;
 	uint8_t buf[64];
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
+	MDB_env *env = damage_begin(dir, "meta", &txn, &dbi);
 
-	CHECK(mdb_env_create(&env) == 0);
-	mdb_env_set_maxdbs(env, 16);
-	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
-	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-	CHECK(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
 	CHECK(mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof(buf));
 	memcpy(buf, v.mv_data, sizeof(buf));
 	buf[32]++; /* last_frame_offset, LE64 */
 	nv = (MDB_val){ .mv_size = sizeof(buf), .mv_data = buf };
 	CHECK(mdb_put(txn, dbi, &k, &nv, 0) == 0);
-	CHECK(mdb_txn_commit(txn) == 0);
-	mdb_env_close(env);
-	free(path);
+	damage_end(env, txn);
 }
 
 /* Adds one to the first count, as a lost update would look. */
 static void bump_count(const char *dir)
 {
-	char *path = check_path(dir, "index");
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
+	MDB_env *env = damage_begin(dir, "counts", &txn, &dbi);
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint8_t buf[8];
 
-	CHECK(mdb_env_create(&env) == 0);
-	mdb_env_set_maxdbs(env, 16);
-	CHECK(mdb_env_open(env, path, 0, 0644) == 0);
-	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-	CHECK(mdb_dbi_open(txn, "counts", 0, &dbi) == 0);
 	CHECK(mdb_cursor_open(txn, dbi, &c) == 0);
 	CHECK(mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && v.mv_size == sizeof(buf));
 	memcpy(buf, v.mv_data, sizeof(buf));
@@ -184,9 +185,7 @@ static void bump_count(const char *dir)
 	v = (MDB_val){ .mv_size = sizeof(buf), .mv_data = buf };
 	CHECK(mdb_cursor_put(c, &k, &v, MDB_CURRENT) == 0);
 	mdb_cursor_close(c);
-	CHECK(mdb_txn_commit(txn) == 0);
-	mdb_env_close(env);
-	free(path);
+	damage_end(env, txn);
 }
 
 static void test_state_damage(const char *dir)
