@@ -21,8 +21,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -43,6 +45,8 @@ struct recovery {
 	size_t (*name_at)[3];
 	struct name_arena names;
 	uint64_t frames;
+	uint64_t done, total; /* bytes read of the segments to read */
+	uint64_t segment_base; /* done before this segment */
 };
 
 static int arena_put(struct name_arena *a, struct text t, size_t *at)
@@ -199,6 +203,9 @@ static int recovery_frame(const struct log_frame *f, void *ctx)
 	if (f->header.seq > r->state.last_seq)
 		r->state.last_seq = f->header.seq;
 	r->frames++;
+	if ((r->frames & 4095) == 0 && r->store->opts.progress)
+		r->store->opts.progress(r->segment_base + f->offset, r->total,
+					r->store->opts.progress_ctx);
 	if (f->header.kind == FRAME_KIND_RECORD) {
 		r->state.n_records++;
 		rc = recovery_add_record(r, f);
@@ -410,6 +417,25 @@ static int recovery_create(atolog_store *s)
 	return rc;
 }
 
+static uint64_t segment_bytes(const atolog_store *s, uint64_t id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	segment_path(path, sizeof(path), s->segment_dir, id);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* For progress: the bytes of the segments recovery will read. */
+static uint64_t segments_bytes(const atolog_store *s, const uint64_t *ids, size_t n)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += segment_bytes(s, ids[i]);
+	return total;
+}
+
 static int recovery_scan(struct recovery *r, const uint64_t *ids, size_t n)
 {
 	atolog_store *s = r->store;
@@ -419,12 +445,17 @@ static int recovery_scan(struct recovery *r, const uint64_t *ids, size_t n)
 	int rc;
 
 	rc = recovery_start(r, ids, n, &first, &offset, &prev_kind);
+	if (rc == ATOLOG_OK && s->opts.progress)
+		r->total = segments_bytes(s, ids + first, n - first);
 	for (size_t i = first; rc == ATOLOG_OK && i < n; i++) {
 		rc = recovery_segment(r, ids[i], i == n - 1, offset, prev_kind,
 				      &last_kind);
 		offset = SEGMENT_HEADER_SIZE;
 		prev_kind = 0;
+		r->segment_base += segment_bytes(s, ids[i]);
 	}
+	if (rc == ATOLOG_OK && s->opts.progress)
+		s->opts.progress(r->total, r->total, s->opts.progress_ctx);
 	if (rc == ATOLOG_OK)
 		rc = recovery_flush(r);
 	if (rc != ATOLOG_OK)

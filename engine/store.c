@@ -275,7 +275,8 @@ static int store_check_options(const atolog_options *o)
 		return err_set(ATOLOG_INVALID, "segment size %" PRIu64
 			       " is under the minimum of %llu", o->segment_size,
 			       ATOLOG_SEGMENT_SIZE_MIN);
-	if (o->flags & ~(ATOLOG_OPEN_READONLY | ATOLOG_OPEN_INDEX_DURABLE))
+	if (o->flags & ~(ATOLOG_OPEN_READONLY | ATOLOG_OPEN_INDEX_DURABLE |
+			 ATOLOG_OPEN_REBUILD_INDEX))
 		return err_set(ATOLOG_INVALID, "unknown open flags 0x%x", o->flags);
 	return ATOLOG_OK;
 }
@@ -406,6 +407,9 @@ static int store_open_writer(atolog_store *s)
 	 * must see one log, not old and new segments side by side. */
 	if (rc == ATOLOG_OK)
 		rc = compact_finish(s, true, &s->open_stats.segments_waiting);
+	/* Asked for: recovery finds no state and rebuilds from the start. */
+	if (rc == ATOLOG_OK && (s->opts.flags & ATOLOG_OPEN_REBUILD_INDEX))
+		rc = index_clear(s->idx);
 	if (rc == ATOLOG_OK)
 		rc = recovery_run(s);
 	if (rc == ATOLOG_OK)

@@ -90,6 +90,9 @@ typedef struct atolog_store atolog_store;
  * unflushed. Either way the log is the truth and nothing acknowledged is
  * lost. */
 #define ATOLOG_OPEN_INDEX_DURABLE 0x2u
+/* Empty the index and rebuild it from the log (`atolog reindex`): the
+ * index is derived data, and this is how to get it back in full. */
+#define ATOLOG_OPEN_REBUILD_INDEX 0x4u
 
 /*
  * When an interaction is acknowledged (the record call returns). Writes
@@ -113,6 +116,9 @@ typedef enum atolog_sync_mode {
 				 * ALWAYS, with fewer syncs under load. */
 } atolog_sync_mode;
 
+/* Told how far a long operation is: done of total (bytes, say). */
+typedef void (*atolog_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
 typedef struct atolog_options {
 	unsigned flags;            /* ATOLOG_OPEN_* */
 	atolog_sync_mode sync;     /* ATOLOG_SYNC_ALWAYS if zeroed */
@@ -125,6 +131,9 @@ typedef struct atolog_options {
 				    * ATOLOG_QUEUE_BYTES_DEFAULT */
 	uint32_t queue_timeout_ms; /* how long a caller waits for room before
 				    * ATOLOG_TIMEDOUT; 0 = for ever */
+	atolog_progress_fn progress; /* a writer open: told bytes of the log
+				      * recovery reads (a rebuild: all) */
+	void *progress_ctx;
 } atolog_options;
 
 /*
@@ -200,8 +209,6 @@ int atolog_store_stats(atolog_store *store, atolog_stats *out);
  * Checking a store.
  */
 
-/* Told how far a long operation is: done of total (bytes, say). */
-typedef void (*atolog_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
 typedef struct atolog_verify_report {
 	uint64_t segments;         /* segment files read */

@@ -142,6 +142,7 @@ int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_import_sqlite(struct cli *cli, int argc, char **argv);
 int cmd_follow(struct cli *cli, int argc, char **argv);
+int cmd_reindex(struct cli *cli, int argc, char **argv);
 
 #define CLI_FOLLOW_POLL_MS 100 /* follow looks for new records this often */
 int cmd_tour(struct cli *cli, int argc, char **argv);

@@ -2,7 +2,8 @@
  * cmd_verify.c - `atolog verify`: every checksum, and the index against
  * the log, on a store that may be live (a read-only open beside its
  * writer; nothing is changed). One JSON line sums it up; the exit status
- * is 0 when nothing is wrong and 3 when anything is.
+ * is 0 when nothing is wrong and 3 when anything is. And `atolog reindex`:
+ * the index emptied and rebuilt from the log, which needs the writer lock.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -57,4 +58,34 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	atolog_store_close(store);
 	/* Any problem is a store error, invalid input or not. */
 	return rc ? EXIT_STORE : 0;
+}
+
+int cmd_reindex(struct cli *cli, int argc, char **argv)
+{
+	const struct command *cmd = cli_find_command("reindex");
+	struct cli_progress bar;
+	atolog_options opts = { .flags = ATOLOG_OPEN_REBUILD_INDEX, .sync = cli->sync };
+	atolog_store *store;
+	atolog_stats st;
+	int rc;
+
+	if (cli_wants_help(cmd, argc, argv))
+		return 0;
+	if (argc != 1)
+		return cli_usage(cmd, "reindex takes no arguments");
+	opts.progress = cli_progress_begin(&bar, "reindex", "MB");
+	opts.progress_ctx = &bar;
+	rc = atolog_store_open(cli->data_dir, &opts, &store);
+	cli_progress_end(&bar);
+	if (rc != ATOLOG_OK)
+		return cli_fail(rc, NULL, cli->data_dir);
+	rc = atolog_store_stats(store, &st);
+	if (rc == ATOLOG_OK)
+		printf("{\"records\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"segments\":%" PRIu64
+		       ",\"index_bytes\":%" PRIu64 "}\n", st.n_records, st.recovered_frames,
+		       st.n_segments, st.index_bytes);
+	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "reindex");
+	if (atolog_store_close(store) != ATOLOG_OK && rc == 0)
+		rc = cli_fail(ATOLOG_FAILED, NULL, "closing the store");
+	return rc;
 }

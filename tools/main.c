@@ -29,6 +29,8 @@ const struct command cli_commands[] = {
 	  "new interactions as they are committed, in seq order, like tail -f" },
 	{ "verify", cmd_verify, "",
 	  "check every frame's checksum and the index against the log (live store)" },
+	{ "reindex", cmd_reindex, "",
+	  "empty the index and rebuild it from the log (needs the writer lock)" },
 	{ "snapshot", cmd_snapshot,
 	  "create DEST | list DIR | verify SNAP | restore SNAP DATA_DIR [--force] | "
 	  "cleanup DIR [--keep-last N] [--keep-daily D] [--keep-weekly W] [--apply]",
