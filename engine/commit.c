@@ -1191,6 +1191,20 @@ void store_pause_index(atolog_store *s, bool paused)
 	pthread_mutex_unlock(&w->lock);
 }
 
+void writer_index_catch_up(atolog_store *s)
+{
+	struct writer *w = &s->w;
+	uint64_t target;
+
+	pthread_mutex_lock(&w->lock);
+	target = w->published;
+	index_nudge_locked(w, true);
+	while (w->indexed < target && !w->index_failed && !w->index_paused &&
+	       !w->failed_rc)
+		pthread_cond_wait(&w->idle, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
 void store_index_wait(atolog_store *s)
 {
 	struct writer *w = &s->w;

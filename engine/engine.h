@@ -417,6 +417,9 @@ void writer_adopt(atolog_store *store, const struct segment *next,
  * ATOLOG_FAILED on a failed handle (end it all the same). */
 int writer_exclusive_begin(atolog_store *store);
 void writer_exclusive_end(atolog_store *store);
+/* Waits until the index holds everything published when it was called
+ * (writers go on meanwhile). */
+void writer_index_catch_up(atolog_store *store);
 
 /* engine/store.c: the index-unsynced marker (see the comment there). */
 bool store_needs_marker(const atolog_store *store);

@@ -382,6 +382,10 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 		if (compact_finish(s, false, &waiting) != ATOLOG_OK)
 			err_clear(); /* then the snapshot says why it cannot */
 	}
+	/* On the writer's handle, everything acknowledged before the call is
+	 * in the snapshot: the index copy is taken once it holds it. */
+	if (s->writer_ready && s->w.started)
+		writer_index_catch_up(s);
 	rc = snapshot_take(&sn);
 	pthread_mutex_unlock(&s->maint_lock);
 	if (rc != 0)

@@ -255,10 +255,13 @@ typedef struct atolog_snapshot_info {
  * mdb_env_copy2) and the prefix of the log it describes (sealed segments
  * hard-linked when on the same filesystem, else copied; the segment being
  * written copied up to that point). Interactions acknowledged after that
- * point are not in it. Built under dest.tmp-PID, synced, then renamed, so
- * a crash never leaves what looks like a finished snapshot; the last file
- * written is ATOLOG_SNAPSHOT_MANIFEST. Works on a read-only handle beside
- * a running writer. progress (may be NULL) is told bytes taken.
+ * point are not in it; on the writer's handle the point is taken once the
+ * index holds every interaction acknowledged before the call (a read-only
+ * handle's is what the writer had indexed). Built under dest.tmp-PID,
+ * synced, then renamed, so a crash never leaves what looks like a finished
+ * snapshot; the last file written is ATOLOG_SNAPSHOT_MANIFEST. Works on a
+ * read-only handle beside a running writer. progress (may be NULL) is
+ * told bytes taken.
  * Returns ATOLOG_OK and *out; ATOLOG_EXISTS (dest exists); ATOLOG_NOTFOUND
  * (the store holds nothing yet); ATOLOG_INVALID; ATOLOG_FULL; errno.
  */
