@@ -125,8 +125,11 @@ static void insert_row(sqlite3_stmt *st, long i, struct expect *e)
 	random_uuid(id);
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(prompt, sizeof(prompt), blank ? (i % 3 == 0 ? "   " : i % 3 == 1 ? "" : " \t\n\r ")
-						: "prompt %ld \u6f22\u5b57", i);
+	if (blank) /* spaces, nothing, other white space */
+		snprintf(prompt, sizeof(prompt), "%s",
+			 i % 3 == 0 ? "   " : i % 3 == 1 ? "" : " \t\n\r ");
+	else
+		snprintf(prompt, sizeof(prompt), "prompt %ld \u6f22\u5b57", i);
 	snprintf(session, sizeof(session), "s%02u", (unsigned)check_rand_below(N_SESSIONS));
 	snprintf(mem, sizeof(mem), "[\"m%ld\",\"shared\"]", i % 7);
 	sqlite3_reset(st);
