@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 #include "cli.h"
@@ -257,20 +258,48 @@ static int parse_list(const char *cell, char ***items, size_t *n, bool *bad)
 }
 
 /* context_pack as the seed reads it: an object, else {}. */
+static int context_repair(struct seed_row *r)
+{
+	free(r->text[8]);
+	r->text[8] = strdup("{}");
+	r->in.context_pack = r->text[8];
+	return r->text[8] ? 0 : ENOMEM;
+}
+
+/* Whether text is one JSON object, by a pass of yajl's parser with no
+ * callbacks (no tree is built; comments and trailing bytes refused, as
+ * Python's json refuses them): the store parses the cell once more as it
+ * writes it, and that is the one parse that builds anything. */
+static bool json_object_text(const char *text)
+{
+	const char *p = text;
+	yajl_handle h;
+	bool ok;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p != '{')
+		return false;
+	h = yajl_alloc(NULL, NULL, NULL);
+	ok = h && yajl_parse(h, (const unsigned char *)text, strlen(text)) == yajl_status_ok &&
+	     yajl_complete_parse(h) == yajl_status_ok;
+	if (h)
+		yajl_free(h);
+	return ok;
+}
+
+/* context_pack as the seed reads it: an object, else {}. A cell the store
+ * still refuses (deeper than it takes) is repaired when refused
+ * (import_outcome). */
 static int check_context(struct seed_row *r)
 {
-	char **text = &r->text[8];
-	yajl_val v = **text && !has_comment(*text) ? yajl_tree_parse(*text, NULL, 0) : NULL;
-	bool ok = YAJL_IS_OBJECT(v);
+	const char *text = r->text[8];
 
-	yajl_tree_free(v);
-	if (!ok) {
-		if (**text)
-			r->repaired |= REPAIR_CONTEXT;
-		free(*text);
-		*text = strdup("{}");
-	}
-	return *text ? 0 : ENOMEM;
+	if (json_object_text(text))
+		return 0;
+	if (*text)
+		r->repaired |= REPAIR_CONTEXT;
+	return context_repair(r);
 }
 
 /* Reads the current row into r (everything it needs, owned). */
@@ -335,7 +364,7 @@ static const char *row_interaction(struct seed_row *r)
 	in->has_created_at = 1;
 	if (atolog_time_parse(r->text[7], &in->created_at) != ATOLOG_OK)
 		return "created_at is not a time";
-	return atolog_interaction_validate(in) == ATOLOG_OK ? NULL : atolog_errmsg(NULL);
+	return NULL; /* the rest the store checks, as it writes (import_refused) */
 }
 
 /* One line naming a row: {"row", "id", then "skipped": why or
@@ -366,6 +395,42 @@ static void report_row(const struct seed_row *r, const char *skipped)
 	free(why);
 }
 
+/* Counts one row's outcome; a row the store refused is looked at again:
+ * if its context_pack was what it refused, it is repaired as the seed
+ * would ({}) and written alone. *rc: a store error of that write. */
+static void import_outcome(struct sqlite_import *im, struct seed_row *r, int code,
+			   int *rc)
+{
+	char why[512];
+	int again;
+
+	if (code == ATOLOG_OK) {
+		im->stored++;
+		im->repaired += r->repaired != 0;
+		if (r->repaired)
+			report_row(r, NULL);
+		return;
+	}
+	if (code == ATOLOG_EXISTS) {
+		im->existing++;
+		return;
+	}
+	if (code != ATOLOG_INVALID && code != ATOLOG_TOOBIG)
+		return; /* a store error: *rc has it */
+	atolog_interaction_validate(&r->in);
+	snprintf(why, sizeof(why), "%s", atolog_errmsg(NULL));
+	if (!(r->repaired & REPAIR_CONTEXT) && context_repair(r) == 0 &&
+	    atolog_interaction_validate(&r->in) == ATOLOG_OK) {
+		r->repaired |= REPAIR_CONTEXT;
+		*rc = cli_record_batch(im->store, &r->in, 1, &again);
+		if (*rc == ATOLOG_OK)
+			import_outcome(im, r, again, rc);
+		return;
+	}
+	im->skipped++;
+	report_row(r, why);
+}
+
 /* Stores the pending rows; a store error stops the import (its code). */
 static int import_flush(struct sqlite_import *im)
 {
@@ -377,20 +442,9 @@ static int import_flush(struct sqlite_import *im)
 	if (im->n)
 		rc = cli_record_batch(im->store, batch, im->n, rcs);
 	for (size_t i = 0; i < im->n; i++) {
-		struct seed_row *r = &im->rows[i];
-
-		if (rcs[i] == ATOLOG_OK) {
-			im->stored++;
-			im->repaired += r->repaired != 0;
-			if (r->repaired)
-				report_row(r, NULL);
-		} else if (rcs[i] == ATOLOG_EXISTS) {
-			im->existing++;
-		} else if (rcs[i] == ATOLOG_INVALID || rcs[i] == ATOLOG_TOOBIG) {
-			im->skipped++;
-			report_row(r, atolog_strerror(rcs[i]));
-		}
-		row_free(r);
+		if (rc == ATOLOG_OK)
+			import_outcome(im, &im->rows[i], rcs[i], &rc);
+		row_free(&im->rows[i]);
 	}
 	im->n = 0;
 	if (im->progress)
