@@ -322,17 +322,7 @@ static int sqlite_record_one(struct agent *a, size_t i)
 	workload_uuid4(&a->rng, id);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	atolog_time_format_seed((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, w->in.prompt, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, w->in.context_pack, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, w->in.response_summary, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, w->in.response, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, w->memories_json, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, w->chunks_json, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, w->in.client, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, w->in.session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, w->in.project, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, now, -1, SQLITE_STATIC);
+	seeddb_bind(st, w, id, now);
 	rc = sqlite_step_done(a, st, "INSERT");
 	sqlite3_clear_bindings(st);
 	if (rc != 0)

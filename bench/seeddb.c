@@ -59,14 +59,9 @@ int seeddb_create(struct seeddb *b, const char *path, const char *who)
 	return rc;
 }
 
-int seeddb_insert(struct seeddb *b, const struct workload_record *w, const char *id)
+void seeddb_bind(sqlite3_stmt *st, const struct workload_record *w, const char *id,
+		 const char *created_at)
 {
-	sqlite3_stmt *st = b->ins;
-	int rc;
-
-	if (b->rows_in_txn == 0 &&
-	    (rc = seeddb_exec(b->db, "BEGIN", b->who, "BEGIN")) != SQLITE_OK)
-		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, w->in.prompt, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, w->in.context_pack, -1, SQLITE_STATIC);
@@ -77,7 +72,18 @@ int seeddb_insert(struct seeddb *b, const struct workload_record *w, const char 
 	sqlite3_bind_text(st, 8, w->in.client, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, w->in.session_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, w->in.project, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, w->created_at_seed, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, created_at, -1, SQLITE_STATIC);
+}
+
+int seeddb_insert(struct seeddb *b, const struct workload_record *w, const char *id)
+{
+	sqlite3_stmt *st = b->ins;
+	int rc;
+
+	if (b->rows_in_txn == 0 &&
+	    (rc = seeddb_exec(b->db, "BEGIN", b->who, "BEGIN")) != SQLITE_OK)
+		return rc;
+	seeddb_bind(st, w, id, w->created_at_seed);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

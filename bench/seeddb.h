@@ -26,6 +26,10 @@ struct seeddb {
 
 /* Creates path (WAL, synchronous=OFF while building) with the schema. */
 int seeddb_create(struct seeddb *b, const char *path, const char *who);
+/* Binds w's 11 columns to st (seeddb_insert_sql), under id and created_at
+ * (the seed's text form); the strings must outlive the step. */
+void seeddb_bind(sqlite3_stmt *st, const struct workload_record *w, const char *id,
+		 const char *created_at);
 /* Inserts w under id (a UUID text). Returns SQLITE_OK or an error. */
 int seeddb_insert(struct seeddb *b, const struct workload_record *w, const char *id);
 /* Commits, checkpoints the WAL into the file and closes. 0 or EIO. */
