@@ -231,8 +231,10 @@ static char *sql_ids(sqlite3 *db, const struct question *q)
 	return out;
 }
 
-/* The ids of JSON Lines, one per line. */
-static char *json_ids(const char *lines)
+/* Calls fn for each line of JSON Lines, parsed (NULL: not JSON), and
+ * returns what fn printed into f, malloc'ed. */
+static char *map_lines(const char *lines, void (*fn)(FILE *f, json_t *o, const char *line,
+						   size_t n))
 {
 	char *out = NULL;
 	size_t len = 0;
@@ -243,15 +245,26 @@ static char *json_ids(const char *lines)
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
 		json_t *o = json_loadb(p, n, 0, NULL);
 
-		if (o && json_object_get(o, "id"))
-			fprintf(f, "%s\n", json_string_value(json_object_get(o, "id")));
-		else if (!o && n)
-			CHECK_FAILF("not JSON: %.*s", (int)n, p);
+		fn(f, o, p, n);
 		json_decref(o);
 		p += n + (nl != NULL);
 	}
 	fclose(f);
 	return out;
+}
+
+static void put_id(FILE *f, json_t *o, const char *line, size_t n)
+{
+	if (o && json_object_get(o, "id"))
+		fprintf(f, "%s\n", json_string_value(json_object_get(o, "id")));
+	else if (!o && n)
+		CHECK_FAILF("not JSON: %.*s", (int)n, line);
+}
+
+/* The ids of JSON Lines, one per line. */
+static char *json_ids(const char *lines)
+{
+	return map_lines(lines, put_id);
 }
 
 /* Quotes a CLI argument for the shell (single quotes). */
@@ -577,28 +590,22 @@ static void test_import_full_disk(const char *dir)
 	free(store);
 }
 
+static void put_without_seq(FILE *f, json_t *o, const char *line, size_t n)
+{
+	char *text;
+
+	(void)line;
+	(void)n;
+	json_object_del(o, "seq");
+	text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+	fprintf(f, "%s\n", text ? text : "?");
+	free(text);
+}
+
 /* Everything of an export but seq, which is each store's own count. */
 static char *without_seq(const char *lines)
 {
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-
-	for (const char *p = lines; *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		json_t *o = json_loadb(p, n, 0, NULL);
-		char *text;
-
-		json_object_del(o, "seq");
-		text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
-		fprintf(f, "%s\n", text ? text : "?");
-		free(text);
-		json_decref(o);
-		p += n + (nl != NULL);
-	}
-	fclose(f);
-	return out;
+	return map_lines(lines, put_without_seq);
 }
 
 static void test_export_import(const char *dir)
