@@ -386,16 +386,39 @@ static void group_unwrite(atolog_store *s, const struct group_writer *gw,
 	w->active.size = start;
 }
 
+/*
+ * A group that does not fit in what is left of the active segment rolls
+ * before its first frame, so that it lies in one segment and a failure
+ * can take all of it back (group_unwrite): a roll in the middle of a
+ * group makes its first part durable in the sealed segment, and then
+ * only failing the handle is honest. Only a group larger than a whole
+ * segment still rolls in its middle.
+ */
+static int group_roll_ahead(atolog_store *s, const struct commit_group *g)
+{
+	struct writer *w = &s->w;
+
+	if (w->active.size + g->bytes <= s->opts.segment_size ||
+	    w->active.size <= SEGMENT_HEADER_SIZE)
+		return ATOLOG_OK;
+	return writer_roll(s);
+}
+
 static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 {
 	struct writer *w = &s->w;
 	struct group_writer gw = { .n_iov = 0 };
-	uint64_t seq_before = w->next_seq, start = w->active.size;
-	bool sync_start_before = w->sync_start_next;
+	uint64_t seq_before, start;
+	bool sync_start_before;
 	size_t k = 0;
-	int rc = ATOLOG_OK;
+	int rc = group_roll_ahead(s, g);
 
-	*for_good = false;
+	*for_good = w->io_failed;
+	if (rc != ATOLOG_OK)
+		return rc;
+	seq_before = w->next_seq;
+	start = w->active.size;
+	sync_start_before = w->sync_start_next;
 	for (struct commit_req *r = g->reqs; r && rc == ATOLOG_OK; r = r->next) {
 		for (size_t i = 0; i < r->n_frames && rc == ATOLOG_OK; i++) {
 			if (r->frames[i].rc == ATOLOG_OK)
@@ -741,6 +764,11 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 		 w->queued_bytes + req->bytes > s->opts.queue_bytes) ||
 		(w->published > w->indexed && !w->index_failed &&
 		 w->published - w->indexed + req->n_frames > max))) {
+		/* The recent set waits for an index the disk has no room
+		 * for: no point waiting (index_full_wait_locked). */
+		if (w->index_full && w->published - w->indexed + req->n_frames > max)
+			return err_set(ATOLOG_FULL, "%s; writes resume once there is "
+				       "room", w->index_full_msg);
 		if (!s->opts.queue_timeout_ms) {
 			pthread_cond_wait(&w->room, &w->lock);
 		} else if (pthread_cond_timedwait(&w->room, &w->lock, &until) ==
@@ -860,6 +888,7 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 		w->indexed = to;
 		w->state = b->state;
 		w->n_index_commits++;
+		w->index_full = false;
 	}
 	for (size_t i = 0; i < b->n_waiters; i++) {
 		struct commit_req *req = b->waiters[i];
@@ -922,6 +951,33 @@ static bool index_wait_locked(atolog_store *s)
 	return true;
 }
 
+/*
+ * A transaction the disk had no room for changed nothing (LMDB undoes it),
+ * and what it held is still in the log and in the recent set, which every
+ * read of this process merges: it is tried again every INDEX_FULL_RETRY_MS
+ * rather than failing the handle. Writes go on meanwhile while the log
+ * takes them (they are acknowledged: durable in the log, visible in the
+ * recent set); once the recent set is full they are refused with
+ * ATOLOG_FULL at once instead of waiting (wait_for_room_locked). Closing
+ * gives up: the next open indexes the rest from the log.
+ */
+static bool index_full_wait_locked(struct writer *w, const char *msg)
+{
+	struct timespec until = deadline_in_us(INDEX_FULL_RETRY_MS * 1000);
+
+	if (w->index_stop)
+		return false;
+	if (!w->index_full)
+		snprintf(w->index_full_msg, sizeof(w->index_full_msg), "%s", msg);
+	w->index_full = true;
+	pthread_cond_broadcast(&w->room); /* waiting writers: refused */
+	pthread_cond_broadcast(&w->idle); /* maintenance: refused */
+	while (!w->index_stop &&
+	       pthread_cond_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
+		;
+	return true;
+}
+
 static void *index_thread_main(void *arg)
 {
 	atolog_store *s = arg;
@@ -948,6 +1004,12 @@ static void *index_thread_main(void *arg)
 			rc = index_items(s, from, to);
 			if (rc != ATOLOG_OK)
 				snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
+		}
+		if (rc == ATOLOG_FULL) {
+			pthread_mutex_lock(&w->lock);
+			if (index_full_wait_locked(w, msg))
+				continue;
+			pthread_mutex_unlock(&w->lock);
 		}
 		index_items_done(s, to, rc, msg);
 		pthread_mutex_lock(&w->lock);
@@ -1017,21 +1079,36 @@ void writer_adopt(atolog_store *s, const struct segment *next,
 	pthread_mutex_unlock(&w->lock);
 }
 
+/*
+ * The next segment is made (under its temporary name) before the active
+ * one is sealed: on a full disk that is the step that fails, and it then
+ * changes nothing, so the group that needed the roll is refused with
+ * ATOLOG_FULL and writes go on once there is room. Only a failure after
+ * the seal leaves a sealed segment with no successor (the handle fails;
+ * the next open creates it).
+ */
 int writer_roll(atolog_store *s)
 {
 	struct writer *w = &s->w;
 	struct segment next;
-	int rc = writer_seal(s);
-
-	if (rc == ATOLOG_OK) {
-		rc = segment_create(&w->io, s->segment_dir, w->active.id + 1,
+	int rc = segment_create_tmp(&w->io, s->segment_dir, w->active.id + 1,
 				    s->store_id, &next);
-		if (rc != ATOLOG_OK)
-			w->io_failed = true; /* sealed with no successor */
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	rc = writer_seal(s);
+	if (rc != ATOLOG_OK) {
+		segment_create_abandon(s->segment_dir, &next);
+		return rc;
 	}
-	if (rc == ATOLOG_OK)
-		writer_adopt(s, &next, NULL);
-	return rc;
+	rc = segment_create_publish(&w->io, s->segment_dir, &next);
+	if (rc != ATOLOG_OK) {
+		segment_create_abandon(s->segment_dir, &next);
+		w->io_failed = true; /* sealed with no successor */
+		return rc;
+	}
+	writer_adopt(s, &next, NULL);
+	return ATOLOG_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -1043,17 +1120,23 @@ int writer_roll(atolog_store *s)
 int writer_exclusive_begin(atolog_store *s)
 {
 	struct writer *w = &s->w;
+	bool full;
 
 	pthread_mutex_lock(&w->lock);
 	while (w->exclusive)
 		pthread_cond_wait(&w->idle, &w->lock);
 	w->exclusive = true;
-	while (!w->failed_rc && !w->index_failed &&
+	while (!w->failed_rc && !w->index_failed && !w->index_full &&
 	       (w->leading || w->indexed < w->published)) {
 		index_nudge_locked(w, true);
 		pthread_cond_wait(&w->idle, &w->lock);
 	}
+	/* Maintenance needs room, and a full index would hold it for ever. */
+	full = w->index_full && w->indexed < w->published;
 	pthread_mutex_unlock(&w->lock);
+	if (full)
+		return err_set(ATOLOG_FULL, "the disk is full: the index cannot "
+			       "take what was written");
 	return writer_usable(s);
 }
 

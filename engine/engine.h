@@ -64,6 +64,8 @@
 #define INDEX_LINGER_US 1000        /* the index thread waits this long for
 				     * more items before a small transaction */
 #define INDEX_WAKE_ITEMS 1024       /* ... unless this many are waiting */
+#define INDEX_FULL_RETRY_MS 100     /* a commit that found the disk full is
+				     * tried again this often */
 #define READ_RELOCATE_MAX 4         /* a read follows a record this often
 				     * into a newer compacted segment */
 #define FDS_REFRESH_MS 100          /* readers look this often whether a
@@ -110,6 +112,14 @@ void segment_path(char *out, size_t size, const char *dir, uint64_t id);
 /* Creates segment id with a header (temp name, sync, rename, sync dir). */
 int segment_create(struct io_faults *io, const char *dir, uint64_t id,
 		   const uint8_t store_id[UUID_SIZE], struct segment *out);
+/* The same in two steps, so that a roll can make sure of the new segment
+ * before it seals the old: the header under the temporary name (synced),
+ * then the rename into place (and the directory synced); or abandoned. */
+int segment_create_tmp(struct io_faults *io, const char *dir, uint64_t id,
+		       const uint8_t store_id[UUID_SIZE], struct segment *out);
+int segment_create_publish(struct io_faults *io, const char *dir,
+			   const struct segment *seg);
+void segment_create_abandon(const char *dir, struct segment *seg);
 /* Opens an existing segment for appending and checks its header. */
 int segment_open(const char *dir, uint64_t id, int flags,
 		 struct segment_header *hdr, int *fd_out);
@@ -336,6 +346,9 @@ struct writer {
 	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
 	bool index_urgent;            /* a registration waits: no lingering */
 	bool index_failed;            /* it stopped committing */
+	bool index_full;              /* its last commit found the disk full:
+				       * it retries; a full recent set refuses */
+	char index_full_msg[ERR_MSG_SIZE];
 	bool stopping, index_stop, started;
 	bool ran;                     /* the writer started once: close trims */
 	bool paused;                  /* test hook: nobody leads */
