@@ -492,6 +492,22 @@ int compact_finish(atolog_store *store, bool at_open, uint64_t *waiting);
 /* Whether a compaction is between its journal and its end (in any
  * process): old and new segments may both be there. */
 bool compact_pending(const atolog_store *store);
+
+/* A pending journal as a reader sees it (verify, a read-only handle's
+ * tail): which segments lie outside the log the index describes, and
+ * what the next writer open will do. Reads only. */
+struct compact_view {
+	bool pending;    /* a journal is there */
+	bool committed;  /* its new segments all are: it will be finished */
+	bool swapped;    /* the index holds its swap */
+	uint64_t nonce;
+	uint64_t *ignore; /* not the index's: new segments until swapped,
+			   * old ones after */
+	size_t n_ignore;
+};
+int compact_view_read(atolog_store *store, struct compact_view *v);
+bool compact_view_ignores(const struct compact_view *v, uint64_t id);
+void compact_view_free(struct compact_view *v);
 /* Calls the test hook, if any. */
 void store_compact_step(atolog_store *store, enum compact_step step);
 /* Test hook: make the nth (0 = next) call of op by the compactor fail. */

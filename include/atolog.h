@@ -220,7 +220,19 @@ typedef struct atolog_verify_report {
 				    * (a live writer's tail, indexed soon) */
 	uint64_t problems;         /* inconsistencies found */
 	char first_problem[256];   /* the first, with segment and offset */
+	/* An interrupted compaction's journal waits for the next writer open,
+	 * which has one step left to take: ATOLOG_PENDING_*. The store is
+	 * checked as the index describes it, and the segments the journal
+	 * names on the other side are counted in set_aside, not read. */
+	int pending_compaction;
+	uint64_t set_aside;
 } atolog_verify_report;
+
+#define ATOLOG_PENDING_NONE 0
+#define ATOLOG_PENDING_UNDO 1    /* not committed: its new segments go */
+#define ATOLOG_PENDING_RETIRE 2  /* committed and indexed: old segments go */
+#define ATOLOG_PENDING_REINDEX 3 /* committed, the index not swapped: old
+				  * segments go, the index is rebuilt */
 
 /*
  * Reads every frame of every segment, checking its checksum and decoding
