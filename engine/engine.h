@@ -191,6 +191,7 @@ struct scan_result {
 	uint64_t valid_end;   /* offset after the last valid frame */
 	uint64_t file_size;
 	uint8_t last_kind;    /* kind of the last valid frame, 0 if none */
+	const char *why;      /* a torn end: what is wrong there (static) */
 };
 
 struct scan_start {
@@ -384,6 +385,12 @@ struct atolog_store {
 	struct writer w;
 	atolog_stats open_stats; /* recovery figures */
 	bool marker_present;     /* STORE_UNSYNCED_FILE exists */
+	/* Read-only handles: the log's unindexed tail, loaded at open when no
+	 * writer holds the store (engine/tail.c), and the damage that ended
+	 * it, if any (open_stats.damaged_*). */
+	struct recent tail;
+	bool tail_ready;
+	char tail_damage[ERR_MSG_SIZE];
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */
@@ -516,6 +523,9 @@ void store_inject_compact_fault(atolog_store *store, enum io_op op, long nth,
 /* Test hook: fn is told each step (it may _exit to simulate a crash). */
 void store_on_compact_step(atolog_store *store, void (*fn)(int step, void *ctx),
 			   void *ctx);
+
+/* engine/tail.c: a read-only open's look past the index. */
+int tail_load(atolog_store *store);
 
 /* engine/recovery.c: brings the index level with the log at open. */
 int recovery_run(atolog_store *store);

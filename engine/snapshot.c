@@ -47,7 +47,8 @@ struct copier {
 struct snapshot {
 	atolog_store *store;
 	char tmp[SNAPSHOT_TMP_MAX];
-	struct index_state state;
+	struct index_state state; /* the index copy's */
+	struct index_state end;   /* how far the log prefix goes */
 	atolog_snapshot_info *out;
 	struct copier copier;
 };
@@ -145,8 +146,8 @@ static int take_segments(struct snapshot *sn)
 		char from[PATH_MAX], sub[PATH_MAX], to[PATH_MAX];
 		struct stat st;
 
-		if (ids[i] > sn->state.segment)
-			break; /* newer than the index's point */
+		if (ids[i] > sn->end.segment)
+			break; /* newer than the snapshot's point */
 		segment_path(from, sizeof(from), dir, ids[i]);
 		snprintf(sub, sizeof(sub), "%s/segments", sn->tmp);
 		segment_path(to, sizeof(to), sub, ids[i]);
@@ -155,12 +156,12 @@ static int take_segments(struct snapshot *sn)
 			break;
 		}
 		sn->out->segments++;
-		if (ids[i] < sn->state.segment) {
+		if (ids[i] < sn->end.segment) {
 			sn->out->bytes += (uint64_t)st.st_size;
 			rc = take_immutable(&sn->copier, from, to, (uint64_t)st.st_size);
 		} else {
-			sn->out->bytes += sn->state.end_offset;
-			rc = copy_prefix(&sn->copier, from, to, sn->state.end_offset);
+			sn->out->bytes += sn->end.end_offset;
+			rc = copy_prefix(&sn->copier, from, to, sn->end.end_offset);
 		}
 	}
 	free(ids);
@@ -305,6 +306,25 @@ static int publish(const char *tmp, const char *dest)
 }
 
 /*
+ * The log prefix to take: what the index copy describes, or, on a
+ * read-only handle that serves a dead writer's unindexed tail, as far as
+ * that tail goes (unless the index has caught up since): those records
+ * were acknowledged too. The snapshot's index then lags its log, which
+ * its first writer open indexes and its readers serve as a tail.
+ */
+static void snapshot_end(struct snapshot *sn)
+{
+	struct index_state tail;
+
+	sn->end = sn->state;
+	if (!sn->store->tail_ready)
+		return;
+	recent_last_state(&sn->store->tail, &tail);
+	if (tail.last_seq > sn->state.last_seq && tail.segment >= sn->state.segment)
+		sn->end = tail;
+}
+
+/*
  * Takes the index and the log prefix it names into sn->tmp. A compaction
  * of another process (this one's wait on maint_lock) may retire segments
  * meanwhile, or leave old and new ones side by side while it retires
@@ -325,9 +345,10 @@ static int take_store(struct snapshot *sn, bool *raced)
 		return rc; /* nothing of ours to remove */
 	rc = take_index(sn);
 	if (rc == 0) {
-		sn->out->records = sn->state.n_records;
-		sn->out->last_seq = sn->state.last_seq;
-		sn->copier.total = segments_total(s, &sn->state);
+		snapshot_end(sn);
+		sn->out->records = sn->end.n_records;
+		sn->out->last_seq = sn->end.last_seq;
+		sn->copier.total = segments_total(s, &sn->end);
 		rc = take_segments(sn);
 	}
 	*raced = pending || index_last_compaction(s->idx, &after) != ATOLOG_OK ||

@@ -368,6 +368,8 @@ static int store_open_readonly(atolog_store *s)
 			     "the index has layout %u, this build reads %u: "
 			     "open the store for writing once to rebuild it",
 			     version, INDEX_VERSION);
+	if (rc == ATOLOG_OK)
+		rc = tail_load(s);
 	return rc;
 }
 
@@ -483,6 +485,8 @@ int atolog_store_close(atolog_store *s)
 	index_close(s->idx);
 	if (s->writer_ready)
 		writer_destroy(s);
+	if (s->tail_ready)
+		recent_destroy(&s->tail);
 	segment_fds_destroy(&s->fds);
 	pthread_mutex_destroy(&s->maint_lock);
 	pthread_mutex_destroy(&s->marker_lock);

@@ -207,8 +207,10 @@ static void verify_segment_end(struct verify *v, uint64_t id, bool newest,
 			       id, res->valid_end);
 	if (v->ic.has_state && id == st->segment && res->valid_end < st->end_offset)
 		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
-			       ": the log ends before the index's last frame (%" PRIu64 ")",
-			       id, res->valid_end, st->end_offset);
+			       ": %s, inside what the index holds (up to offset %"
+			       PRIu64 ")", id, res->valid_end,
+			       res->end == SCAN_END_TORN ? res->why : "the log ends",
+			       st->end_offset);
 }
 
 /* Whether offset of segment id lies past the index's point, where a live

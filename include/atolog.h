@@ -191,6 +191,15 @@ typedef struct atolog_stats {
 	 * writer's newest records may not be indexed yet). */
 	int has_time_range;
 	int64_t first_created_at, last_created_at;
+	/* Read-only handles opened with no writer running: interactions
+	 * served from the log past the index (a writer died before indexing
+	 * them; n_records and last_seq count them), and the damage that
+	 * ended that tail early, if any: a frame failing its checksum with
+	 * synced frames after it. What precedes it is served, nothing after
+	 * it; `atolog verify` and a writer open report it too. damaged_segment
+	 * is 0 when there is none. */
+	uint64_t tail_records;
+	uint64_t damaged_segment, damaged_offset;
 } atolog_stats;
 
 #define ATOLOG_COUNT_PROJECTS 1 /* atolog_store_counts: by project */
