@@ -116,6 +116,14 @@ static int value_arrives(struct body_parser *p, bool opens)
 	return 1;
 }
 
+/* Empties a list, freeing the strings it copied. */
+static void refs_clear(struct ref_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->items[i].ptr);
+	l->n = 0;
+}
+
 static char *copy_text(const unsigned char *s, size_t len)
 {
 	char *t = malloc(len + 1);
@@ -179,7 +187,7 @@ static int on_body_scalar(struct body_parser *p, bool is_string, bool is_bool,
 			p->texts[p->field] = NULL;
 		}
 		if (p->field == F_MEMORIES || p->field == F_CHUNKS)
-			p->refs[p->field == F_CHUNKS].n = 0;
+			refs_clear(&p->refs[p->field == F_CHUNKS]);
 		p->context_null |= p->field == F_CONTEXT;
 		return 1;
 	}
@@ -335,7 +343,8 @@ static int on_start_array(void *ctx)
 	if (p->in_list)
 		return list_item_error(p);
 	if (p->field == F_MEMORIES || p->field == F_CHUNKS) {
-		p->refs[p->field == F_CHUNKS].n = 0; /* a repeated key: the last wins */
+		/* a repeated key: the last wins */
+		refs_clear(&p->refs[p->field == F_CHUNKS]);
 		p->in_list = true;
 		return 1;
 	}
@@ -377,8 +386,7 @@ static void body_free(struct body_parser *p)
 	for (int f = 0; f < F_COUNT; f++)
 		free(p->texts[f]);
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < p->refs[k].n; i++)
-			free((char *)p->refs[k].items[i].ptr);
+		refs_clear(&p->refs[k]);
 		free(p->refs[k].items);
 	}
 	if (p->context)

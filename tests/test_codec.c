@@ -3452,6 +3452,39 @@ static void test_from_json_errors(void)
 	}
 }
 
+/* A list given again, or null after it, replaces what was collected: the
+ * strings already copied are freed (LeakSanitizer fails the run if not). */
+static void test_from_json_repeated_lists(void)
+{
+	static const struct {
+		const char *json;
+		size_t n_memories, n_chunks;
+		const char *last;
+	} cases[] = {
+		{ "{\"prompt\":\"p\",\"memories_used\":[\"a\",\"b\"],"
+		  "\"memories_used\":null}", 0, 0, NULL },
+		{ "{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\"],"
+		  "\"chunks_used\":[\"c\"]}", 0, 1, "c" },
+		{ "{\"memories_used\":[\"a\"],\"prompt\":\"p\","
+		  "\"memories_used\":[],\"memories_used\":[\"d\",\"e\"]}", 2, 0, "e" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		atolog_interaction *rec = NULL;
+
+		CHECK_RC(from_json(cases[i].json, &rec), ATOLOG_OK, NULL);
+		if (!rec)
+			continue;
+		CHECK_INT(rec->n_memories_used, cases[i].n_memories);
+		CHECK_INT(rec->n_chunks_used, cases[i].n_chunks);
+		if (cases[i].last && rec->n_memories_used)
+			CHECK_STR(rec->memories_used[rec->n_memories_used - 1], cases[i].last);
+		if (cases[i].last && rec->n_chunks_used)
+			CHECK_STR(rec->chunks_used[rec->n_chunks_used - 1], cases[i].last);
+		atolog_interaction_free(rec);
+	}
+}
+
 static void test_from_json_identity(void)
 {
 	atolog_interaction *rec = NULL;
@@ -3561,6 +3594,8 @@ static const char *const array_elements[] = {
 	"{\"prompt\":\"p\",\"created_at\":\"yesterday\"}",
 	"{\"prompt\":\"p\",\"chunks_used\":{\"a\":[1]}}",
 	"{\"prompt\":\"p\",\"session_id\":[\"s\",{\"t\":1}]}",
+	"{\"prompt\":\"p\",\"memories_used\":[\"a\",\"b\"],\"memories_used\":null}",
+	"{\"chunks_used\":[\"a\"],\"prompt\":\"p\",\"chunks_used\":[\"b\"]}",
 	"{}",
 	"17", "\"text\"", "null", "true", "[1,{\"prompt\":\"x\"}]", "[]",
 };
@@ -3695,6 +3730,35 @@ static void test_json_array_stop(void)
 						      array_stop_at_two, &calls),
 		  42);
 	CHECK_INT(calls, 2);
+}
+
+/* A body refused after strings, lists and a context pack were copied, or
+ * cut short, alone and as an array element: nothing copied is kept (LSan). */
+static void test_from_json_error_frees(void)
+{
+	static const char *const bodies[] = {
+		"{\"memories_used\":[\"a\",\"b\"],\"response\":\"r\",\"prompt\":5}",
+		"{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\",1]}",
+		"{\"context_pack\":{\"a\":[\"b\",{\"c\":1}]},\"prompt\":\"p\",\"client\":[]}",
+		"{\"prompt\":\"p\",\"memories_used\":[\"a\"],\"id\":\"not-a-uuid\"}",
+		"{\"prompt\":\"p\",\"memories_used\":[\"a\"],\"context_pack\":{\"x\":\"\\udc00\"}}",
+		"{\"prompt\":\"p\",\"chunks_used\":[\"a\"",
+		"{\"prompt\":\"p\",\"context_pack\":{\"a\":[1,",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(bodies); i++) {
+		struct array_seen seen = { 0 };
+		atolog_interaction *rec = NULL;
+		char doc[512];
+
+		CHECK_INT(from_json(bodies[i], &rec), ATOLOG_INVALID);
+		CHECK(rec == NULL);
+		snprintf(doc, sizeof(doc), "[%s]", bodies[i]);
+		CHECK(atolog_interactions_from_json_array(doc, strlen(doc), array_collect,
+							  &seen) != ATOLOG_OK ||
+		      (seen.n == 1 && seen.rcs[0] == ATOLOG_INVALID));
+		array_seen_free(&seen);
+	}
 }
 
 static void test_to_json_exact(void)
@@ -3940,10 +4004,12 @@ int main(void)
 
 	test_from_json_full();
 	test_from_json_errors();
+	test_from_json_repeated_lists();
 	test_from_json_identity();
 	test_json_array_random();
 	test_json_array_refused();
 	test_json_array_stop();
+	test_from_json_error_frees();
 	test_to_json_exact();
 	test_context_doubles();
 	test_json_roundtrip();
