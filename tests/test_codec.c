@@ -1470,6 +1470,7 @@ static const char *const FULL_CONTEXT =
 	"{\"system\":\"you are a careful agent\","
 	"\"files\":[{\"path\":\"a.c\",\"lines\":[1,2,3]},{\"path\":\"b.c\",\"lines\":[]}],"
 	"\"n\":-42,\"zero\":0,\"big\":9223372036854775807,"
+	"\"nzero\":-0.0,\"dmax\":1.7976931348623157e+308,"
 	"\"small\":-9223372036854775808,\"pi\":3.141592653589793,"
 	"\"tiny\":-2.5e-300,\"half\":0.5,\"t\":true,\"f\":false,\"z\":null,"
 	"\"empty_obj\":{},\"empty_arr\":[],\"empty_str\":\"\","
@@ -3870,6 +3871,217 @@ static double random_double(void)
 	return check_rand_below(2) ? -v : v;
 }
 
+/* ------------------------------------------------------------------------
+ * Numbers in a context pack: exact through msgpack and back, or refused.
+ */
+
+enum num_kind { NUM_INT, NUM_UINT, NUM_REAL };
+
+struct num_case {
+	const char *in;   /* the literal */
+	enum num_kind kind;
+	int64_t i;        /* NUM_INT */
+	uint64_t u;       /* NUM_UINT */
+	double d;         /* NUM_REAL: compared bit for bit */
+	const char *out;  /* the literal atolog prints */
+};
+
+/* The msgpack value of {"x": literal}, as stored, against the case. */
+static void expect_packed_number(const struct num_case *c, const msgpack_sbuffer *sb)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	const msgpack_object *v = NULL;
+
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, sb->data, sb->size, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP && u.data.via.map.size == 1)
+		v = &u.data.via.map.ptr[0].val;
+	if (!v) {
+		CHECK_FAILF("%s: not stored as a one-key map", c->in);
+	} else if (c->kind == NUM_REAL) {
+		if (v->type != MSGPACK_OBJECT_FLOAT64 ||
+		    memcmp(&v->via.f64, &c->d, sizeof(double)) != 0)
+			CHECK_FAILF("%s: stored as type %d %a, want float64 %a", c->in,
+				    v->type, v->via.f64, c->d);
+	} else if (c->kind == NUM_UINT || c->i >= 0) {
+		uint64_t want = c->kind == NUM_UINT ? c->u : (uint64_t)c->i;
+
+		if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != want)
+			CHECK_FAILF("%s: stored as type %d %" PRIu64 ", want uint %" PRIu64,
+				    c->in, v->type, v->via.u64, want);
+	} else if (v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.i64 != c->i) {
+		CHECK_FAILF("%s: stored as type %d %" PRId64 ", want int %" PRId64, c->in,
+			    v->type, v->via.i64, c->i);
+	}
+	msgpack_unpacked_destroy(&u);
+}
+
+/* Integer literals are kept exactly over the whole 64-bit range (int64 and
+ * uint64); reals are the nearest float64 and print back to the same bits. */
+static void test_context_numbers_exact(void)
+{
+	static const struct num_case cases[] = {
+		{ "0", NUM_INT, 0, 0, 0, "0" },
+		{ "-0", NUM_INT, 0, 0, 0, "0" }, /* the integer zero */
+		{ "-1", NUM_INT, -1, 0, 0, "-1" },
+		{ "9223372036854775807", NUM_INT, INT64_MAX, 0, 0, "9223372036854775807" },
+		{ "-9223372036854775808", NUM_INT, INT64_MIN, 0, 0, "-9223372036854775808" },
+		{ "9223372036854775808", NUM_UINT, 0, UINT64_C(9223372036854775808), 0,
+		  "9223372036854775808" },
+		{ "18446744073709551615", NUM_UINT, 0, UINT64_MAX, 0, "18446744073709551615" },
+		{ "0.1", NUM_REAL, 0, 0, 0.1, "0.1" },
+		{ "-0.0", NUM_REAL, 0, 0, -0.0, "-0.0" },
+		{ "1e2", NUM_REAL, 0, 0, 100.0, "100.0" },
+		{ "1e308", NUM_REAL, 0, 0, 1e308, "1e+308" },
+		{ "1.7976931348623157e308", NUM_REAL, 0, 0, 1.7976931348623157e308,
+		  "1.7976931348623157e+308" },
+		{ "-1.7976931348623157E+308", NUM_REAL, 0, 0, -1.7976931348623157e308,
+		  "-1.7976931348623157e+308" },
+		{ "5e-324", NUM_REAL, 0, 0, 5e-324, "4.94065645841247e-324" },
+		{ "2.2250738585072014e-308", NUM_REAL, 0, 0, 2.2250738585072014e-308,
+		  "2.2250738585072014e-308" },
+		/* Below the smallest subnormal: rounds to zero, as in any reader. */
+		{ "1e-400", NUM_REAL, 0, 0, 0.0, "0.0" },
+		{ "-1e-400", NUM_REAL, 0, 0, -0.0, "-0.0" },
+		/* A real by its notation: the nearest float64, like any reader. */
+		{ "123456789012345678901234567890.0", NUM_REAL, 0, 0,
+		  123456789012345678901234567890.0, "1.2345678901234568e+29" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		const struct num_case *c = &cases[i];
+		char json[128], want[128], body[192];
+		msgpack_sbuffer sb;
+		msgpack_unpacked u;
+		size_t off = 0;
+		char *out = NULL;
+		atolog_interaction *rec = NULL;
+
+		snprintf(json, sizeof(json), "{\"x\":%s}", c->in);
+		snprintf(want, sizeof(want), "{\"x\":%s}", c->out);
+		msgpack_sbuffer_init(&sb);
+		err_begin(NULL);
+		CHECK_RC(context_json_to_msgpack(json, strlen(json), &sb), ATOLOG_OK, NULL);
+		expect_packed_number(c, &sb);
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+			CHECK_RC(context_to_json(&u.data, &out), ATOLOG_OK, NULL);
+		if (out)
+			CHECK_STR(out, want);
+		free(out);
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
+
+		/* And the same through a body. */
+		snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}", json);
+		CHECK_RC(from_json(body, &rec), ATOLOG_OK, NULL);
+		if (rec)
+			CHECK_STR(rec->context_pack, want);
+		atolog_interaction_free(rec);
+	}
+}
+
+/* A number msgpack cannot hold: refused as invalid input, with its path and
+ * its text, wherever it comes in (a body, a batch element, the C API). */
+static void test_context_numbers_refused(void)
+{
+	static const struct {
+		const char *context, *path, *text;
+	} cases[] = {
+		{ "{\"a\":1e400}", "context_pack.a: the number 1e400 ", "64-bit float" },
+		{ "{\"a\":[-1e400]}", "context_pack.a[0]: the number -1e400 ", "float" },
+		{ "{\"a\":1E+400}", "context_pack.a: ", "1E+400" },
+		{ "{\"a\":2e308}", "context_pack.a: ", "2e308" },
+		{ "{\"a\":1.8e308}", "context_pack.a: ", "1.8e308" },
+		{ "{\"a\":-17976931348623159e292}", "context_pack.a: ", "float" },
+		{ "{\"k\":1,\"a\":{\"b\":[0,123456789012345678901234567890]}}",
+		  "context_pack.a.b[1]: the integer 123456789012345678901234567890 ",
+		  "64 bits" },
+		{ "{\"a\":18446744073709551616}", "context_pack.a: ", "18446744073709551616" },
+		{ "{\"a\":-9223372036854775809}", "context_pack.a: ", "-9223372036854775809" },
+		{ "{\"a\":-18446744073709551615}", "context_pack.a: ", "-18446744073709551615" },
+		{ "{\"a b\":{\"q\\\"\":[[{\"\":1e999}]]}}",
+		  "context_pack[\"a b\"][\"q\\\"\"][0][0][\"\"]: ", "1e999" },
+		{ "{\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+		  "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+		  "\\u00e9\":1e400}",
+		  "context_pack[\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...\"]: ", "1e400" },
+	};
+	char digits[320];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char body[512], doc[600];
+		msgpack_sbuffer sb;
+		struct array_seen seen = { 0 };
+		atolog_interaction in = { .prompt = "p", .context_pack = cases[i].context };
+		const char *m;
+
+		msgpack_sbuffer_init(&sb);
+		err_begin(NULL);
+		CHECK_RC(context_json_to_msgpack(cases[i].context, strlen(cases[i].context),
+						 &sb), ATOLOG_INVALID, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		m = atolog_errmsg(NULL);
+		if (strncmp(m, cases[i].path, strlen(cases[i].path)) != 0 ||
+		    !strstr(m, cases[i].text) || !text_is_utf8(m, strlen(m)))
+			CHECK_FAILF("%s: message \"%s\", want it to open with \"%s\" and "
+				    "hold \"%s\"", cases[i].context, m, cases[i].path,
+				    cases[i].text);
+
+		snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}",
+			 cases[i].context);
+		expect_json_error(body, ATOLOG_INVALID, cases[i].path);
+		snprintf(doc, sizeof(doc), "[{\"prompt\":\"ok\"},%s]", body);
+		CHECK_RC(atolog_interactions_from_json_array(doc, strlen(doc), array_collect,
+							     &seen), ATOLOG_OK, NULL);
+		CHECK_INT(seen.n, 2);
+		CHECK_INT(seen.rcs[0], ATOLOG_OK);
+		CHECK_INT(seen.rcs[1], ATOLOG_INVALID);
+		CHECK(strstr(seen.whys[1], cases[i].path) != NULL);
+		array_seen_free(&seen);
+		CHECK_RC(atolog_interaction_validate(&in), ATOLOG_INVALID, NULL);
+		CHECK_MSG(NULL, cases[i].path);
+	}
+
+	/* A long literal is cut in the message, which stays short. */
+	memset(digits, '9', sizeof(digits) - 1);
+	digits[sizeof(digits) - 1] = '\0';
+	{
+		char json[400];
+		msgpack_sbuffer sb;
+
+		snprintf(json, sizeof(json), "{\"n\":%s}", digits);
+		msgpack_sbuffer_init(&sb);
+		CHECK_RC(context_json_to_msgpack(json, strlen(json), &sb), ATOLOG_INVALID,
+			 NULL);
+		msgpack_sbuffer_destroy(&sb);
+		CHECK_MSG(NULL, "context_pack.n: the integer "
+			  "9999999999999999999999999999999999999999... does not fit");
+		CHECK(strlen(atolog_errmsg(NULL)) < 300);
+	}
+	/* So is a long path: its start, then "...". */
+	{
+		char json[512];
+		size_t n = 0;
+		msgpack_sbuffer sb;
+
+		for (int i = 0; i < 20; i++)
+			n += (size_t)sprintf(json + n, "{\"k123456789\":");
+		n += (size_t)sprintf(json + n, "[1e400]");
+		for (int i = 0; i < 20; i++)
+			json[n++] = '}';
+		json[n] = '\0';
+		msgpack_sbuffer_init(&sb);
+		CHECK_RC(context_json_to_msgpack(json, n, &sb), ATOLOG_INVALID, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		CHECK_MSG(NULL, "context_pack.k123456789.k123456789.k123456789.");
+		CHECK_MSG(NULL, "k123456789...: the number 1e400 is beyond");
+	}
+}
+
 /* Floats in a context pack come back as the model's text, whichever path
  * formatted them. */
 static void test_context_doubles(void)
@@ -4011,6 +4223,8 @@ int main(void)
 	test_json_array_stop();
 	test_from_json_error_frees();
 	test_to_json_exact();
+	test_context_numbers_exact();
+	test_context_numbers_refused();
 	test_context_doubles();
 	test_json_roundtrip();
 
