@@ -924,6 +924,9 @@ static void test_invalid_input(const char *dir, json_t *rich)
 		"{\"prompt\":\"a\"}\n{\"prompt\":\"b\"}\n",
 		LONG_PROJECT_INPUT,
 		"{\"prompt\":\"x\",\"id\":\"0190a0b1-c2d3-4e4f-8a9b-0c1d2e3f4a5b\"}",
+		/* a field given twice: neither value is dropped silently */
+		"{\"prompt\":\"first\",\"prompt\":\"second\"}",
+		"{\"prompt\":\"x\",\"memories_used\":[\"a\"],\"memories_used\":null}",
 	};
 	char dup[256];
 	struct stats before;

@@ -3453,37 +3453,65 @@ static void test_from_json_errors(void)
 	}
 }
 
-/* A list given again, or null after it, replaces what was collected: the
- * strings already copied are freed (LeakSanitizer fails the run if not). */
-static void test_from_json_repeated_lists(void)
+/* A field named twice is refused, null or not, whatever the order: taking
+ * one would drop the other. The strings, lists and context pack already
+ * copied are freed (LeakSanitizer fails the run if not). Unknown fields
+ * are ignored however often they come, and so are keys inside them and
+ * inside context_pack (kept there, the last shown: see decode rules). */
+static void test_from_json_repeated_keys(void)
 {
-	static const struct {
-		const char *json;
-		size_t n_memories, n_chunks;
-		const char *last;
-	} cases[] = {
-		{ "{\"prompt\":\"p\",\"memories_used\":[\"a\",\"b\"],"
-		  "\"memories_used\":null}", 0, 0, NULL },
-		{ "{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\"],"
-		  "\"chunks_used\":[\"c\"]}", 0, 1, "c" },
-		{ "{\"memories_used\":[\"a\"],\"prompt\":\"p\","
-		  "\"memories_used\":[],\"memories_used\":[\"d\",\"e\"]}", 2, 0, "e" },
+	static const char *const values[] = {
+		[0] = "\"p\"", [1] = "[\"a\",\"b\"]", [2] = "{\"k\":[1,\"s\"]}", [3] = "true",
+		[4] = "\"01234567-89ab-cdef-fedc-ba9876543210\"",
+		[5] = "\"2026-04-01 12:00:00\"",
 	};
+	static const struct {
+		const char *field;
+		unsigned value;
+	} fields[] = {
+		{ "prompt", 0 }, { "response", 0 }, { "response_summary", 0 },
+		{ "project", 0 }, { "client", 0 }, { "session_id", 0 },
+		{ "memories_used", 1 }, { "chunks_used", 1 }, { "context_pack", 2 },
+		{ "reinforce", 3 }, { "extract", 3 }, { "id", 4 }, { "created_at", 5 },
+		{ "created_at_iso", 5 },
+	};
+	atolog_interaction *rec = NULL;
 
-	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		atolog_interaction *rec = NULL;
+	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+		const char *v = values[fields[i].value];
+		char json[512], why[64];
 
-		CHECK_RC(from_json(cases[i].json, &rec), ATOLOG_OK, NULL);
-		if (!rec)
-			continue;
-		CHECK_INT(rec->n_memories_used, cases[i].n_memories);
-		CHECK_INT(rec->n_chunks_used, cases[i].n_chunks);
-		if (cases[i].last && rec->n_memories_used)
-			CHECK_STR(rec->memories_used[rec->n_memories_used - 1], cases[i].last);
-		if (cases[i].last && rec->n_chunks_used)
-			CHECK_STR(rec->chunks_used[rec->n_chunks_used - 1], cases[i].last);
-		atolog_interaction_free(rec);
+		snprintf(why, sizeof(why), "%s is given twice", fields[i].field);
+		/* value then value, value then null, null then value; after
+		 * other fields (the prompt among them: "prompt" itself is then
+		 * named on its first repeat) and before the prompt. */
+		for (int shape = 0; shape < 3; shape++) {
+			const char *first = shape == 2 ? "null" : v;
+			const char *second = shape == 1 ? "null" : v;
+
+			snprintf(json, sizeof(json), "{\"prompt\":\"x\",\"memories_used\":[\"m\"],"
+				 "\"%s\":%s,\"response\":\"r\",\"%s\":%s}", fields[i].field,
+				 first, fields[i].field, second);
+			expect_json_error(json, ATOLOG_INVALID, why);
+			snprintf(json, sizeof(json), "{\"%s\":%s,\"%s\":%s,\"prompt\":\"x\"}",
+				 fields[i].field, first, fields[i].field, second);
+			expect_json_error(json, ATOLOG_INVALID, why);
+		}
 	}
+	/* The first repeat is named. */
+	expect_json_error("{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\"],"
+			  "\"chunks_used\":[\"c\"],\"prompt\":\"q\"}", ATOLOG_INVALID,
+			  "chunks_used is given twice");
+
+	/* Unknown fields may repeat; keys inside values are not the body's. */
+	CHECK_RC(from_json("{\"tag\":1,\"prompt\":\"p\",\"tag\":{\"prompt\":2,\"prompt\":3},"
+			   "\"context_pack\":{\"prompt\":1,\"a\":{\"b\":1,\"b\":2}},\"tag\":null}",
+			   &rec), ATOLOG_OK, NULL);
+	if (rec) {
+		CHECK_STR(rec->prompt, "p");
+		CHECK_STR(rec->context_pack, "{\"prompt\":1,\"a\":{\"b\":2}}");
+	}
+	atolog_interaction_free(rec);
 }
 
 static void test_from_json_identity(void)
@@ -4216,7 +4244,7 @@ int main(void)
 
 	test_from_json_full();
 	test_from_json_errors();
-	test_from_json_repeated_lists();
+	test_from_json_repeated_keys();
 	test_from_json_identity();
 	test_json_array_random();
 	test_json_array_refused();

@@ -1784,8 +1784,9 @@ static void test_bad_options(const char *dir)
 }
 
 /* ------------------------------------------------------------------------
- * Values a body cannot have: 400 naming where, nothing stored; in a batch
- * (JSON array or NDJSON), that item's error alone.
+ * Values a body cannot have (a number msgpack cannot hold, a field given
+ * twice): 400 naming where, nothing stored; in a batch (JSON array or
+ * NDJSON), that item's error alone.
  */
 
 static void check_body_refused(const struct server *srv, const char *body,
@@ -1842,7 +1843,12 @@ static void test_body_values(const char *dir)
 	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":"
 			   "{\"x\":123456789012345678901234567890}}",
 			   "context_pack.x: the integer 123456789012345678901234567890");
-	CHECK_INT(health_records(&srv), before + 6); /* the batches' good items */
+	/* A field given twice: which one the client meant is unknown. */
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"session_id\":\"s\",\"prompt\":\"b\"}",
+			   "prompt is given twice");
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"context_pack\":{\"k\":1},"
+			   "\"context_pack\":null}", "context_pack is given twice");
+	CHECK_INT(health_records(&srv), before + 10); /* the batches' good items */
 
 	/* In range: exactly what was sent. */
 	url_of(url, &srv, "/interactions");
