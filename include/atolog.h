@@ -407,7 +407,9 @@ typedef struct atolog_interaction {
 /*
  * Stores one interaction. The prompt must hold a non-blank character; the
  * project is canonicalised through the registry; strings must be valid
- * UTF-8 within the limits above; context_pack must be a JSON object.
+ * UTF-8 within the limits above; context_pack must be a JSON object whose
+ * numbers msgpack holds exactly (integers from INT64_MIN to UINT64_MAX,
+ * reals within float64's range; others are refused, never rounded).
  * If out is not NULL, *out receives the stored interaction (free it with
  * atolog_interaction_free).
  * Safe to call from any number of threads at once.
@@ -462,7 +464,9 @@ void atolog_interaction_free(atolog_interaction *rec);
  * chunks_used, context_pack) and, for imports, id and created_at (any ISO
  * 8601 shape atolog_time_parse takes; created_at_iso wins when both are
  * given). Unknown fields are ignored; "reinforce" and "extract" must be
- * booleans when present. null means absent.
+ * booleans when present. null means absent. A known field given twice
+ * (null or not) is refused, as are numbers in context_pack it cannot hold
+ * exactly (see atolog_interaction_record).
  * Returns ATOLOG_OK and *out (free with atolog_interaction_free);
  * ATOLOG_INVALID with a message naming the field; ATOLOG_TOOBIG.
  */

@@ -1783,6 +1783,96 @@ static void test_bad_options(const char *dir)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * Values a body cannot have (a number msgpack cannot hold, a field given
+ * twice): 400 naming where, nothing stored; in a batch (JSON array or
+ * NDJSON), that item's error alone.
+ */
+
+static void check_body_refused(const struct server *srv, const char *body,
+			       const char *why)
+{
+	char url[1024], batch[1024];
+	struct http r;
+	json_t *j, *errors;
+
+	url_of(url, srv, "/interactions");
+	http(&r, "POST", url, "application/json", body, NULL);
+	check_error(__LINE__, &r, 400, why);
+	http_free(&r);
+	url_of(url, srv, "/interactions/batch");
+	for (int ndjson = 0; ndjson < 2; ndjson++) {
+		snprintf(batch, sizeof(batch), ndjson ? "%s\n%s\n" : "[%s,%s]",
+			 good_body, body);
+		http(&r, "POST", url, ndjson ? "application/x-ndjson" : "application/json",
+		     batch, NULL);
+		CHECK_INT(r.status, 207);
+		j = json_of(__LINE__, &r);
+		errors = json_object_get(j, "errors");
+		CHECK(json_is_string(json_array_get(json_object_get(j, "ids"), 0)));
+		CHECK(json_is_null(json_array_get(json_object_get(j, "ids"), 1)));
+		CHECK_INT(json_array_size(errors), 1);
+		CHECK_INT(json_integer_value(json_object_get(json_array_get(errors, 0),
+							     "index")), 1);
+		if (!strstr(jstr(json_array_get(errors, 0), "error"), why))
+			CHECK_FAILF("batch %s: errors %s lack \"%s\"", batch, r.body, why);
+		json_decref(j);
+		http_free(&r);
+	}
+}
+
+static void test_body_values(const char *dir)
+{
+	static const char exact[] =
+		"{\"n\":[-9223372036854775808,9223372036854775807,18446744073709551615],"
+		"\"d\":[0.1,1e+308,-0.0]}";
+	struct server srv;
+	long long before;
+	char url[1024], body[512], want[512];
+	struct http r;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	before = health_records(&srv);
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":{\"a\":1e400}}",
+			   "context_pack.a: the number 1e400");
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":{\"a\":[{\"b\":-1e400}]}}",
+			   "context_pack.a[0].b: the number -1e400");
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":"
+			   "{\"x\":123456789012345678901234567890}}",
+			   "context_pack.x: the integer 123456789012345678901234567890");
+	/* A field given twice: which one the client meant is unknown. */
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"session_id\":\"s\",\"prompt\":\"b\"}",
+			   "prompt is given twice");
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"context_pack\":{\"k\":1},"
+			   "\"context_pack\":null}", "context_pack is given twice");
+	CHECK_INT(health_records(&srv), before + 10); /* the batches' good items */
+
+	/* In range: exactly what was sent. */
+	url_of(url, &srv, "/interactions");
+	snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}", exact);
+	snprintf(want, sizeof(want), "\"context_pack\":%s,", exact);
+	http(&r, "POST", url, "application/json", body, NULL);
+	CHECK_INT(r.status, 201);
+	if (!r.body || !strstr(r.body, want))
+		CHECK_FAILF("201 body %s lacks %s", r.body ? r.body : "", want);
+	if (r.body && strncmp(r.body, "{\"id\":\"", 7) == 0) {
+		char id[ATOLOG_ID_TEXT_LEN + 1];
+
+		snprintf(id, sizeof(id), "%.*s", ATOLOG_ID_TEXT_LEN, r.body + 7);
+		http_free(&r);
+		url_of(url, &srv, "/interactions/%s", id);
+		http(&r, "GET", url, NULL, NULL, NULL);
+		CHECK_INT(r.status, 200);
+		if (!r.body || !strstr(r.body, want))
+			CHECK_FAILF("GET body %s lacks %s", r.body ? r.body : "", want);
+	}
+	http_free(&r);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
 int main(void)
 {
 	static const struct check_case tests[] = {
@@ -1799,6 +1889,7 @@ int main(void)
 		{ "admin_backup", test_admin_backup },
 		{ "admin_compact", test_admin_compact },
 		{ "bad_options", test_bad_options },
+		{ "body_values", test_body_values },
 	};
 	int rc;
 
