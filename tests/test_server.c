@@ -13,7 +13,8 @@
  * batches mixing good and bad items, as a JSON array and as NDJSON; a
  * long replay; auth on and off; a full disk (a file size limit lowered on
  * the running server) answered 503 while reads go on, and writes resuming;
- * stalled clients timed out without holding the server; SIGTERM draining a
+ * stalled clients timed out without holding the server; HEADs pipelined
+ * on one connection, read byte for byte; SIGTERM draining a
  * request in flight; kill -9 under concurrent keep-alive load, then a
  * restart with every acknowledged interaction present exactly once.
  */
@@ -26,6 +27,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -378,9 +380,9 @@ static int raw_connect(const struct server *srv)
 	return fd;
 }
 
-static void raw_send(int fd, const char *s)
+static void raw_send_n(int fd, const char *s, size_t len)
 {
-	size_t len = strlen(s), done = 0;
+	size_t done = 0;
 
 	while (done < len) {
 		ssize_t n = send(fd, s + done, len - done, MSG_NOSIGNAL);
@@ -391,9 +393,15 @@ static void raw_send(int fd, const char *s)
 	}
 }
 
-/* Reads until the peer closes or ms pass; returns what came (malloc'ed)
- * and whether the peer closed. */
-static char *raw_read(int fd, int ms, bool *closed)
+static void raw_send(int fd, const char *s)
+{
+	raw_send_n(fd, s, strlen(s));
+}
+
+/* Reads until the peer closes or ms pass without a byte; returns what
+ * came (malloc'ed, NUL-terminated, *len bytes if len is given) and whether
+ * the peer closed. */
+static char *raw_recv(int fd, int ms, bool *closed, size_t *len_out)
 {
 	char *buf = calloc(1, 65536);
 	size_t len = 0;
@@ -412,7 +420,105 @@ static char *raw_read(int fd, int ms, bool *closed)
 		}
 		len += (size_t)n;
 	}
+	if (len_out)
+		*len_out = len;
 	return buf;
+}
+
+static char *raw_read(int fd, int ms, bool *closed)
+{
+	return raw_recv(fd, ms, closed, NULL);
+}
+
+/* One answer at the front of a byte stream, as a client must frame it
+ * (RFC 9112 6.3): no body after a HEAD, 1xx, 204 or 304; else chunked,
+ * Content-Length, or up to the close. */
+struct raw_answer {
+	int status;
+	long length;     /* Content-Length, or -1 */
+	bool chunked;    /* Transfer-Encoding: chunked */
+	bool close;      /* Connection: close */
+	char type[128];  /* Content-Type */
+	size_t body_at, body_len;
+	size_t total;    /* bytes of the whole answer */
+};
+
+static const char *header_in(const char *head, size_t head_len, const char *name,
+			     size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = head; p && p < head + head_len;) {
+		const char *eol = memchr(p, '\n', (size_t)(head + head_len - p));
+
+		if (!eol)
+			break;
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			v += strspn(v, " ");
+			*vlen = (size_t)(eol - v) - (eol > v && eol[-1] == '\r');
+			return v;
+		}
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* False when buf[0..len) does not start with a whole answer. */
+static bool raw_parse(const char *buf, size_t len, bool closed, bool head_request,
+		      struct raw_answer *a)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4), *v;
+	size_t head_len, vlen;
+
+	memset(a, 0, sizeof(*a));
+	a->length = -1;
+	if (!end || len < 13 || strncmp(buf, "HTTP/1.1 ", 9) != 0 ||
+	    sscanf(buf + 9, "%3d", &a->status) != 1)
+		return false;
+	head_len = (size_t)(end - buf) + 4;
+	if ((v = header_in(buf, head_len, "Content-Length", &vlen)) != NULL)
+		a->length = strtol(v, NULL, 10);
+	if ((v = header_in(buf, head_len, "Transfer-Encoding", &vlen)) != NULL)
+		a->chunked = vlen == 7 && strncasecmp(v, "chunked", 7) == 0;
+	if ((v = header_in(buf, head_len, "Connection", &vlen)) != NULL)
+		a->close = vlen == 5 && strncasecmp(v, "close", 5) == 0;
+	if ((v = header_in(buf, head_len, "Content-Type", &vlen)) != NULL)
+		snprintf(a->type, sizeof(a->type), "%.*s", (int)vlen, v);
+	a->body_at = head_len;
+	if (head_request || a->status < 200 || a->status == 204 || a->status == 304) {
+		a->total = head_len;
+	} else if (a->chunked) {
+		size_t at = head_len;
+
+		for (;;) {
+			const char *eol = memmem(buf + at, len - at, "\r\n", 2);
+			unsigned long n;
+
+			if (!eol || sscanf(buf + at, "%lx", &n) != 1)
+				return false;
+			at = (size_t)(eol - buf) + 2;
+			if (n == 0)
+				break;
+			if (at + n + 2 > len)
+				return false;
+			at += n + 2;
+		}
+		if (at + 2 > len || memcmp(buf + at, "\r\n", 2) != 0)
+			return false;
+		a->total = at + 2;
+	} else if (a->length >= 0) {
+		if (head_len + (size_t)a->length > len)
+			return false;
+		a->total = head_len + (size_t)a->length;
+	} else if (closed) {
+		a->total = len;
+	} else {
+		return false;
+	}
+	a->body_len = a->total - head_len;
+	return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -1231,6 +1337,88 @@ static void test_stalled_clients(const char *dir)
 }
 
 /* ------------------------------------------------------------------------
+ * HEAD: the headers a GET would get, and nothing after them, so that a
+ * pipelining client stays in step.
+ */
+
+static void test_head_pipelined(const char *dir)
+{
+	static const char *const heads[] = {
+		"/interactions", "/sessions/h/replay", "/sessions/none/replay",
+		"/interactions/0190f000-0000-7000-8000-000000000000",
+	};
+	static const long want_status[] = { 200, 200, 404, 404 };
+	static const char *const want_type[] = { "application/json", "application/x-ndjson",
+						 "application/json", "application/json" };
+	struct server srv;
+	struct raw_answer a;
+	char url[1024], req[2048] = "", *got;
+	long get_len[2];
+	size_t len, at = 0;
+	bool closed;
+	struct http r;
+	int fd;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	for (int i = 0; i < 3; i++) {
+		http(&r, "POST", url, "application/json",
+		     "{\"prompt\":\"head\",\"session_id\":\"h\"}", NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+	}
+	/* What a GET sends, to compare the HEADs' lengths with. */
+	for (int i = 0; i < 2; i++) {
+		url_of(url, &srv, "%s", heads[i]);
+		CHECK_INT(http(&r, "GET", url, NULL, NULL, NULL), 200);
+		CHECK(strstr(r.headers, "chunked") != NULL);
+		get_len[i] = (long)r.len;
+		http_free(&r);
+	}
+	/* Four HEADs then a GET, in one write on one connection. */
+	for (size_t i = 0; i < 4; i++)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req),
+			 "HEAD %s HTTP/1.1\r\nHost: t\r\n\r\n", heads[i]);
+	strcat(req, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+	fd = raw_connect(&srv);
+	if (fd < 0)
+		return;
+	raw_send(fd, req);
+	got = raw_recv(fd, 1500, &closed, &len);
+	for (size_t i = 0; i < 4; i++) {
+		if (!raw_parse(got + at, len - at, closed, true, &a)) {
+			CHECK_FAILF("HEAD %s: no whole answer at byte %zu: %.200s", heads[i],
+				    at, got + at);
+			break;
+		}
+		CHECK_INT(a.status, want_status[i]);
+		CHECK_STR(a.type, want_type[i]);
+		CHECK(!a.chunked && !a.close);
+		if (i < 2)
+			CHECK_INT(a.length, get_len[i]);
+		else
+			CHECK(a.length > 0); /* the error a GET would get */
+		at += a.total;
+	}
+	/* The GET's answer follows at once, and is the last byte sent. */
+	if (raw_parse(got + at, len - at, closed, false, &a)) {
+		CHECK_INT(a.status, 200);
+		CHECK(a.body_len > 0 && strstr(got + at + a.body_at, "\"records\":3") != NULL);
+		at += a.total;
+		CHECK_INT(len - at, 0);
+	} else {
+		CHECK_FAILF("GET after the HEADs: %.200s", got + at);
+	}
+	CHECK(!closed);
+	free(got);
+	close(fd);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
  * SIGTERM drains a request in flight; kill -9 loses nothing acknowledged.
  */
 
@@ -1791,6 +1979,7 @@ int main(void)
 		{ "auth", test_auth },
 		{ "disk_full", test_disk_full },
 		{ "stalled_clients", test_stalled_clients },
+		{ "head_pipelined", test_head_pipelined },
 		{ "sigterm_drains", test_sigterm_drains },
 		{ "kill9_under_load", test_kill9_under_load },
 		{ "sigterm_under_load", test_sigterm_under_load },
@@ -1810,7 +1999,22 @@ int main(void)
 	check_rand_init("test_server");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	shared_curl = curl_easy_init();
-	rc = check_run_cases("test_server", tests, sizeof(tests) / sizeof(tests[0]));
+	/* ATOLOG_TEST_ONLY=name,name runs only those cases (while developing). */
+	{
+		const char *only = getenv("ATOLOG_TEST_ONLY");
+		struct check_case chosen[sizeof(tests) / sizeof(tests[0])];
+		size_t n = 0;
+
+		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+			const char *at = only ? strstr(only, tests[i].name) : NULL;
+			size_t nl = strlen(tests[i].name);
+
+			if (!only || (at && (at == only || at[-1] == ',') &&
+				      (at[nl] == '\0' || at[nl] == ',')))
+				chosen[n++] = tests[i];
+		}
+		rc = check_run_cases("test_server", chosen, n);
+	}
 	curl_easy_cleanup(shared_curl);
 	curl_global_cleanup();
 	return rc;

@@ -312,6 +312,7 @@ enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
+		req->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 		check_headers(req, conn, method);
 		if (req->early && body_follows(conn))
 			return answer_early(req, conn);

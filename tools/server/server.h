@@ -153,6 +153,7 @@ struct request {
 	uint64_t start_ns;
 	unsigned status;    /* what was answered, for the metrics */
 	bool body_done;     /* the first call is over */
+	bool head;          /* HEAD: the headers a GET would get, no body */
 	unsigned early;     /* a status decided from the headers, or 0 */
 	char early_msg[160];
 	char *body;
@@ -226,7 +227,8 @@ enum stream_shape {
 
 /* Answers with iter's interactions, streamed as the client reads; iter is
  * taken. 404 when an NDJSON stream would be empty; 500 when the first
- * interaction cannot be read. */
+ * interaction cannot be read. A HEAD gets the same status and headers,
+ * with the Content-Length the body would have, and no body. */
 enum MHD_Result stream_reply(struct request *req, struct MHD_Connection *conn,
 			     atolog_iter *iter, enum stream_shape shape,
 			     const char *empty_msg);
