@@ -13,8 +13,9 @@
  * batches mixing good and bad items, as a JSON array and as NDJSON; a
  * long replay; auth on and off; a full disk (a file size limit lowered on
  * the running server) answered 503 while reads go on, and writes resuming;
- * stalled clients timed out without holding the server; HEADs pipelined
- * on one connection, read byte for byte; SIGTERM draining a
+ * stalled clients timed out without holding the server, and trickled
+ * headers cut by their deadline; HEADs pipelined on one connection, read
+ * byte for byte; SIGTERM draining a
  * request in flight; kill -9 under concurrent keep-alive load, then a
  * restart with every acknowledged interaction present exactly once.
  */
@@ -1336,6 +1337,89 @@ static void test_stalled_clients(const char *dir)
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
 
+/* A request's headers must be in within SERVE_HEADER_TIMEOUTS (2)
+ * timeouts; the sweep runs every 250 ms. A trickling client is cut well
+ * within this (load included); without the bound it is never cut. */
+#define HEADER_CUT_MAX_S 8
+
+/* Sends s one byte at a time, ms apart, until the server closes (true:
+ * *secs is how long it took) or s is sent; calls between(i) after byte i. */
+static bool trickle(int fd, const char *s, int ms, double *secs,
+		    void (*between)(size_t i, void *ctx), void *ctx)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; s[i]; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char c;
+
+		raw_send_n(fd, s + i, 1);
+		if (between)
+			between(i, ctx);
+		if (poll(&p, 1, ms) > 0 && recv(fd, &c, 1, 0) <= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			*secs = (double)(t1.tv_sec - t0.tv_sec) +
+				(double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void serve_meanwhile(size_t i, void *ctx)
+{
+	if (i == 3)
+		post_good(ctx);
+}
+
+static void test_trickled_headers(const char *dir)
+{
+	static const char slow[] = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: "
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	struct server srv;
+	double secs = 0;
+	bool closed;
+	char *got;
+	int fd;
+
+	if (!server_start(&srv, dir, NULL, "--threads", "2", "--timeout", "1",
+			  (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	/* A byte every 200 ms never leaves the connection idle for the
+	 * timeout (1 s): cut by the headers' deadline, while another client
+	 * is served. */
+	fd = raw_connect(&srv);
+	if (fd >= 0) {
+		if (!trickle(fd, slow, 200, &secs, serve_meanwhile, &srv))
+			CHECK_FAILF("trickled headers were never cut");
+		else if (secs > HEADER_CUT_MAX_S)
+			CHECK_FAILF("trickled headers cut after %.1f s", secs);
+		close(fd);
+	}
+	/* The same for the second request of a keep-alive connection: its
+	 * deadline runs from the first one's answer. */
+	fd = raw_connect(&srv);
+	if (fd >= 0) {
+		raw_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+		got = raw_read(fd, 500, &closed);
+		CHECK(got && strncmp(got, "HTTP/1.1 200", 12) == 0 && !closed);
+		free(got);
+		if (!trickle(fd, slow, 200, &secs, NULL, NULL))
+			CHECK_FAILF("a keep-alive connection's trickled headers were never cut");
+		else if (secs > HEADER_CUT_MAX_S)
+			CHECK_FAILF("keep-alive trickled headers cut after %.1f s", secs);
+		close(fd);
+	}
+	/* Headers that arrive whole, if late in a slow upload's life, are
+	 * not cut by the sweep: the body has its own deadline. */
+	post_good(&srv);
+	CHECK_INT(health_records(&srv), 2);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
 /* ------------------------------------------------------------------------
  * HEAD: the headers a GET would get, and nothing after them, so that a
  * pipelining client stays in step.
@@ -1979,6 +2063,7 @@ int main(void)
 		{ "auth", test_auth },
 		{ "disk_full", test_disk_full },
 		{ "stalled_clients", test_stalled_clients },
+		{ "trickled_headers", test_trickled_headers },
 		{ "head_pipelined", test_head_pipelined },
 		{ "sigterm_drains", test_sigterm_drains },
 		{ "kill9_under_load", test_kill9_under_load },

@@ -220,6 +220,14 @@ static bool body_follows(struct MHD_Connection *conn)
 	return length && strtoull(length, NULL, 10) > 0;
 }
 
+struct conn_watch *conn_watch_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
 static enum MHD_Result answer_early(struct request *req,
 				    struct MHD_Connection *conn)
 {
@@ -308,6 +316,13 @@ enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 
 	(void)version;
 	if (!req) {
+		struct conn_watch *w = conn_watch_of(conn);
+
+		/* Without its watch (out of memory when it opened) a
+		 * connection could not be cut: closed. */
+		if (!w)
+			return MHD_NO;
+		atomic_store(&w->in_request, true);
 		req = request_begin(cls, url);
 		if (!req)
 			return MHD_NO;
@@ -335,9 +350,14 @@ void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct server *srv = cls;
 	struct request *req = *con_cls;
+	struct conn_watch *w = conn_watch_of(conn);
 
-	(void)conn;
 	(void)toe;
+	/* The next request's headers are due from now. */
+	if (w) {
+		atomic_store(&w->head_since_ns, now_ns());
+		atomic_store(&w->in_request, false);
+	}
 	if (!req)
 		return;
 	metrics_observe(&srv->metrics, req->route, req->status,

@@ -40,6 +40,8 @@
 #define SERVE_MAX_BODY_DEFAULT (16u << 20) /* bytes of one request body */
 #define SERVE_TIMEOUT_S_DEFAULT 30     /* idle or stalled connection */
 #define SERVE_UPLOAD_TIMEOUTS 4        /* a body arrives within 4 timeouts */
+#define SERVE_HEADER_TIMEOUTS 2        /* headers arrive within 2 timeouts */
+#define SERVE_SWEEP_MS 250             /* how often late headers are looked for */
 #define SERVE_CONNECTIONS_DEFAULT 512  /* open connections at once */
 #define SERVE_BATCH_MAX_ITEMS 10000    /* interactions in one batch */
 #define SERVE_QUEUE_TIMEOUT_MS 5000    /* a write waits this long for room */
@@ -106,6 +108,24 @@ struct server_config {
 
 struct request;
 
+/* One open connection, from libmicrohttpd's STARTED notification to its
+ * CLOSED one (server.c). libmicrohttpd resets its idle timeout on every
+ * byte and calls no handler before the headers are complete, so a client
+ * trickling its headers is cut by the sweep, which shuts the socket down
+ * once they are SERVE_HEADER_TIMEOUTS timeouts late. libmicrohttpd 0.9.75
+ * sends CLOSED before it closes the descriptor (daemon.c: in
+ * MHD_cleanup_connections, and on the failure path after STARTED in
+ * new_connection_process_), and the sweep touches fd only under
+ * conns_lock while the watch is listed: never a closed or reused
+ * descriptor. */
+struct conn_watch {
+	int fd;
+	atomic_uint_fast64_t head_since_ns; /* opened, or the last answer done */
+	atomic_bool in_request;             /* its headers are in */
+	bool cut;        /* shut down by the sweep (under conns_lock) */
+	struct conn_watch *prev, *next;
+};
+
 /* The write pool (writers.c): a queue of requests whose connections are
  * suspended while a writer thread runs their work. */
 struct writers {
@@ -135,6 +155,8 @@ struct server {
 	atomic_long in_flight;     /* requests begun and not completed */
 	atomic_int write_failing;  /* the last write's store error, or 0 */
 	struct metrics metrics;
+	pthread_mutex_t conns_lock;
+	struct conn_watch *conns;  /* open connections, for the sweep */
 	pthread_mutex_t log_lock;  /* libmicrohttpd logs from any thread */
 	bool log_live;             /* started: its messages go to stderr */
 	char mhd_error[256];       /* its last complaint while starting */
@@ -176,6 +198,8 @@ struct request {
 bool writers_submit(struct writers *w, struct request *req,
 		    struct MHD_Connection *conn, void (*work)(struct request *req));
 
+/* The watch libmicrohttpd keeps for conn (server.c), or NULL. */
+struct conn_watch *conn_watch_of(struct MHD_Connection *conn);
 enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,
 			       const char *version, const char *upload,
