@@ -15,7 +15,8 @@
  * the running server) answered 503 while reads go on, and writes resuming;
  * stalled clients timed out without holding the server, and trickled
  * headers cut by their deadline; HEADs pipelined on one connection, read
- * byte for byte; SIGTERM draining a
+ * byte for byte; framing a proxy could read differently (request
+ * smuggling) refused and the connection closed; SIGTERM draining a
  * request in flight; kill -9 under concurrent keep-alive load, then a
  * restart with every acknowledged interaction present exactly once.
  */
@@ -963,6 +964,11 @@ static void check_refusals(const struct server *srv)
 		{ "POST", "/admin/compact", "application/json", "{\"dry_run\":0}", 400, "dry_run" },
 		{ "POST", "/interactions", "application/json", DEEP_BODY, 400, "nests deeper" },
 		{ "POST", "/interactions", "application/jsonx", good_body, 415, "application/json" },
+		/* An encoded NUL would cut the value the handlers see. */
+		{ "GET", "/sessions/e%00/replay", NULL, NULL, 400, "NUL" },
+		{ "GET", "/interactions?since=2026-01-01%00x", NULL, NULL, 400, "NUL" },
+		{ "GET", "/interactions?li%00mit=5", NULL, NULL, 400, "NUL" },
+		{ "HEAD", "/interactions?project=a%00", NULL, NULL, 400, "" },
 	};
 	char url[1024];
 	struct http r;
@@ -973,6 +979,8 @@ static void check_refusals(const struct server *srv)
 		if (r.status != cases[i].status)
 			CHECK_FAILF("%s %s (%s): %ld, want %ld", cases[i].method, cases[i].path,
 			     cases[i].body ? cases[i].body : "", r.status, cases[i].status);
+		else if (strcmp(cases[i].method, "HEAD") == 0)
+			CHECK_INT(r.len, 0);
 		else
 			check_error(__LINE__, &r, cases[i].status, cases[i].text);
 		if (cases[i].status == 405 && !strstr(r.headers, "Allow: "))
@@ -1126,6 +1134,13 @@ static void test_refusals(const char *dir)
 		json_decref(j);
 		http_free(&r);
 		CHECK_INT(health_records(&srv), before + 3);
+		/* The id it names, followed by an encoded NUL: refused, not
+		 * served as the id cut at the NUL. */
+		url_of(url, &srv, "/interactions/0190f000-0000-7000-8000-0000000000aa%%00");
+		http(&r, "GET", url, NULL, NULL, NULL);
+		check_error(__LINE__, &r, 400, "NUL");
+		CHECK(strstr(r.headers, "Connection: close") != NULL);
+		http_free(&r);
 	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
@@ -1499,6 +1514,128 @@ static void test_head_pipelined(const char *dir)
 	CHECK(!closed);
 	free(got);
 	close(fd);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Framing that two readers could disagree on is refused, the connection
+ * closed, and the bytes after it never read as another request.
+ */
+
+static void test_smuggling(const char *dir)
+{
+	static const char smuggled_body[] = "{\"prompt\":\"smuggled\"}";
+	static const struct {
+		const char *what, *head; /* head: printf, %zu the smuggled length */
+		long status;
+		const char *text;
+	} cases[] = {
+		{ "two lengths, 0 first",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: 0\r\nContent-Length: %zu\r\n\r\n", 400, "one Content-Length" },
+		{ "two lengths, 0 last",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: %zu\r\nContent-Length: 0\r\n\r\n", 400, "one Content-Length" },
+		{ "two equal lengths",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: %1$zu\r\ncontent-length: %1$zu\r\n\r\n", 400, "one Content-Length" },
+		{ "two lengths on a GET",
+		  "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+		  "Content-Length: %zu\r\n\r\n", 400, "one Content-Length" },
+		{ "a blank before the colon",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length : %zu\r\n\r\n", 400, "token" },
+		{ "gzip",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: gzip\r\n\r\n", 400, "chunked" },
+		{ "chunked, then gzip",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked, gzip\r\n\r\n", 400, "chunked" },
+		{ "gzip, then chunked",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, "chunked" },
+		{ "chunked twice",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		  400, "one Transfer-Encoding" },
+		{ "a length and chunked",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked\r\nContent-Length: %zu\r\n\r\n", 400, "both" },
+		{ "HTTP/1.1 without Host", "GET /health HTTP/1.1\r\n\r\n", 400, "Host" },
+		{ "two Hosts", "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Host" },
+		{ "a bare CR in a value",
+		  "GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\rContent-Length: %zu\r\n\r\n",
+		  400, "control" },
+		{ "a raw control byte in the path", "GET /hea\x01lth HTTP/1.1\r\nHost: t\r\n\r\n",
+		  400, "control" },
+	};
+	char smuggled[512], head[1024], *got;
+	long long before;
+	struct server srv;
+	struct raw_answer a;
+	size_t len;
+	bool closed;
+	struct http r;
+	json_t *j;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	snprintf(smuggled, sizeof(smuggled),
+		 "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", strlen(smuggled_body), smuggled_body);
+	before = health_records(&srv);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = raw_connect(&srv);
+
+		if (fd < 0)
+			continue;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(head, sizeof(head), cases[i].head, strlen(smuggled));
+#pragma GCC diagnostic pop
+		raw_send(fd, head);
+		raw_send(fd, smuggled);
+		got = raw_recv(fd, 3000, &closed, &len);
+		if (!raw_parse(got, len, closed, false, &a)) {
+			CHECK_FAILF("%s: no answer: %.200s", cases[i].what, got);
+		} else {
+			if (a.status != cases[i].status)
+				CHECK_FAILF("%s: %d, want %ld: %.300s", cases[i].what, a.status,
+					    cases[i].status, got);
+			j = json_loadb(got + a.body_at, a.body_len, 0, NULL);
+			if (!json_is_string(json_object_get(j, "error")) ||
+			    !strstr(jstr(j, "error"), cases[i].text))
+				CHECK_FAILF("%s: error lacks \"%s\": %.300s", cases[i].what,
+					    cases[i].text, got + a.body_at);
+			json_decref(j);
+			/* One answer, then the close: the rest was not read. */
+			if (len != a.total || !closed || !a.close)
+				CHECK_FAILF("%s: %zu bytes after the answer, %s: %.300s",
+					    cases[i].what, len - a.total,
+					    closed ? "closed" : "left open", got);
+		}
+		free(got);
+		close(fd);
+	}
+	CHECK_INT(health_records(&srv), before);
+	url_of(head, &srv, "/interactions?limit=500");
+	http(&r, "GET", head, NULL, NULL, NULL);
+	CHECK(r.status == 200 && !strstr(r.body, "smuggled"));
+	http_free(&r);
+	/* HTTP/1.0 needs no Host. */
+	{
+		int fd = raw_connect(&srv);
+
+		if (fd >= 0) {
+			raw_send(fd, "GET /health HTTP/1.0\r\n\r\n");
+			got = raw_recv(fd, 3000, &closed, &len);
+			CHECK(raw_parse(got, len, closed, false, &a) && a.status == 200);
+			free(got);
+			close(fd);
+		}
+	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
 
@@ -2065,6 +2202,7 @@ int main(void)
 		{ "stalled_clients", test_stalled_clients },
 		{ "trickled_headers", test_trickled_headers },
 		{ "head_pipelined", test_head_pipelined },
+		{ "smuggling", test_smuggling },
 		{ "sigterm_drains", test_sigterm_drains },
 		{ "kill9_under_load", test_kill9_under_load },
 		{ "sigterm_under_load", test_sigterm_under_load },

@@ -201,6 +201,7 @@ static int server_listen(struct server *srv)
 		MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
 		MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
+		MHD_OPTION_UNESCAPE_CALLBACK, request_unescape_cb, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_END);
 	freeaddrinfo(ai);

@@ -122,6 +122,8 @@ struct conn_watch {
 	int fd;
 	atomic_uint_fast64_t head_since_ns; /* opened, or the last answer done */
 	atomic_bool in_request;             /* its headers are in */
+	bool url_bad;    /* the URL had an encoded NUL or a raw control byte
+			  * (set and read by the connection's own thread) */
 	bool cut;        /* shut down by the sweep (under conns_lock) */
 	struct conn_watch *prev, *next;
 };
@@ -177,6 +179,7 @@ struct request {
 	bool body_done;     /* the first call is over */
 	bool head;          /* HEAD: the headers a GET would get, no body */
 	unsigned early;     /* a status decided from the headers, or 0 */
+	bool early_close;   /* the framing is in doubt: answer now and close */
 	char early_msg[160];
 	char *body;
 	size_t len, cap;
@@ -198,6 +201,34 @@ struct request {
 bool writers_submit(struct writers *w, struct request *req,
 		    struct MHD_Connection *conn, void (*work)(struct request *req));
 
+/* The head of a request as libmicrohttpd parsed it: what the checks of
+ * request_check_head read, without a connection, so that they can be
+ * driven in process (a fuzz target) as well as by request_access. */
+struct request_field {
+	const char *key, *value;
+	size_t key_len, value_len;
+};
+
+struct request_head {
+	const char *method, *version, *url;
+	bool url_bad;                       /* see struct conn_watch */
+	const struct request_field *fields; /* the header lines, in order */
+	size_t n_fields;
+};
+
+/* Everything the head decides, into req->early (0: go on), early_msg,
+ * early_close and ndjson; req->srv (its cfg and token) and req->route
+ * must be set. */
+void request_check_head(struct request *req, const struct request_head *head);
+/* Whether a body follows the head (then an early answer closes). */
+bool request_body_follows(const struct request_head *head);
+/* Decodes %HH in s, in place, returning the new length; *bad is set when
+ * s held a raw control byte or decodes to a NUL (the length is then more
+ * than strlen(s)). */
+size_t request_unescape(char *s, bool *bad);
+
+/* libmicrohttpd's unescaper (MHD_OPTION_UNESCAPE_CALLBACK). */
+size_t request_unescape_cb(void *cls, struct MHD_Connection *conn, char *s);
 /* The watch libmicrohttpd keeps for conn (server.c), or NULL. */
 struct conn_watch *conn_watch_of(struct MHD_Connection *conn);
 enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
