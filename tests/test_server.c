@@ -969,6 +969,10 @@ static void check_refusals(const struct server *srv)
 		{ "GET", "/interactions?since=2026-01-01%00x", NULL, NULL, 400, "NUL" },
 		{ "GET", "/interactions?li%00mit=5", NULL, NULL, 400, "NUL" },
 		{ "HEAD", "/interactions?project=a%00", NULL, NULL, 400, "" },
+		/* Bytes yajl lets through (an overlong NUL, a surrogate) are
+		 * not echoed into the error: it stays JSON. */
+		{ "GET", "/interactions/%C0%80", NULL, NULL, 404, "no interaction" },
+		{ "GET", "/interactions?since=%ED%A0%80", NULL, NULL, 400, "since" },
 	};
 	char url[1024];
 	struct http r;
@@ -1141,6 +1145,33 @@ static void test_refusals(const char *dir)
 		check_error(__LINE__, &r, 400, "NUL");
 		CHECK(strstr(r.headers, "Connection: close") != NULL);
 		http_free(&r);
+	}
+	/* A batch whose items are refused with messages quoting bytes that
+	 * yajl's generator passes (an overlong form, a surrogate): still a
+	 * JSON answer, 207, each refused item with its own error. */
+	{
+		json_t *j, *ids, *errors;
+
+		url_of(url, &srv, "/interactions/batch");
+		http(&r, "POST", url, "application/json",
+		     "[{\"prompt\":\"a\",\"created_at\":\"\xc0\x80\"},"
+		     "{\"prompt\":\"b\",\"id\":\"\xed\xa0\x80\"},{\"prompt\":\"c\"}]", NULL);
+		CHECK_INT(r.status, 207);
+		j = json_of(__LINE__, &r);
+		ids = json_object_get(j, "ids");
+		errors = json_object_get(j, "errors");
+		CHECK(json_is_null(json_array_get(ids, 0)) && json_is_null(json_array_get(ids, 1)));
+		CHECK(json_is_string(json_array_get(ids, 2)));
+		CHECK_INT(json_array_size(errors), 2);
+		for (size_t i = 0; i < 2; i++) {
+			json_t *e = json_array_get(errors, i);
+
+			CHECK_INT(json_integer_value(json_object_get(e, "index")), i);
+			CHECK(strstr(jstr(e, "error"), i ? "id" : "created_at") != NULL);
+		}
+		json_decref(j);
+		http_free(&r);
+		CHECK_INT(health_records(&srv), before + 4);
 	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }

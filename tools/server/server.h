@@ -257,6 +257,10 @@ enum MHD_Result post_admin(struct request *req, struct MHD_Connection *conn);
 enum MHD_Result reply_take(struct request *req, struct MHD_Connection *conn,
 			   unsigned status, const char *type, char *body,
 			   size_t len);
+/* s as a JSON string (malloc'ed), made valid UTF-8 first: a byte that
+ * starts no valid sequence (yajl lets overlong forms and surrogates
+ * through) becomes '?'. 0, or ENOMEM. */
+int reply_quote(const char *s, char **out);
 /* A response whose body is {"error": msg}, or NULL (out of memory). */
 struct MHD_Response *error_response(const char *msg);
 /* {"error": message} with the status. */
