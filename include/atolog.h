@@ -314,6 +314,19 @@ int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flag
  */
 int atolog_snapshot_delete(const char *snapshot);
 
+/*
+ * The work directories in dir (NAME.tmp-PID-T, see atolog_store_snapshot)
+ * of snapshots killed before their end: those whose process is gone, or
+ * is a later process under the same pid. fn (may be NULL) is told each
+ * one's name and pid; with remove, each is deleted first. A work
+ * directory whose snapshot may still run is never touched. Snapshots call
+ * this on their destination's directory. Returns ATOLOG_OK; fn's non-zero
+ * return; errno (dir cannot be read, or a removal failed).
+ */
+typedef int (*atolog_stale_fn)(const char *name, long pid, void *ctx);
+int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn,
+			  void *ctx);
+
 /* ------------------------------------------------------------------------
  * Compaction: sealed segments rewritten, small ones merged, and records
  * removed by retention (see README, "Compaction").
