@@ -193,7 +193,8 @@ int json_gen_take(yajl_gen g, char **out);
 /* yajl's reason for a parse error, on one line, with the byte offset. */
 void json_parse_reason(yajl_handle h, const char *text, size_t len, char *out,
 		       size_t size);
-/* Emits the JSON text as one value of the generator's document. */
+/* Emits the JSON text as one value of the generator's document: 0, -1 if
+ * it is not JSON, ENOMEM. */
 int json_gen_copy(yajl_gen g, const char *json, size_t len);
 
 /* ------------------------------------------------------------------------

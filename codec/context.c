@@ -642,7 +642,7 @@ int json_gen_copy(yajl_gen g, const char *json, size_t len)
 	yajl_status st;
 
 	if (!h)
-		return -1;
+		return ENOMEM;
 	st = yajl_parse(h, (const unsigned char *)json, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);

@@ -577,6 +577,10 @@ static int array_item_done(struct array_parser *a)
 	}
 	body_free(p);
 	memset(p, 0, sizeof(*p));
+	if (rc == ENOMEM) { /* not the element's fault: the parse stops */
+		a->stop_rc = ENOMEM;
+		return 0;
+	}
 	stop = a->fn(a->index++, rc, rc == ATOLOG_OK ? "" : err_message(NULL), rec,
 		     a->ctx);
 	if (stop != 0) {
@@ -786,6 +790,8 @@ static int gen_interaction(yajl_gen g, const atolog_interaction *rec)
 
 	atolog_time_format_seed(rec->created_at, seed_time);
 	atolog_time_format_iso(rec->created_at, iso_time);
+	int rc;
+
 	if (yajl_gen_map_open(g) != yajl_gen_status_ok ||
 	    gen_text(g, "id", rec->id) || gen_text(g, "prompt", rec->prompt) ||
 	    gen_text(g, "response", rec->response) ||
@@ -794,9 +800,12 @@ static int gen_interaction(yajl_gen g, const atolog_interaction *rec)
 	    gen_text(g, "client", rec->client) ||
 	    gen_text(g, "session_id", rec->session_id) ||
 	    gen_refs(g, "memories_used", rec->memories_used, rec->n_memories_used) ||
-	    gen_refs(g, "chunks_used", rec->chunks_used, rec->n_chunks_used) ||
-	    gen_context(g, rec->context_pack) ||
-	    gen_text(g, "created_at", seed_time) ||
+	    gen_refs(g, "chunks_used", rec->chunks_used, rec->n_chunks_used))
+		return -1;
+	rc = gen_context(g, rec->context_pack);
+	if (rc != 0)
+		return rc; /* ENOMEM is not the record's fault */
+	if (gen_text(g, "created_at", seed_time) ||
 	    gen_text(g, "created_at_iso", iso_time) || gen_key(g, "seq") ||
 	    yajl_gen_integer(g, (long long)rec->seq) != yajl_gen_status_ok)
 		return -1;
@@ -812,10 +821,14 @@ int atolog_interaction_to_json(const atolog_interaction *rec, char **out)
 	g = json_gen_new();
 	if (!g)
 		return err_set(ENOMEM, "rendering interaction %s", rec->id);
-	rc = gen_interaction(g, rec) == 0
-		     ? json_gen_take(g, out)
-		     : err_set(ATOLOG_INVALID, "interaction %s cannot be rendered as "
-			       "JSON (invalid UTF-8 or context_pack)", rec->id);
+	rc = gen_interaction(g, rec);
+	if (rc == 0)
+		rc = json_gen_take(g, out);
+	else if (rc == ENOMEM)
+		rc = err_set(ENOMEM, "rendering interaction %s", rec->id);
+	else
+		rc = err_set(ATOLOG_INVALID, "interaction %s cannot be rendered as "
+			     "JSON (invalid UTF-8 or context_pack)", rec->id);
 	yajl_gen_free(g);
 	return rc;
 }
