@@ -150,13 +150,14 @@ int seal_encode(uint64_t last_seq, msgpack_sbuffer *out)
 int seal_decode(const void *payload, size_t len, uint64_t *last_seq)
 {
 	msgpack_unpacked mp;
+	msgpack_unpack_return mrc = MSGPACK_UNPACK_PARSE_ERROR;
 	size_t off = 0;
 	bool found = false;
 
 	msgpack_unpacked_init(&mp);
-	if (mp_is_bounded(payload, len, 2) &&
-	    msgpack_unpack_next(&mp, payload, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-	    mp.data.type == MSGPACK_OBJECT_MAP) {
+	if (mp_is_bounded(payload, len, 2))
+		mrc = msgpack_unpack_next(&mp, payload, len, &off);
+	if (mrc == MSGPACK_UNPACK_SUCCESS && mp.data.type == MSGPACK_OBJECT_MAP) {
 		const msgpack_object_map *map = &mp.data.via.map;
 
 		for (uint32_t i = 0; i < map->size; i++) {
@@ -171,6 +172,8 @@ int seal_decode(const void *payload, size_t len, uint64_t *last_seq)
 		}
 	}
 	msgpack_unpacked_destroy(&mp);
+	if (mrc == MSGPACK_UNPACK_NOMEM_ERROR) /* the reader's want, not damage */
+		return err_set(ENOMEM, "decoding a seal");
 	return found ? ATOLOG_OK
 		     : err_set(ATOLOG_CORRUPT, "seal frame lacks last_seq");
 }

@@ -407,6 +407,7 @@ static int decode_map(struct record_view *view, const msgpack_object_map *map)
 int record_view_decode(struct record_view *view, const void *payload, size_t len)
 {
 	static const struct text empty = { .ptr = "", .len = 0 };
+	msgpack_unpack_return mrc;
 	size_t off = 0;
 	int rc;
 
@@ -418,8 +419,10 @@ int record_view_decode(struct record_view *view, const void *payload, size_t len
 	if (!mp_is_bounded(payload, len, RECORD_MAX_NESTING))
 		return err_set(ATOLOG_CORRUPT,
 			       "record payload is not well-formed msgpack");
-	if (msgpack_unpack_next(&view->unpacked, payload, len, &off) !=
-		    MSGPACK_UNPACK_SUCCESS || off != len)
+	mrc = msgpack_unpack_next(&view->unpacked, payload, len, &off);
+	if (mrc == MSGPACK_UNPACK_NOMEM_ERROR) /* the reader's want, not damage */
+		return err_set(ENOMEM, "decoding a record");
+	if (mrc != MSGPACK_UNPACK_SUCCESS || off != len)
 		return err_set(ATOLOG_CORRUPT, "record payload does not unpack");
 	if (view->unpacked.data.type != MSGPACK_OBJECT_MAP)
 		return err_set(ATOLOG_CORRUPT, "record payload is not a map");

@@ -88,14 +88,18 @@ int registry_decode(struct registry_view *view, const void *payload, size_t len)
 {
 	const msgpack_object_map *map;
 	bool have_op = false, have_name = false;
+	msgpack_unpack_return mrc;
 	size_t off = 0;
 	int rc = ATOLOG_OK;
 
 	memset(view, 0, sizeof(*view));
 	msgpack_unpacked_init(&view->unpacked);
-	if (!mp_is_bounded(payload, len, 2) ||
-	    msgpack_unpack_next(&view->unpacked, payload, len, &off) !=
-		    MSGPACK_UNPACK_SUCCESS ||
+	if (!mp_is_bounded(payload, len, 2))
+		return err_set(ATOLOG_CORRUPT, "registry frame is not a msgpack map");
+	mrc = msgpack_unpack_next(&view->unpacked, payload, len, &off);
+	if (mrc == MSGPACK_UNPACK_NOMEM_ERROR) /* the reader's want, not damage */
+		return err_set(ENOMEM, "decoding a registration");
+	if (mrc != MSGPACK_UNPACK_SUCCESS ||
 	    view->unpacked.data.type != MSGPACK_OBJECT_MAP)
 		return err_set(ATOLOG_CORRUPT, "registry frame is not a msgpack map");
 	map = &view->unpacked.data.via.map;

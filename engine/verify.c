@@ -13,7 +13,8 @@
  *
  * Nothing is changed: a problem is counted, the first is kept with its
  * segment and offset, and the walk goes on, so one run lists the extent
- * of the damage.
+ * of the damage. Running out of memory is no problem of the store: it
+ * stops the walk with ENOMEM (verify_own_failure), never counted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,19 @@ struct verify {
 	void *progress_ctx;
 	atolog_verify_report *out;
 	struct compact_view view; /* a pending journal's, if any */
+	int failed;               /* the verify's own failure: the walk stops */
 };
+
+/* Whether rc is the verify's own failure rather than a finding about the
+ * store (noted in v->failed, which stops the walk). */
+static bool verify_own_failure(struct verify *v, int rc)
+{
+	if (rc != ENOMEM)
+		return false;
+	if (!v->failed)
+		v->failed = rc;
+	return true;
+}
 
 static void __attribute__((format(printf, 2, 3)))
 verify_problem(struct verify *v, const char *fmt, ...)
@@ -112,11 +125,14 @@ static void verify_record(struct verify *v, const struct log_frame *f)
 	struct verify_row key = { .loc = { f->segment, f->offset, f->length } }, *row;
 	struct record_view view;
 	char id[ATOLOG_ID_TEXT_LEN + 1];
+	int rc = record_view_decode(&view, f->payload, f->header.payload_len);
 
-	if (record_view_decode(&view, f->payload, f->header.payload_len) != ATOLOG_OK) {
-		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
-			       ": the record does not decode: %s", f->segment,
-			       f->offset, err_message(v->store));
+	if (rc != ATOLOG_OK) {
+		if (!verify_own_failure(v, rc))
+			verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+				       ": the record does not decode: %s", f->segment,
+				       f->offset, err_message(v->store));
+		record_view_free(&view);
 		return;
 	}
 	uuid_format(view.fields.id, id);
@@ -145,11 +161,13 @@ static void verify_record(struct verify *v, const struct log_frame *f)
 static void verify_registry(struct verify *v, const struct log_frame *f)
 {
 	struct registry_view view;
+	int decoded = registry_decode(&view, f->payload, f->header.payload_len);
 
-	if (registry_decode(&view, f->payload, f->header.payload_len) != ATOLOG_OK) {
-		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
-			       ": the registration does not decode: %s", f->segment,
-			       f->offset, err_message(v->store));
+	if (decoded != ATOLOG_OK) {
+		if (!verify_own_failure(v, decoded))
+			verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
+				       ": the registration does not decode: %s",
+				       f->segment, f->offset, err_message(v->store));
 		registry_view_free(&view);
 		return;
 	}
@@ -163,6 +181,8 @@ static void verify_registry(struct verify *v, const struct log_frame *f)
 			k.len = text_fold_name(t.ptr, t.len, key);
 			rc = index_registry_get(v->store->idx, k, &canonical);
 		}
+		if (verify_own_failure(v, rc))
+			break;
 		if (rc != ATOLOG_OK || strlen(canonical) != view.name.len ||
 		    memcmp(canonical, view.name.ptr, view.name.len) != 0)
 			verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
@@ -192,7 +212,7 @@ static int verify_frame(const struct log_frame *f, void *ctx)
 		verify_registry(v, f);
 	if (v->progress && (v->out->frames & 4095) == 0)
 		v->progress(v->done_bytes + f->offset, v->total_bytes, v->progress_ctx);
-	return 0;
+	return v->failed;
 }
 
 /* Checks how segment id ended. */
@@ -229,9 +249,10 @@ static bool live_tail(const struct verify *v, uint64_t id, uint64_t offset)
  * read, then a later frame found): the scan is repeated, a stop at the
  * same offset twice is reported, and one that still moves after
  * VERIFY_LIVE_RESCANS passes is the writer's tail, not counted. Before the
- * point nothing moves, so one failure is enough.
+ * point nothing moves, so one failure is enough. Returns the verify's own
+ * failure, if any.
  */
-static void verify_segment(struct verify *v, uint64_t id, bool newest)
+static int verify_segment(struct verify *v, uint64_t id, bool newest)
 {
 	struct segment_header hdr;
 	struct scan_start from = { .segment_id = id, .offset = SEGMENT_HEADER_SIZE };
@@ -241,9 +262,11 @@ static void verify_segment(struct verify *v, uint64_t id, bool newest)
 	int fd, rc = segment_open(v->store->segment_dir, id, O_RDONLY, &hdr, &fd);
 
 	v->out->segments++;
+	if (verify_own_failure(v, rc))
+		return rc;
 	if (rc != ATOLOG_OK) {
 		verify_problem(v, "%s", err_message(v->store));
-		return;
+		return ATOLOG_OK;
 	}
 	if (v->ic.has_state && memcmp(hdr.store_id, v->ic.state.store_id, UUID_SIZE) != 0)
 		verify_problem(v, "segment %016" PRIx64 " belongs to another store", id);
@@ -266,11 +289,12 @@ static void verify_segment(struct verify *v, uint64_t id, bool newest)
 	}
 	if (rc == ATOLOG_OK)
 		verify_segment_end(v, id, newest, &res);
-	else
+	else if (!verify_own_failure(v, rc))
 		verify_problem(v, "%s", err_message(v->store));
 	if (fstat(fd, &sb) == 0)
 		v->done_bytes += (uint64_t)sb.st_size;
 	close(fd);
+	return v->failed;
 }
 
 /* What only the whole walk can tell: rows no frame matched, counts. */
@@ -343,13 +367,15 @@ static int verify_run(struct verify *v)
 	}
 	while (n > 0 && compact_view_ignores(&v->view, ids[n - 1]))
 		n--, v->out->set_aside++; /* the newest is the index's newest */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rc == ATOLOG_OK; i++) {
 		if (compact_view_ignores(&v->view, ids[i]))
 			v->out->set_aside++;
 		else
-			verify_segment(v, ids[i], i + 1 == n);
+			rc = verify_segment(v, ids[i], i + 1 == n);
 	}
 	free(ids);
+	if (rc != ATOLOG_OK)
+		return rc;
 	verify_totals(v);
 	if (v->progress)
 		v->progress(v->total_bytes, v->total_bytes, v->progress_ctx);
