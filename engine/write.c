@@ -164,13 +164,15 @@ static void submit_prepared(atolog_store *s, struct commit_frame *frames,
 		rcs[i] = frames[i].rc;
 }
 
-/* Notes the first failure of a batch, with its item number. */
+/* Notes the failure of the lowest-numbered item of a batch, with its
+ * number: items fail before the commit and in it, in either order. */
 static void note_first(atolog_store *s, size_t n, size_t i, int rc, int *first,
-		       char *msg, size_t size)
+		       size_t *first_i, char *msg, size_t size)
 {
-	if (rc == ATOLOG_OK || *first != ATOLOG_OK)
+	if (rc == ATOLOG_OK || (*first != ATOLOG_OK && *first_i <= i))
 		return;
 	*first = rc;
+	*first_i = i;
 	if (n == 1)
 		snprintf(msg, size, "%s", err_message(s));
 	else
@@ -209,7 +211,9 @@ static void reserve_frames(msgpack_sbuffer *sb, const atolog_interaction *in,
 }
 
 /* Prepares every item, commits the valid ones as one request, and fills
- * rcs and out; returns the first item's error (or ATOLOG_OK). */
+ * rcs and out; returns the first item's error (or ATOLOG_OK). Each out[i]
+ * is made before the commit, so that nothing can fail once an item is
+ * stored: an item whose code is not ATOLOG_OK is never in the store. */
 static int record_many(atolog_store *s, const atolog_interaction *in, size_t n,
 		       int *rcs, atolog_interaction **out)
 {
@@ -217,29 +221,42 @@ static int record_many(atolog_store *s, const atolog_interaction *in, size_t n,
 	struct commit_frame *frames = calloc(n + 1, sizeof(*frames));
 	char first_msg[ERR_MSG_SIZE] = "";
 	int first = ATOLOG_OK;
+	size_t first_i = 0;
 	msgpack_sbuffer sb;
 
 	if (!p || !frames) {
 		free(p);
 		free(frames);
+		for (size_t i = 0; i < n; i++) {
+			rcs[i] = ENOMEM;
+			if (out)
+				out[i] = NULL;
+		}
 		return err_set(ENOMEM, "recording");
 	}
 	msgpack_sbuffer_init(&sb);
 	reserve_frames(&sb, in, n);
 	for (size_t i = 0; i < n; i++) {
+		if (out)
+			out[i] = NULL;
 		rcs[i] = prepare(s, &in[i], &p[i], &frames[i], &sb);
-		note_first(s, n, i, rcs[i], &first, first_msg, sizeof(first_msg));
+		if (rcs[i] == ATOLOG_OK && out)
+			rcs[i] = record_fields_flatten(&p[i].in.fields, 0, &out[i]);
+		note_first(s, n, i, rcs[i], &first, &first_i, first_msg,
+			   sizeof(first_msg));
 	}
 	for (size_t i = 0; i < n; i++)
 		frames[i].data = (uint8_t *)sb.data + p[i].offset;
 	submit_prepared(s, frames, n, rcs);
 	for (size_t i = 0; i < n; i++) {
-		if (out)
+		if (out && out[i] && rcs[i] == ATOLOG_OK) {
+			out[i]->seq = frames[i].seq;
+		} else if (out && out[i]) {
+			atolog_interaction_free(out[i]);
 			out[i] = NULL;
-		if (rcs[i] == ATOLOG_OK && out)
-			rcs[i] = record_fields_flatten(&p[i].in.fields, frames[i].seq,
-						       &out[i]);
-		note_first(s, n, i, rcs[i], &first, first_msg, sizeof(first_msg));
+		}
+		note_first(s, n, i, rcs[i], &first, &first_i, first_msg,
+			   sizeof(first_msg));
 		prepared_free(&p[i]);
 	}
 	msgpack_sbuffer_destroy(&sb);
