@@ -642,6 +642,12 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 		rc = writer_usable(s);
 	if (rc == ATOLOG_OK) {
 		group_plan_items(g);
+		if (g->n_items == 0) {
+			/* Every frame was refused by the checks: nothing to
+			 * write, and no roll ahead for it either. */
+			group_abandon(s, g, ATOLOG_OK, "", false);
+			return;
+		}
 		rc = recent_reserve(&s->w.recent, g->items, g->n_items);
 	}
 	if (rc == ATOLOG_OK)
