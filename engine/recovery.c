@@ -136,8 +136,6 @@ static int recovery_add_registry(struct recovery *r, const struct log_frame *f)
 	char *folded = NULL;
 	int rc = registry_decode(&view, f->payload, f->header.payload_len);
 
-	if (rc == ATOLOG_OK)
-		rc = recovery_flush(r); /* keep the state in log order */
 	if (rc == ATOLOG_OK) {
 		rows = calloc(view.n_aliases + 1, sizeof(*rows));
 		folded = malloc((view.n_aliases + 1) * (ATOLOG_NAME_MAX_BYTES + 1));
@@ -196,6 +194,14 @@ static int recovery_frame(const struct log_frame *f, void *ctx)
 	struct recovery *r = ctx;
 	int rc = ATOLOG_OK;
 
+	/* A registration is committed on its own, with the state that covers
+	 * it: what precedes it goes first, under the state before it, so
+	 * that no commit claims the registration before its rows are in. */
+	if (f->header.kind == FRAME_KIND_REGISTRY) {
+		rc = recovery_flush(r);
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
 	r->state.segment = f->segment;
 	r->state.end_offset = f->offset + f->length;
 	r->state.last_frame_offset = f->offset;
