@@ -81,17 +81,23 @@ static int store_lock(atolog_store *s)
 	return ATOLOG_OK;
 }
 
-static void read_boot_id(char out[BOOT_ID_SIZE])
+/* The boot id, or "" where the system has none (taken for another boot:
+ * a rebuild too many rather than a damaged index kept). Failing to read
+ * one that is there (ENOMEM, EMFILE) is an error, not another boot. */
+static int read_boot_id(char out[BOOT_ID_SIZE])
 {
 	FILE *f = fopen(BOOT_ID_PATH, "re");
 
 	out[0] = '\0';
+	if (!f && errno != ENOENT)
+		return err_errno(errno, "reading %s", BOOT_ID_PATH);
 	if (f) {
 		if (!fgets(out, BOOT_ID_SIZE, f))
 			out[0] = '\0';
 		fclose(f);
 	}
 	out[strcspn(out, "\n")] = '\0';
+	return ATOLOG_OK;
 }
 
 /* Deletes the LMDB files so the index is rebuilt from the log. */
@@ -135,22 +141,25 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
 	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
 	FILE *f;
+	int rc = ATOLOG_OK;
 
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	*present = *other_boot = false;
 	f = fopen(marker, "re");
+	if (!f && errno != ENOENT) /* there, maybe: it cannot be taken as absent */
+		rc = err_errno(errno, "reading %s", marker);
 	if (f) {
 		*present = true;
 		if (!fgets(then, sizeof(then), f))
 			then[0] = '\0';
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
-		read_boot_id(now);
+		rc = read_boot_id(now);
 		*other_boot = now[0] == '\0' || strcmp(now, then) != 0;
 	}
 	free(marker);
-	return ATOLOG_OK;
+	return rc;
 }
 
 /* A writer drops an index a machine crash may have damaged. */
@@ -199,10 +208,11 @@ int store_marker_write(atolog_store *s)
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
-	read_boot_id(now);
-	f = fopen(tmp, "we");
-	if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
-	    fdatasync(fileno(f)) != 0)
+	rc = read_boot_id(now); /* not "": that would read as another boot */
+	if (rc == ATOLOG_OK)
+		f = fopen(tmp, "we");
+	if (rc == ATOLOG_OK && (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
+				fdatasync(fileno(f)) != 0))
 		rc = err_errno(errno, "writing %s", tmp);
 	if (f && fclose(f) != 0 && rc == ATOLOG_OK)
 		rc = err_errno(errno, "writing %s", tmp);
