@@ -899,8 +899,10 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 	for (size_t i = 0; i < b->n_waiters; i++) {
 		struct commit_req *req = b->waiters[i];
 
+		/* A registration is in the log already, and the next open
+		 * indexes it: not refused (rc), in doubt until a reopen. */
 		if (rc != ATOLOG_OK)
-			req_fail(req, &req->frames[0], rc, msg);
+			req_fail(req, &req->frames[0], ATOLOG_FAILED, msg);
 		req_complete_locked(w, req);
 	}
 	pthread_cond_broadcast(&w->room);

@@ -597,7 +597,9 @@ void atolog_iter_close(atolog_iter *iter);
  * Registers project name with n_aliases aliases (adding aliases to it if it
  * is already registered). Returns ATOLOG_OK; ATOLOG_EXISTS (the name or an
  * alias already belongs to another project); ATOLOG_INVALID; ATOLOG_TOOBIG;
- * ATOLOG_READONLY; errno. On error nothing is registered.
+ * ATOLOG_READONLY; ATOLOG_FAILED (the handle failed, perhaps while indexing
+ * this registration: it is then in the log, and the next open indexes it);
+ * errno. On any other error nothing is registered.
  */
 int atolog_project_add(atolog_store *store, const char *name,
 		       const char *const *aliases, size_t n_aliases);
