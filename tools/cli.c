@@ -33,6 +33,22 @@ int cli_exit_code(int rc)
 	}
 }
 
+int cli_exit_errno(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+	case EISDIR:
+	case EACCES:
+	case EPERM:
+	case ELOOP:
+	case ENAMETOOLONG:
+		return EXIT_USAGE; /* the path given */
+	default:
+		return EXIT_STORE; /* the system: ENOMEM, EMFILE, EIO... */
+	}
+}
+
 int cli_fail(int rc, const atolog_store *store, const char *what)
 {
 	const char *detail = atolog_errmsg(store);

@@ -36,6 +36,9 @@ struct command {
 
 /* The exit code for an atolog return code. */
 int cli_exit_code(int rc);
+/* The exit code for a file given on the command line that cannot be
+ * opened: EXIT_USAGE for the path's fault, EXIT_STORE for the system's. */
+int cli_exit_errno(int e);
 
 /* Prints "atolog: <what>: <detail>" and returns the exit code for rc. */
 int cli_fail(int rc, const atolog_store *store, const char *what);

@@ -105,24 +105,27 @@ static int csv_row(const atolog_interaction *r)
 
 /* One line per registered project, after the interactions, so that an
  * import resolves aliases as the source does from then on:
- * {"registry":{"name":N,"aliases":[A,...]}}. */
+ * {"registry":{"name":N,"aliases":[A,...]}}. Quoted first and printed
+ * whole, or not at all: an export that fails never ends in a torn line. */
 static int print_registration(const atolog_project *p, void *ctx)
 {
-	char *q = NULL;
+	char *name = NULL, **aliases = calloc(p->n_aliases + 1, sizeof(*aliases));
+	int rc = aliases ? cli_json_quote(p->name, &name) : ENOMEM;
 
 	(void)ctx;
-	if (cli_json_quote(p->name, &q) != 0)
-		return ENOMEM;
-	printf("{\"registry\":{\"name\":%s,\"aliases\":[", q);
-	free(q);
-	for (size_t i = 0; i < p->n_aliases; i++) {
-		if (cli_json_quote(p->aliases[i], &q) != 0)
-			return ENOMEM;
-		printf("%s%s", i ? "," : "", q);
-		free(q);
+	for (size_t i = 0; rc == 0 && i < p->n_aliases; i++)
+		rc = cli_json_quote(p->aliases[i], &aliases[i]);
+	if (rc == 0) {
+		printf("{\"registry\":{\"name\":%s,\"aliases\":[", name);
+		for (size_t i = 0; i < p->n_aliases; i++)
+			printf("%s%s", i ? "," : "", aliases[i]);
+		puts("]}}");
 	}
-	puts("]}}");
-	return 0;
+	free(name);
+	for (size_t i = 0; aliases && i < p->n_aliases; i++)
+		free(aliases[i]);
+	free(aliases);
+	return rc;
 }
 
 int cmd_export(struct cli *cli, int argc, char **argv)
@@ -273,10 +276,12 @@ static int import_line(struct import *im, char *line, size_t len, long number)
 		return import_registration(im, line, number);
 	im->read++;
 	rc = atolog_interaction_from_json(line, len, &rec);
-	if (rc != ATOLOG_OK) {
+	if (rc == ATOLOG_INVALID || rc == ATOLOG_TOOBIG) {
 		import_refuse(im, number, atolog_errmsg(NULL));
 		return ATOLOG_OK;
 	}
+	if (rc != ATOLOG_OK) /* ENOMEM: not the line's fault; the import stops */
+		return rc;
 	im->items[im->n] = rec;
 	im->lines[im->n++] = number;
 	return im->n == IMPORT_BATCH ? import_flush(im) : ATOLOG_OK;
@@ -290,7 +295,7 @@ static int import_stream(struct import *im, FILE *in)
 	long number = 0;
 	int rc = ATOLOG_OK;
 
-	while (rc == ATOLOG_OK && (len = getline(&line, &cap, in)) >= 0) {
+	while (rc == ATOLOG_OK && (errno = 0, len = getline(&line, &cap, in)) >= 0) {
 		number++;
 		if ((size_t)len > ATOLOG_JSON_MAX_BYTES) {
 			im->read++;
@@ -301,8 +306,10 @@ static int import_stream(struct import *im, FILE *in)
 		if (im->progress && (number & 1023) == 0)
 			im->progress(im->bytes, im->size, &im->bar);
 	}
-	if (rc == ATOLOG_OK && ferror(in))
-		rc = EIO;
+	/* getline's -1 is the end only at the end: ENOMEM (which sets no
+	 * error flag) or a read error must not pass for a complete import. */
+	if (rc == ATOLOG_OK && !feof(in))
+		rc = ferror(in) || errno == 0 ? EIO : errno;
 	if (rc == ATOLOG_OK)
 		rc = import_flush(im);
 	for (size_t i = 0; i < im->n; i++)
@@ -326,8 +333,10 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		im.source = argv[1];
 		in = fopen(argv[1], "re");
 		if (!in) {
-			fprintf(stderr, "atolog: import: %s: %s\n", argv[1], strerror(errno));
-			return EXIT_USAGE;
+			int e = errno;
+
+			fprintf(stderr, "atolog: import: %s: %s\n", argv[1], strerror(e));
+			return cli_exit_errno(e);
 		}
 	}
 	rc = cli_open_writer(cli, &im.store);
