@@ -441,6 +441,10 @@ void writer_exclusive_end(atolog_store *store);
  * (writers go on meanwhile). */
 void writer_index_catch_up(atolog_store *store);
 
+/* engine/store.c: this boot's id (the kernel's), "" if unknown. */
+#define STORE_BOOT_ID_SIZE 64
+void store_boot_id(char out[STORE_BOOT_ID_SIZE]);
+
 /* engine/store.c: the index-unsynced marker (see the comment there). */
 bool store_needs_marker(const atolog_store *store);
 int store_marker_write(atolog_store *store);

@@ -27,7 +27,6 @@
 #include "error.h"
 
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
-#define BOOT_ID_SIZE 64
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -81,13 +80,13 @@ static int store_lock(atolog_store *s)
 	return ATOLOG_OK;
 }
 
-static void read_boot_id(char out[BOOT_ID_SIZE])
+void store_boot_id(char out[STORE_BOOT_ID_SIZE])
 {
 	FILE *f = fopen(BOOT_ID_PATH, "re");
 
 	out[0] = '\0';
 	if (f) {
-		if (!fgets(out, BOOT_ID_SIZE, f))
+		if (!fgets(out, STORE_BOOT_ID_SIZE, f))
 			out[0] = '\0';
 		fclose(f);
 	}
@@ -133,7 +132,7 @@ static int store_drop_index(atolog_store *s)
 static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
+	char now[STORE_BOOT_ID_SIZE], then[STORE_BOOT_ID_SIZE] = "";
 	FILE *f;
 
 	if (!marker)
@@ -146,7 +145,7 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 			then[0] = '\0';
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
-		read_boot_id(now);
+		store_boot_id(now);
 		*other_boot = now[0] == '\0' || strcmp(now, then) != 0;
 	}
 	free(marker);
@@ -192,14 +191,14 @@ bool store_needs_marker(const atolog_store *s)
 int store_marker_write(atolog_store *s)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-	char now[BOOT_ID_SIZE], tmp[PATH_MAX];
+	char now[STORE_BOOT_ID_SIZE], tmp[PATH_MAX];
 	FILE *f = NULL;
 	int rc = ATOLOG_OK;
 
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
-	read_boot_id(now);
+	store_boot_id(now);
 	f = fopen(tmp, "we");
 	if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
 	    fdatasync(fileno(f)) != 0)

@@ -170,6 +170,15 @@ static void test_during_ingest(const char *dir)
 	waitpid(writer, &status, 0);
 }
 
+static bool exists_in(const char *dir, const char *name)
+{
+	char *path = check_path(dir, name);
+	bool yes = access(path, F_OK) == 0;
+
+	free(path);
+	return yes;
+}
+
 static void test_restore_round_trip(const char *root)
 {
 	char *src = check_path(root, "src"), *snap = check_path(root, "snap"),
@@ -186,6 +195,8 @@ static void test_restore_round_trip(const char *root)
 	CHECK_RC(atolog_snapshot_restore(snap, dst, 0, NULL, NULL), ATOLOG_OK, NULL);
 	n = check_snapshot(dst, 500);
 	CHECK_INT(n, 500);
+	/* Neither is a work directory any more. */
+	CHECK(!exists_in(snap, ".atolog-work") && !exists_in(dst, ".atolog-work"));
 	/* The restored store takes writes; the snapshot stays as it was. */
 	write_sequence(dst, 500, 50);
 	after = run_probe(PROBE_VERIFY, dst, NULL);
@@ -343,14 +354,6 @@ static void make_fake(const char *dir, const char *name, int64_t t, bool manifes
 	free(path);
 }
 
-static bool exists_in(const char *dir, const char *name)
-{
-	char *path = check_path(dir, name);
-	bool yes = access(path, F_OK) == 0;
-
-	free(path);
-	return yes;
-}
 
 /* Runs `atolog snapshot cleanup dir args`; returns stdout (malloc'ed). */
 static char *cleanup(const char *cli, const char *dir, const char *args)
@@ -523,19 +526,73 @@ static size_t count_tmp(const char *dir)
 	return n;
 }
 
+/* Who this process is, as a work directory's marker says it. */
+struct whoami {
+	char boot[64], host[256];
+	unsigned long long pidns, start;
+};
+
+static void whoami(struct whoami *w)
+{
+	char buf[1024], *p;
+	struct stat st;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+	memset(w, 0, sizeof(*w));
+	if (f && fgets(w->boot, sizeof(w->boot), f))
+		w->boot[strcspn(w->boot, "\n")] = '\0';
+	if (f)
+		fclose(f);
+	gethostname(w->host, sizeof(w->host) - 1);
+	if (stat("/proc/self/ns/pid", &st) == 0)
+		w->pidns = (unsigned long long)st.st_ino;
+	f = fopen("/proc/self/stat", "r");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')'))) {
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			sscanf(p, " %llu", &w->start);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* A work directory as a snapshot leaves it, marked as made by pid. */
+static void make_work(const char *dir, const char *name, const struct whoami *w,
+		      long pid)
+{
+	char *path = check_path(dir, name), *marker;
+	FILE *f;
+
+	make_fake(dir, name, 0, false);
+	marker = check_path(path, ".atolog-work");
+	f = fopen(marker, "w");
+	if (f) {
+		fprintf(f, "atolog-work 1\nboot %s\nhost %s\npidns %llu\npid %ld\n"
+			"start %llu\n", w->boot, w->host, w->pidns, pid, w->start);
+		fclose(f);
+	}
+	free(marker);
+	free(path);
+}
+
 static void test_stale_work_dirs(const char *root)
 {
 	const char *cli = getenv("ATOLOG_CLI");
 	char *store = check_path(root, "store"), *backups = check_path(root, "backups");
-	char dead[64], live[64], reused[64], *out;
+	char dead[64], live[64], reused[64], rebooted[64], host[64], ns[64], bare[64];
+	struct whoami me, other;
 	atolog_snapshot_info info;
 	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
 	atolog_store *s;
+	long gone = dead_pid(), self = (long)getpid();
+	char *out;
 
 	if (!cli) {
 		CHECK_FAILF("ATOLOG_CLI is not set");
 		return;
 	}
+	whoami(&me);
 	write_sequence(store, 0, 300);
 	CHECK(mkdir(backups, 0755) == 0);
 	{
@@ -544,33 +601,46 @@ static void test_stale_work_dirs(const char *root)
 		killed_snapshot(store, dest);
 		free(dest);
 	}
-	snprintf(dead, sizeof(dead), "old.tmp-%ld-%" PRIx64, dead_pid(),
-		 (uint64_t)time(NULL) * 1000000);
-	snprintf(live, sizeof(live), "run.tmp-%ld-%" PRIx64, (long)getpid(),
-		 (uint64_t)time(NULL) * 1000000);
-	/* Our pid, but named long before this process began: reused. */
-	snprintf(reused, sizeof(reused), "re.tmp-%ld-1", (long)getpid());
-	make_fake(backups, dead, 1790000000, true); /* with its manifest */
-	make_fake(backups, live, 0, false);
-	make_fake(backups, reused, 0, false);
-	make_fake(backups, "half.tmp-7", 0, false); /* not a work dir's name */
-	{
-		char *path = check_path(root, "backups/file.tmp-1-1");
-		FILE *f = fopen(path, "w");
+	/* Stale: its process is gone; our pid but another start (reused);
+	 * another boot of this host. */
+	snprintf(dead, sizeof(dead), "old.tmp-%ld-1", gone);
+	make_work(backups, dead, &me, gone);
+	snprintf(reused, sizeof(reused), "re.tmp-%ld-2", self);
+	other = me;
+	other.start = me.start + 1000;
+	make_work(backups, reused, &other, self);
+	snprintf(rebooted, sizeof(rebooted), "boot.tmp-%ld-3", self);
+	other = me;
+	snprintf(other.boot, sizeof(other.boot), "00000000-0000-0000-0000-000000000000");
+	make_work(backups, rebooted, &other, self);
+	/* Left alone: ours and running; another host's; another pid
+	 * namespace's (a container: its pids mean nothing here), however
+	 * dead they look; no marker at all; not a work directory's name. */
+	snprintf(live, sizeof(live), "run.tmp-%ld-4", self);
+	make_work(backups, live, &me, self);
+	snprintf(host, sizeof(host), "nfs.tmp-%ld-5", gone);
+	other = me;
+	snprintf(other.host, sizeof(other.host), "another-host");
+	make_work(backups, host, &other, gone);
+	snprintf(ns, sizeof(ns), "ns.tmp-%ld-6", gone);
+	other = me;
+	other.pidns = me.pidns + 1;
+	make_work(backups, ns, &other, gone);
+	snprintf(bare, sizeof(bare), "bare.tmp-%ld-7", gone);
+	make_fake(backups, bare, 0, false);
+	make_fake(backups, "half.tmp-7", 0, false);
+	CHECK_INT(count_tmp(backups), 8);
 
-		if (f)
-			fclose(f);
-		free(path);
-	}
-	CHECK_INT(count_tmp(backups), 4);
-
-	/* Cleanup's dry run lists the stale and removes nothing. */
+	/* Cleanup's dry run lists the stale (the killed one too) and
+	 * removes nothing. */
 	out = cleanup(cli, backups, "");
-	CHECK(out && strstr(out, dead) && strstr(out, reused));
-	CHECK(out && strstr(out, "\"reasons\":[\"stale\"]") && strstr(out, "\"stale\":3"));
-	CHECK(out && !strstr(out, live) && !strstr(out, "half.tmp-7"));
+	CHECK(out && strstr(out, dead) && strstr(out, reused) && strstr(out, rebooted));
+	CHECK(out && strstr(out, "killed.tmp-"));
+	CHECK(out && strstr(out, "\"reasons\":[\"stale\"]") && strstr(out, "\"stale\":4"));
+	CHECK(out && !strstr(out, live) && !strstr(out, host) && !strstr(out, ns) &&
+	      !strstr(out, bare) && !strstr(out, "half.tmp-7"));
 	free(out);
-	CHECK_INT(count_tmp(backups), 4);
+	CHECK_INT(count_tmp(backups), 8);
 
 	/* The next snapshot into the directory sweeps them. */
 	CHECK_OK(atolog_store_open(store, &ro, &s), NULL);
@@ -579,16 +649,19 @@ static void test_stale_work_dirs(const char *root)
 
 		CHECK_OK(atolog_store_snapshot(s, dest, NULL, NULL, &info), s);
 		CHECK_INT(info.records, 300);
+		CHECK(!exists_in(dest, ".atolog-work")); /* a snapshot, not work */
 		free(dest);
 		atolog_store_close(s);
 	}
-	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused));
-	CHECK(exists_in(backups, live) && exists_in(backups, "half.tmp-7"));
-	CHECK(exists_in(backups, "file.tmp-1-1") && exists_in(backups, "snap"));
-	CHECK_INT(count_tmp(backups), 1);
+	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused) &&
+	      !exists_in(backups, rebooted));
+	CHECK(exists_in(backups, live) && exists_in(backups, host) &&
+	      exists_in(backups, ns) && exists_in(backups, bare));
+	CHECK(exists_in(backups, "half.tmp-7") && exists_in(backups, "snap"));
+	CHECK_INT(count_tmp(backups), 4);
 
 	/* And cleanup --apply does too. */
-	make_fake(backups, dead, 0, false);
+	make_work(backups, dead, &me, gone);
 	out = cleanup(cli, backups, "--apply");
 	CHECK(out && strstr(out, "\"action\":\"deleted\",\"reasons\":[\"stale\"]"));
 	free(out);
