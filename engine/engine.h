@@ -39,6 +39,7 @@
 #include "codec.h"
 #include "error.h"
 #include "index.h"
+#include "lock.h"
 
 #define STORE_LOCK_FILE "LOCK"
 #define STORE_SEGMENT_DIR "segments"
@@ -217,7 +218,7 @@ struct log_item {
 struct recent_chunk;
 
 struct recent {
-	pthread_rwlock_t lock;
+	struct rwlock lock;
 	struct recent_chunk *head, *tail;
 	struct recent_chunk *reserved; /* the leader's, not yet in the list */
 	/* The leader's plan: the tail once everything reserved is published,
@@ -319,8 +320,12 @@ struct writer {
 	int64_t unsynced_since;       /* monotonic us of the oldest unsynced write */
 	bool io_failed;               /* what is on disk is unknown */
 
+	/* Who holds the log (debug builds): the leader, or maintenance
+	 * between writer_exclusive_begin and _end; writer_holds_log(). */
+	struct owner log_owner;
+
 	/* Shared, under lock. */
-	pthread_mutex_t lock;
+	struct lock lock;
 	pthread_cond_t index_wake, room, idle;
 	struct commit_req *queue_head, *queue_tail;
 	uint64_t queued_reqs;         /* requests in the queue */
@@ -374,11 +379,11 @@ struct atolog_store {
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */
-	pthread_mutex_t maint_lock;
+	struct lock maint_lock;
 	/* Held across "the index is synced, the marker goes" and across a
 	 * compaction's "marker, swap, sync", so that neither cuts into the
 	 * other (engine/store.c). */
-	pthread_mutex_t marker_lock;
+	struct lock marker_lock;
 	/* The compactor's I/O (one at a time, under maint_lock): tests make
 	 * its nth call fail, as w.io does for the writer. */
 	struct io_faults compact_io;
@@ -389,6 +394,11 @@ struct atolog_store {
 
 /* engine/commit.c */
 int writer_init(atolog_store *store);
+/* Whether this thread holds the log: it leads, or has it for maintenance
+ * (writer_exclusive_begin returned ATOLOG_OK), or is closing the store.
+ * Debug builds only (always true with NDEBUG): for asserts where struct
+ * writer's first part is touched (commit.c, invariant 6). */
+bool writer_holds_log(const atolog_store *store);
 /* Refuses every later write with rc and msg, until reopened. */
 void writer_fail(atolog_store *store, int rc, const char *msg);
 /* Starts the index thread (after recovery). */

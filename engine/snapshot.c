@@ -373,7 +373,7 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (lstat(dest, &st) == 0)
 		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
 	tmp_name(sn.tmp, sizeof(sn.tmp), dest);
-	pthread_mutex_lock(&s->maint_lock);
+	lock_acquire(&s->maint_lock);
 	/* A compaction of this handle that could not delete its old
 	 * segments left its journal: finish it, or every try would race. */
 	if (!s->readonly && compact_pending(s)) {
@@ -387,7 +387,7 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (s->writer_ready && s->w.started)
 		writer_index_catch_up(s);
 	rc = snapshot_take(&sn);
-	pthread_mutex_unlock(&s->maint_lock);
+	lock_release(&s->maint_lock);
 	if (rc != 0)
 		return rc; /* take_store removed what it made */
 	if (rc == 0)

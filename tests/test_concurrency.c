@@ -436,9 +436,9 @@ static uint64_t queued_bytes(atolog_store *s)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	n = s->w.queued_bytes;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	return n;
 }
 
