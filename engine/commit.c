@@ -856,8 +856,19 @@ static int index_items(atolog_store *s, uint64_t from, uint64_t to)
 	struct index_batch ib;
 	int rc = recent_take(&s->w.recent, from, to, b);
 
-	if (rc == ATOLOG_OK && !s->marker_present && store_needs_marker(s))
-		rc = store_marker_write(s);
+	/* Under marker_lock, as everywhere: this thread is not the only one
+	 * to write marker_present (a compaction's swap arms the marker too).
+	 * It used to read it bare, safe only because the swap holds the log
+	 * exclusive with the index level, so that no transaction runs beside
+	 * it: an argument across three files, now a rule checked where the
+	 * field is written (store.c). The lock is free here but for a swap or
+	 * an idle flush, neither of which overlaps a transaction. */
+	if (rc == ATOLOG_OK && store_needs_marker(s)) {
+		lock_acquire(&s->marker_lock);
+		if (!s->marker_present)
+			rc = store_marker_write(s);
+		lock_release(&s->marker_lock);
+	}
 	if (rc != ATOLOG_OK)
 		return rc;
 	ib = (struct index_batch){

@@ -375,14 +375,15 @@ struct atolog_store {
 	struct segment_fds fds;
 	struct writer w;
 	atolog_stats open_stats; /* recovery figures */
-	bool marker_present;     /* STORE_UNSYNCED_FILE exists */
+	bool marker_present;     /* STORE_UNSYNCED_FILE exists (marker_lock) */
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */
 	struct lock maint_lock;
 	/* Held across "the index is synced, the marker goes" and across a
 	 * compaction's "marker, swap, sync", so that neither cuts into the
-	 * other (engine/store.c). */
+	 * other (engine/store.c); marker_present is read and written only
+	 * with it held. */
 	struct lock marker_lock;
 	/* The compactor's I/O (one at a time, under maint_lock): tests make
 	 * its nth call fail, as w.io does for the writer. */
@@ -431,7 +432,9 @@ void writer_exclusive_end(atolog_store *store);
  * (writers go on meanwhile). */
 void writer_index_catch_up(atolog_store *store);
 
-/* engine/store.c: the index-unsynced marker (see the comment there). */
+/* engine/store.c: the index-unsynced marker (see the comment there).
+ * store_marker_write is called with marker_lock held; store_marker_clear
+ * takes it. */
 bool store_needs_marker(const atolog_store *store);
 int store_marker_write(atolog_store *store);
 int store_marker_clear(atolog_store *store);

@@ -157,8 +157,11 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 static int store_marker_read(atolog_store *s)
 {
 	bool other_boot;
-	int rc = store_marker_check(s, &s->marker_present, &other_boot);
+	int rc;
 
+	lock_acquire(&s->marker_lock); /* alone at open, but it is the rule */
+	rc = store_marker_check(s, &s->marker_present, &other_boot);
+	lock_release(&s->marker_lock);
 	if (rc == ATOLOG_OK && other_boot)
 		rc = store_drop_index(s);
 	return rc;
@@ -193,6 +196,7 @@ int store_marker_write(atolog_store *s)
 	FILE *f;
 	int rc = ATOLOG_OK;
 
+	lock_assert_held(&s->marker_lock);
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	read_boot_id(now);
@@ -396,8 +400,11 @@ static int store_open_writer(atolog_store *s)
 	if (rc == ATOLOG_OK)
 		rc = store_marker_read(s);
 	/* Recovery itself commits: arm the marker first. */
-	if (rc == ATOLOG_OK && store_needs_marker(s))
+	if (rc == ATOLOG_OK && store_needs_marker(s)) {
+		lock_acquire(&s->marker_lock);
 		rc = store_marker_write(s);
+		lock_release(&s->marker_lock);
+	}
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK) {
