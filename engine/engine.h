@@ -134,7 +134,7 @@ int segment_read_frame(int fd, uint64_t segment_id, uint64_t offset,
 
 /* Read descriptors shared by all readers of a handle. */
 struct segment_fds {
-	pthread_mutex_t lock;
+	struct lock lock;
 	char *dir;
 	struct segment_fd {
 		uint64_t id;
