@@ -4,7 +4,8 @@
 #   make build   release build in build/ (the CLI is build/atolog)
 #   make run     build, then the HTTP server on ./data (Ctrl-C stops it)
 #   make tour    build, then the tour: concurrent agents capture, then query
-#   make test    sanitizer build in build-test/, then the whole suite
+#   make test    sanitizer build in build-test/, then the whole suite, then
+#                make tsan
 #   make bench   optimised build in build-bench/, then the benchmarks run
 #                there (tables on stdout; CSV and PNG files land in
 #                build-bench/); BENCH_ARGS=--quick for a smoke run
@@ -51,6 +52,7 @@ test: deps
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DATOLOG_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory tsan
 
 bench:
 	@./scripts/deps.sh bench
