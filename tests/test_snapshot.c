@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine.h" /* store_index_wait */
 
 #define SMALL_SEGMENT 65536
 #define LIVE_RECORDS 20000 /* what the writer appends during the snapshots */
@@ -37,7 +38,9 @@ struct probe {
 };
 
 /* Records "from", "from+1", ... in SESSION until n or killed. With
- * rolled >= 0, writes a byte to it once the log spans two segments. */
+ * rolled >= 0, writes a byte to it once the log spans two segments and
+ * the index has reached the second (a snapshot takes the segments up to
+ * the index's point, engine/snapshot.c). */
 static void write_sequence(const char *dir, long from, long n, int rolled)
 {
 	atolog_options opts = { .sync = ATOLOG_SYNC_NONE, .segment_size = SMALL_SEGMENT };
@@ -54,6 +57,7 @@ static void write_sequence(const char *dir, long from, long n, int rolled)
 		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
 		if (rolled >= 0 && atolog_store_stats(s, &st) == ATOLOG_OK &&
 		    st.n_segments > 1) {
+			store_index_wait(s);
 			CHECK(write(rolled, "r", 1) == 1);
 			close(rolled);
 			rolled = -1;
