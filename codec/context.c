@@ -10,12 +10,16 @@
  * 32-bit headers (map32, array32) whose counts are patched when they close.
  *
  * Mapping: object <-> map with str keys, array <-> array, string <-> str,
- * number <-> int when it is an integer that fits 64 bits (negative int64 or
- * uint64), else float64; true/false <-> bool, null <-> nil. Reading back
- * anything JSON cannot hold (bin, ext, non-string keys, NaN) is corruption:
- * this writer never produces it. A float64 is printed in its shortest form
- * that reads back to the same value, with ".0" if it looks integral, so
- * that it stays a float through a round trip.
+ * an integer literal (no '.', 'e' or 'E') <-> int, exactly, from INT64_MIN
+ * to UINT64_MAX; any other number <-> float64, the nearest to the literal;
+ * true/false <-> bool, null <-> nil. A number msgpack cannot hold is
+ * refused (ATOLOG_INVALID, naming its path), never changed: an integer
+ * beyond 64 bits would otherwise become an approximate float, and a real
+ * beyond float64 (1e400) an infinity, which JSON cannot print. Reading back
+ * anything JSON cannot hold (bin, ext, non-string keys, NaN, infinities) is
+ * corruption: this writer never produces it. A float64 is printed in its
+ * shortest form that reads back to the same value, with ".0" if it looks
+ * integral, so that it stays a float through a round trip.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,10 +34,16 @@
 #include "codec.h"
 #include "error.h"
 
-#define NUMBER_TEXT_MAX 64 /* longer number literals are read as floats */
+#define NUMBER_TEXT_MAX 64   /* longer number literals are copied to the heap */
+#define PATH_KEY_SHOWN 40    /* bytes of a key a message shows */
+#define PATH_SHOWN 160       /* bytes of a path a message shows */
+#define NUMBER_SHOWN 40      /* bytes of a refused number a message shows */
+#define BUILDER_WHY_SIZE 400 /* a refusal's message */
 
 struct mp_container {
 	size_t header_at; /* offset of the 5-byte header in the buffer */
+	size_t key_at;    /* a map's current key: its bytes in the buffer */
+	uint32_t key_len;
 	uint32_t count;
 	bool is_map;
 };
@@ -45,7 +55,7 @@ struct mp_builder {
 	unsigned depth;
 	bool started;
 	int rc;
-	char why[96];
+	char why[BUILDER_WHY_SIZE];
 };
 
 static int builder_fail(struct mp_builder *b, int rc, const char *why)
@@ -81,7 +91,8 @@ static int builder_open(struct mp_builder *b, bool is_map)
 	if (b->depth == ATOLOG_CONTEXT_MAX_DEPTH)
 		return builder_fail(b, ATOLOG_TOOBIG, "context_pack nests deeper "
 				    "than " "the limit");
-	b->stack[b->depth++] = (struct mp_container){ b->out->size, 0, is_map };
+	b->stack[b->depth++] = (struct mp_container){ .header_at = b->out->size,
+						     .is_map = is_map };
 	if (msgpack_sbuffer_write(b->out, is_map ? map32 : array32, 5) != 0)
 		return builder_fail(b, ENOMEM, "out of memory");
 	return 1;
@@ -119,32 +130,133 @@ static int on_boolean(void *ctx, int v)
 	       packed(b, v ? msgpack_pack_true(&b->pk) : msgpack_pack_false(&b->pk));
 }
 
-/* An integer literal that fits int64 or uint64 stays an integer. */
-static int pack_number(msgpack_packer *pk, const char *text)
-{
-	char *end;
+/* ------------------------------------------------------------------------
+ * Numbers, and where a refused one sits.
+ */
 
-	if (!strpbrk(text, ".eE")) {
+static bool key_is_plain(const char *k, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)k[i];
+
+		if (!(c == '_' || c == '-' || (c >= '0' && c <= '9') ||
+		      ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')))
+			return false;
+	}
+	return true;
+}
+
+/* One step of a path: [3], .key, or ["other key"] (as a JSON string). The
+ * key is cut after PATH_KEY_SHOWN bytes, at a character, so that the
+ * message stays UTF-8. Returns the length written; step holds at least
+ * 6 * PATH_KEY_SHOWN + 16 bytes. */
+static size_t path_step(const struct mp_container *c, const char *buf, char *step)
+{
+	const char *k = buf + c->key_at;
+	size_t len = c->key_len, n = 0;
+	bool plain, cut = len > PATH_KEY_SHOWN;
+
+	if (!c->is_map)
+		return (size_t)sprintf(step, "[%" PRIu32 "]", c->count - 1);
+	if (cut) {
+		len = PATH_KEY_SHOWN;
+		while (len > 0 && ((unsigned char)k[len] & 0xc0) == 0x80)
+			len--;
+	}
+	plain = key_is_plain(k, len);
+	n += (size_t)sprintf(step, plain ? "." : "[\"");
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)k[i];
+
+		if (ch == '"' || ch == '\\')
+			n += (size_t)sprintf(step + n, "\\%c", ch);
+		else if (ch < 0x20)
+			n += (size_t)sprintf(step + n, "\\u%04x", ch);
+		else
+			step[n++] = (char)ch;
+	}
+	n += (size_t)sprintf(step + n, "%s%s", cut ? "..." : "", plain ? "" : "\"]");
+	return n;
+}
+
+/* Where the value being read sits: context_pack.files[2]["a b"]. A path
+ * longer than PATH_SHOWN ends in "...". */
+static void builder_path(const struct mp_builder *b, char out[PATH_SHOWN + 4])
+{
+	char step[6 * PATH_KEY_SHOWN + 16];
+	size_t n = (size_t)sprintf(out, "context_pack");
+
+	for (unsigned i = 0; i < b->depth; i++) {
+		size_t len = path_step(&b->stack[i], b->out->data, step);
+
+		if (n + len > PATH_SHOWN) {
+			memcpy(out + n, "...", 4);
+			return;
+		}
+		memcpy(out + n, step, len + 1);
+		n += len;
+	}
+}
+
+/* Refuses the number text (NUL-terminated, len bytes), with its path. */
+static int number_refused(struct mp_builder *b, const char *text, size_t len,
+			  bool integer)
+{
+	char path[PATH_SHOWN + 4];
+	int shown = len > NUMBER_SHOWN ? NUMBER_SHOWN : (int)len;
+
+	if (b->rc != ATOLOG_OK)
+		return 0;
+	builder_path(b, path);
+	if (integer)
+		snprintf(b->why, sizeof(b->why), "%s: the integer %.*s%s does not fit "
+			 "in 64 bits (integers are kept exactly from %" PRId64 " to %"
+			 PRIu64 "; send a larger one as a string)", path, shown, text,
+			 (size_t)shown < len ? "..." : "", INT64_MIN, UINT64_MAX);
+	else
+		snprintf(b->why, sizeof(b->why), "%s: the number %.*s%s is beyond the "
+			 "range of a 64-bit float (about 1.8e308)", path, shown, text,
+			 (size_t)shown < len ? "..." : "");
+	b->rc = ATOLOG_INVALID;
+	return 0;
+}
+
+/* An integer literal stays an integer, exactly; anything else is the
+ * nearest float64. What neither holds is refused (1 packed, 0 refused). */
+static int pack_number(struct mp_builder *b, const char *text, size_t len)
+{
+	bool integer = !strpbrk(text, ".eE");
+	char *end;
+	double d;
+
+	if (integer) {
 		long long v;
 		unsigned long long u;
 
 		errno = 0;
 		v = strtoll(text, &end, 10);
 		if (errno == 0 && *end == '\0')
-			return msgpack_pack_int64(pk, v);
+			return packed(b, msgpack_pack_int64(&b->pk, v));
 		errno = 0;
 		u = strtoull(text, &end, 10);
 		if (errno == 0 && *end == '\0' && text[0] != '-')
-			return msgpack_pack_uint64(pk, u);
+			return packed(b, msgpack_pack_uint64(&b->pk, u));
+		return number_refused(b, text, len, true);
 	}
-	return msgpack_pack_double(pk, strtod(text, NULL));
+	/* Underflow is rounding: 1e-400 is 0.0, as every JSON reader says. */
+	d = strtod(text, NULL);
+	if (isinf(d))
+		return number_refused(b, text, len, false);
+	return packed(b, msgpack_pack_double(&b->pk, d));
 }
 
 static int on_number(void *ctx, const char *s, size_t len)
 {
 	struct mp_builder *b = ctx;
 	char small[NUMBER_TEXT_MAX + 1], *text = small;
-	int rc;
+	int r;
 
 	if (!builder_value(b))
 		return 0;
@@ -152,10 +264,10 @@ static int on_number(void *ctx, const char *s, size_t len)
 		return builder_fail(b, ENOMEM, "out of memory");
 	memcpy(text, s, len);
 	text[len] = '\0';
-	rc = pack_number(&b->pk, text);
+	r = pack_number(b, text, len);
 	if (text != small)
 		free(text);
-	return packed(b, rc);
+	return r;
 }
 
 /* yajl lets overlong forms and surrogates through: check strictly. */
@@ -178,10 +290,16 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 {
 	struct mp_builder *b = ctx;
+	struct mp_container *c = &b->stack[b->depth - 1];
 
-	b->stack[b->depth - 1].count++;
-	return builder_utf8(b, s, len) &&
-	       packed(b, msgpack_pack_str_with_body(&b->pk, s, len));
+	c->count++;
+	if (!builder_utf8(b, s, len) ||
+	    !packed(b, msgpack_pack_str_with_body(&b->pk, s, len)))
+		return 0;
+	/* Where the key's bytes now are: a message may name it (builder_path). */
+	c->key_at = b->out->size - len;
+	c->key_len = (uint32_t)len;
+	return 1;
 }
 
 static int on_start_map(void *ctx)

@@ -2,18 +2,23 @@
  * json.c - the seed service's JSON shape of an interaction, both ways.
  *
  * In: the seed's POST /interactions body, parsed in one pass of yajl's
- * SAX parser. Known fields must have their type (null counts as absent);
- * unknown fields are skipped whatever they hold, as the seed's request
- * model ignores them; "reinforce" and "extract" (the seed's memory hooks)
- * are accepted as booleans and otherwise ignored here. id and created_at
- * (or the more precise created_at_iso) are taken for imports. The context
- * pack is copied into a generator as it streams by, so the body is parsed
- * once. Strings of the record may not hold a NUL byte (they are C strings
- * in the API); the context pack's may.
+ * SAX parser. Known fields must have their type (null counts as absent)
+ * and come at most once: where the seed's FastAPI keeps the last of a
+ * repeated key, silently dropping the others, a body naming a field twice
+ * is refused (null or not), so each field's value arrives once and never
+ * replaces another. Unknown fields are skipped whatever they hold (and
+ * however often), as the seed's request model ignores them; "reinforce"
+ * and "extract" (the seed's memory hooks) are accepted as booleans and
+ * otherwise ignored here. id and created_at (or the more precise
+ * created_at_iso) are taken for imports. The context pack is copied into
+ * a generator as it streams by, so the body is parsed once. Strings of the
+ * record may not hold a NUL byte (they are C strings in the API); the
+ * context pack's may.
  *
  * Out: exactly the seed's field names, created_at in its storage form
  * "YYYY-MM-DD HH:MM:SS", plus created_at_iso (microseconds) and seq.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,8 @@ enum body_field {
 	F_SESSION, F_MEMORIES, F_CHUNKS, F_CONTEXT, F_ID, F_CREATED_AT,
 	F_CREATED_AT_ISO, F_REINFORCE, F_EXTRACT, F_COUNT
 };
+
+_Static_assert(F_COUNT <= sizeof(unsigned) * 8, "body_parser.seen has a bit per field");
 
 static const char *const field_names[F_COUNT] = {
 	[F_PROMPT] = "prompt", [F_RESPONSE] = "response",
@@ -53,8 +60,8 @@ struct body_parser {
 	unsigned skip_depth;  /* > 0 while skipping an unknown value */
 	bool in_list;         /* inside memories_used / chunks_used */
 	unsigned ctx_depth;   /* > 0 while copying context_pack */
+	unsigned seen;        /* bit f: field f's key has come */
 	char *texts[F_COUNT]; /* string fields, NUL-terminated copies */
-	bool context_null;
 	struct ref_list refs[2];
 	yajl_gen context;     /* the context pack as it is copied */
 	int rc;
@@ -116,6 +123,14 @@ static int value_arrives(struct body_parser *p, bool opens)
 	return 1;
 }
 
+/* Empties a list, freeing the strings it copied. */
+static void refs_clear(struct ref_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->items[i].ptr);
+	l->n = 0;
+}
+
 static char *copy_text(const unsigned char *s, size_t len)
 {
 	char *t = malloc(len + 1);
@@ -153,7 +168,7 @@ static int take_string(struct body_parser *p, const unsigned char *s, size_t len
 			return body_fail(p, ENOMEM, "%s", "out of memory");
 		return 1;
 	}
-	free(p->texts[p->field]);
+	assert(!p->texts[p->field]); /* each field once (on_map_key) */
 	p->texts[p->field] = copy_text(s, len);
 	return p->texts[p->field] ? 1 : body_fail(p, ENOMEM, "%s", "out of memory");
 }
@@ -172,17 +187,8 @@ static int on_body_scalar(struct body_parser *p, bool is_string, bool is_bool,
 		return p->rc == ATOLOG_OK;
 	if (p->in_list)
 		return is_string ? take_string(p, s, len) : list_item_error(p);
-	if (is_null) {
-		/* null means absent, in every field. */
-		if (is_text_field(p->field)) {
-			free(p->texts[p->field]);
-			p->texts[p->field] = NULL;
-		}
-		if (p->field == F_MEMORIES || p->field == F_CHUNKS)
-			p->refs[p->field == F_CHUNKS].n = 0;
-		p->context_null |= p->field == F_CONTEXT;
-		return 1;
-	}
+	if (is_null)
+		return 1; /* null means absent, in every field */
 	if (is_bool && (p->field == F_REINFORCE || p->field == F_EXTRACT))
 		return 1;
 	if (is_string && is_text_field(p->field))
@@ -267,20 +273,24 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 
 	if (copying(p))
 		return gen_ok(p, yajl_gen_string(p->context, s, len));
-	if (p->depth == 1 && !p->skip_depth)
-		p->field = field_of(s, len);
+	if (p->depth != 1 || p->skip_depth)
+		return 1;
+	p->field = field_of(s, len);
+	if (p->field == F_UNKNOWN)
+		return 1;
+	if (p->seen & (1u << p->field))
+		return body_fail(p, ATOLOG_INVALID, "%s is given twice (a body names "
+				 "each field once)", field_names[p->field]);
+	p->seen |= 1u << p->field;
 	return 1;
 }
 
 static int open_context(struct body_parser *p)
 {
-	/* A fresh generator each time: a repeated key's last value wins. */
-	if (p->context)
-		yajl_gen_free(p->context);
+	assert(!p->context); /* each field once (on_map_key) */
 	p->context = json_gen_new();
 	if (!p->context)
 		return body_fail(p, ENOMEM, "%s", "out of memory");
-	p->context_null = false;
 	p->ctx_depth = 1;
 	return gen_ok(p, yajl_gen_map_open(p->context));
 }
@@ -335,7 +345,7 @@ static int on_start_array(void *ctx)
 	if (p->in_list)
 		return list_item_error(p);
 	if (p->field == F_MEMORIES || p->field == F_CHUNKS) {
-		p->refs[p->field == F_CHUNKS].n = 0; /* a repeated key: the last wins */
+		assert(p->refs[p->field == F_CHUNKS].n == 0); /* each field once */
 		p->in_list = true;
 		return 1;
 	}
@@ -377,8 +387,7 @@ static void body_free(struct body_parser *p)
 	for (int f = 0; f < F_COUNT; f++)
 		free(p->texts[f]);
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < p->refs[k].n; i++)
-			free((char *)p->refs[k].items[i].ptr);
+		refs_clear(&p->refs[k]);
 		free(p->refs[k].items);
 	}
 	if (p->context)
@@ -421,7 +430,7 @@ static int body_context(struct body_parser *p, msgpack_sbuffer *sb,
 	size_t len;
 	int rc;
 
-	if (!p->context || p->context_null)
+	if (!p->context) /* none, or null */
 		return ATOLOG_OK;
 	yajl_gen_get_buf(p->context, &buf, &len);
 	rc = context_json_to_msgpack((const char *)buf, len, sb);

@@ -398,17 +398,41 @@ static void group_unwrite(atolog_store *s, const struct group_writer *gw,
 	w->active.size = start;
 }
 
+/*
+ * A group that does not fit in what is left of the active segment rolls
+ * before its first frame, so that it lies in one segment and a failure
+ * can take all of it back (group_unwrite): a roll in the middle of a
+ * group makes its first part durable in the sealed segment, and then
+ * only failing the handle is honest. Only a group larger than a whole
+ * segment still rolls in its middle.
+ */
+static int group_roll_ahead(atolog_store *s, const struct commit_group *g)
+{
+	struct writer *w = &s->w;
+
+	if (w->active.size + g->bytes <= s->opts.segment_size ||
+	    w->active.size <= SEGMENT_HEADER_SIZE)
+		return ATOLOG_OK;
+	return writer_roll(s);
+}
+
 static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 {
 	struct writer *w = &s->w;
 	struct group_writer gw = { .n_iov = 0 };
-	uint64_t seq_before = w->next_seq, start = w->active.size;
-	bool sync_start_before = w->sync_start_next;
+	uint64_t seq_before, start;
+	bool sync_start_before;
 	size_t k = 0;
-	int rc = ATOLOG_OK;
+	int rc;
 
 	assert(writer_holds_log(s));
-	*for_good = false;
+	rc = group_roll_ahead(s, g);
+	*for_good = w->io_failed;
+	if (rc != ATOLOG_OK)
+		return rc;
+	seq_before = w->next_seq;
+	start = w->active.size;
+	sync_start_before = w->sync_start_next;
 	for (struct commit_req *r = g->reqs; r && rc == ATOLOG_OK; r = r->next) {
 		for (size_t i = 0; i < r->n_frames && rc == ATOLOG_OK; i++) {
 			if (r->frames[i].rc == ATOLOG_OK)
@@ -769,6 +793,11 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 		 w->queued_bytes + req->bytes > s->opts.queue_bytes) ||
 		(w->published > w->indexed && !w->index_failed &&
 		 w->published - w->indexed + req->n_frames > max))) {
+		/* The recent set waits for an index the disk has no room
+		 * for: no point waiting (index_full_wait_locked). */
+		if (w->index_full && w->published - w->indexed + req->n_frames > max)
+			return err_set(ATOLOG_FULL, "%s; writes resume once there is "
+				       "room", w->index_full_msg);
 		if (!s->opts.queue_timeout_ms) {
 			lock_wait(&w->room, &w->lock);
 		} else if (lock_timedwait(&w->room, &w->lock, &until) ==
@@ -900,6 +929,7 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 		w->indexed = to;
 		w->state = b->state;
 		w->n_index_commits++;
+		w->index_full = false;
 	}
 	for (size_t i = 0; i < b->n_waiters; i++) {
 		struct commit_req *req = b->waiters[i];
@@ -965,6 +995,34 @@ static bool index_wait_locked(atolog_store *s)
 	return true;
 }
 
+/*
+ * A transaction the disk had no room for changed nothing (LMDB undoes it),
+ * and what it held is still in the log and in the recent set, which every
+ * read of this process merges: it is tried again every INDEX_FULL_RETRY_MS
+ * rather than failing the handle. Writes go on meanwhile while the log
+ * takes them (they are acknowledged: durable in the log, visible in the
+ * recent set); once the recent set is full they are refused with
+ * ATOLOG_FULL at once instead of waiting (wait_for_room_locked). Closing
+ * gives up: the next open indexes the rest from the log.
+ */
+static bool index_full_wait_locked(struct writer *w, const char *msg)
+{
+	struct timespec until = deadline_in_us(INDEX_FULL_RETRY_MS * 1000);
+
+	lock_assert_held(&w->lock);
+	if (w->index_stop)
+		return false;
+	if (!w->index_full)
+		snprintf(w->index_full_msg, sizeof(w->index_full_msg), "%s", msg);
+	w->index_full = true;
+	pthread_cond_broadcast(&w->room); /* waiting writers: refused */
+	pthread_cond_broadcast(&w->idle); /* maintenance: refused */
+	while (!w->index_stop &&
+	       lock_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
+		;
+	return true;
+}
+
 static void *index_thread_main(void *arg)
 {
 	atolog_store *s = arg;
@@ -991,6 +1049,12 @@ static void *index_thread_main(void *arg)
 			rc = index_items(s, from, to);
 			if (rc != ATOLOG_OK)
 				snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
+		}
+		if (rc == ATOLOG_FULL) {
+			lock_acquire(&w->lock);
+			if (index_full_wait_locked(w, msg))
+				continue;
+			lock_release(&w->lock);
 		}
 		index_items_done(s, to, rc, msg);
 		lock_acquire(&w->lock);
@@ -1063,6 +1127,14 @@ void writer_adopt(atolog_store *s, const struct segment *next,
 	lock_release(&w->lock);
 }
 
+/*
+ * The next segment is made (under its temporary name) before the active
+ * one is sealed: on a full disk that is the step that fails, and it then
+ * changes nothing, so the group that needed the roll is refused with
+ * ATOLOG_FULL and writes go on once there is room. Only a failure after
+ * the seal leaves a sealed segment with no successor (the handle fails;
+ * the next open creates it).
+ */
 int writer_roll(atolog_store *s)
 {
 	struct writer *w = &s->w;
@@ -1070,16 +1142,24 @@ int writer_roll(atolog_store *s)
 	int rc;
 
 	assert(writer_holds_log(s));
+	rc = segment_create_tmp(&w->io, s->segment_dir, w->active.id + 1,
+				s->store_id, &next);
+
+	if (rc != ATOLOG_OK)
+		return rc;
 	rc = writer_seal(s);
-	if (rc == ATOLOG_OK) {
-		rc = segment_create(&w->io, s->segment_dir, w->active.id + 1,
-				    s->store_id, &next);
-		if (rc != ATOLOG_OK)
-			w->io_failed = true; /* sealed with no successor */
+	if (rc != ATOLOG_OK) {
+		segment_create_abandon(s->segment_dir, &next);
+		return rc;
 	}
-	if (rc == ATOLOG_OK)
-		writer_adopt(s, &next, NULL);
-	return rc;
+	rc = segment_create_publish(&w->io, s->segment_dir, &next);
+	if (rc != ATOLOG_OK) {
+		segment_create_abandon(s->segment_dir, &next);
+		w->io_failed = true; /* sealed with no successor */
+		return rc;
+	}
+	writer_adopt(s, &next, NULL);
+	return ATOLOG_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -1091,22 +1171,30 @@ int writer_roll(atolog_store *s)
 int writer_exclusive_begin(atolog_store *s)
 {
 	struct writer *w = &s->w;
+	bool full;
 
 	lock_acquire(&w->lock);
 	while (w->exclusive)
 		lock_wait(&w->idle, &w->lock);
 	w->exclusive = true;
-	while (!w->failed_rc && !w->index_failed &&
+	while (!w->failed_rc && !w->index_failed && !w->index_full &&
 	       (w->leading || w->indexed < w->published)) {
 		index_nudge_locked(w, true);
 		lock_wait(&w->idle, &w->lock);
 	}
-	/* A failed handle ends the wait with a leader perhaps still at
-	 * work (it writes nothing more): the log stays its own, and this
-	 * caller, told ATOLOG_FAILED, must not touch it. */
+	/* A failed handle, or a full index, ends the wait with a leader
+	 * perhaps still at work: the log stays its own, and this caller,
+	 * told ATOLOG_FAILED or ATOLOG_FULL, must not touch it (a full
+	 * index always has items left to take, so full is set whenever
+	 * index_full is). */
 	if (!w->leading)
 		owner_take(&w->log_owner);
+	/* Maintenance needs room, and a full index would hold it for ever. */
+	full = w->index_full && w->indexed < w->published;
 	lock_release(&w->lock);
+	if (full)
+		return err_set(ATOLOG_FULL, "the disk is full: the index cannot "
+			       "take what was written");
 	return writer_usable(s);
 }
 

@@ -190,8 +190,11 @@ static int plan_list(atolog_store *s, struct plan *p)
 		struct stat st;
 
 		segment_path(path, sizeof(path), s->segment_dir, ids[i]);
-		if (stat(path, &st) != 0)
+		if (stat(path, &st) != 0) {
+			/* st says nothing then: the plan stops here. */
 			rc = err_errno(errno, "compaction: %s", path);
+			break;
+		}
 		p->segs[i] = (struct plan_segment){ .id = ids[i],
 						    .size = (uint64_t)st.st_size };
 		p->n_segs = i + 1;

@@ -65,6 +65,8 @@
 #define INDEX_LINGER_US 1000        /* the index thread waits this long for
 				     * more items before a small transaction */
 #define INDEX_WAKE_ITEMS 1024       /* ... unless this many are waiting */
+#define INDEX_FULL_RETRY_MS 100     /* a commit that found the disk full is
+				     * tried again this often */
 #define READ_RELOCATE_MAX 4         /* a read follows a record this often
 				     * into a newer compacted segment */
 #define FDS_REFRESH_MS 100          /* readers look this often whether a
@@ -111,6 +113,14 @@ void segment_path(char *out, size_t size, const char *dir, uint64_t id);
 /* Creates segment id with a header (temp name, sync, rename, sync dir). */
 int segment_create(struct io_faults *io, const char *dir, uint64_t id,
 		   const uint8_t store_id[UUID_SIZE], struct segment *out);
+/* The same in two steps, so that a roll can make sure of the new segment
+ * before it seals the old: the header under the temporary name (synced),
+ * then the rename into place (and the directory synced); or abandoned. */
+int segment_create_tmp(struct io_faults *io, const char *dir, uint64_t id,
+		       const uint8_t store_id[UUID_SIZE], struct segment *out);
+int segment_create_publish(struct io_faults *io, const char *dir,
+			   const struct segment *seg);
+void segment_create_abandon(const char *dir, struct segment *seg);
 /* Opens an existing segment for appending and checks its header. */
 int segment_open(const char *dir, uint64_t id, int flags,
 		 struct segment_header *hdr, int *fd_out);
@@ -182,6 +192,7 @@ struct scan_result {
 	uint64_t valid_end;   /* offset after the last valid frame */
 	uint64_t file_size;
 	uint8_t last_kind;    /* kind of the last valid frame, 0 if none */
+	const char *why;      /* a torn end: what is wrong there (static) */
 };
 
 struct scan_start {
@@ -341,6 +352,9 @@ struct writer {
 	enum { INDEX_BUSY, INDEX_LINGERING, INDEX_ASLEEP } index_mode;
 	bool index_urgent;            /* a registration waits: no lingering */
 	bool index_failed;            /* it stopped committing */
+	bool index_full;              /* its last commit found the disk full:
+				       * it retries; a full recent set refuses */
+	char index_full_msg[ERR_MSG_SIZE];
 	bool stopping, index_stop, started;
 	bool ran;                     /* the writer started once: close trims */
 	bool paused;                  /* test hook: nobody leads */
@@ -376,6 +390,12 @@ struct atolog_store {
 	struct writer w;
 	atolog_stats open_stats; /* recovery figures */
 	bool marker_present;     /* STORE_UNSYNCED_FILE exists (marker_lock) */
+	/* Read-only handles: the log's unindexed tail, loaded at open when no
+	 * writer holds the store (engine/tail.c), and the damage that ended
+	 * it, if any (open_stats.damaged_*). */
+	struct recent tail;
+	bool tail_ready;
+	char tail_damage[ERR_MSG_SIZE];
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */
@@ -492,6 +512,22 @@ int compact_finish(atolog_store *store, bool at_open, uint64_t *waiting);
 /* Whether a compaction is between its journal and its end (in any
  * process): old and new segments may both be there. */
 bool compact_pending(const atolog_store *store);
+
+/* A pending journal as a reader sees it (verify, a read-only handle's
+ * tail): which segments lie outside the log the index describes, and
+ * what the next writer open will do. Reads only. */
+struct compact_view {
+	bool pending;    /* a journal is there */
+	bool committed;  /* its new segments all are: it will be finished */
+	bool swapped;    /* the index holds its swap */
+	uint64_t nonce;
+	uint64_t *ignore; /* not the index's: new segments until swapped,
+			   * old ones after */
+	size_t n_ignore;
+};
+int compact_view_read(atolog_store *store, struct compact_view *v);
+bool compact_view_ignores(const struct compact_view *v, uint64_t id);
+void compact_view_free(struct compact_view *v);
 /* Calls the test hook, if any. */
 void store_compact_step(atolog_store *store, enum compact_step step);
 /* Test hook: make the nth (0 = next) call of op by the compactor fail. */
@@ -500,6 +536,9 @@ void store_inject_compact_fault(atolog_store *store, enum io_op op, long nth,
 /* Test hook: fn is told each step (it may _exit to simulate a crash). */
 void store_on_compact_step(atolog_store *store, void (*fn)(int step, void *ctx),
 			   void *ctx);
+
+/* engine/tail.c: a read-only open's look past the index. */
+int tail_load(atolog_store *store);
 
 /* engine/recovery.c: brings the index level with the log at open. */
 int recovery_run(atolog_store *store);

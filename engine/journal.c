@@ -269,46 +269,59 @@ int compact_collect_retired(atolog_store *s, uint64_t *waiting)
  * Finishing an interrupted compaction.
  */
 
-/* Whether new segment id is there with the journal's nonce. */
-static bool output_present(atolog_store *s, const struct compact_journal *j,
-			   uint64_t id)
+/* Whether new segment id is there with the journal's nonce. Only a file
+ * that is not there is absent: any other failure to read its header (EIO,
+ * EACCES, damage) is an error, for a committed compaction taken for an
+ * uncommitted one would have its outputs removed. */
+static int output_present(atolog_store *s, const struct compact_journal *j,
+			  uint64_t id, bool *present)
 {
 	struct segment_header hdr;
-	int fd;
+	int fd, rc = segment_open(s->segment_dir, id, O_RDONLY, &hdr, &fd);
 
-	if (segment_open(s->segment_dir, id, O_RDONLY, &hdr, &fd) != ATOLOG_OK) {
+	*present = false;
+	if (rc == ENOENT) {
 		err_clear();
-		return false;
+		return ATOLOG_OK;
 	}
+	if (rc != ATOLOG_OK)
+		return err_context(rc, "compaction: a new segment of the journal");
 	close(fd);
-	return hdr.compaction == j->nonce;
+	*present = hdr.compaction == j->nonce;
+	return ATOLOG_OK;
 }
 
 /* Whether the compaction committed: the last new segment has its name
  * (the commit point: the others' names were made durable before it). All
  * are required, so that an undo cut short after removing the first is
  * never taken for a commit. */
-static bool outputs_committed(atolog_store *s, const struct compact_journal *j)
+static int outputs_committed(atolog_store *s, const struct compact_journal *j,
+			     bool *committed)
 {
-	for (size_t k = j->n_outputs; k-- > 0;) {
-		if (!output_present(s, j, j->output + k))
-			return false;
-	}
-	return true;
+	int rc = ATOLOG_OK;
+
+	*committed = true;
+	for (size_t k = j->n_outputs; rc == ATOLOG_OK && *committed && k-- > 0;)
+		rc = output_present(s, j, j->output + k, committed);
+	return rc;
 }
 
 /* Undoes the renames of an uncommitted compaction, the last first. */
 static int outputs_remove(atolog_store *s, const struct compact_journal *j)
 {
-	int e;
+	int e, rc = ATOLOG_OK;
 
-	for (size_t k = j->n_outputs; k-- > 0;) {
+	for (size_t k = j->n_outputs; rc == ATOLOG_OK && k-- > 0;) {
 		char path[PATH_MAX];
+		bool present;
 
 		segment_path(path, sizeof(path), s->segment_dir, j->output + k);
-		if (output_present(s, j, j->output + k) && unlink(path) != 0)
-			return err_errno(errno, "compaction: undoing %s", path);
+		rc = output_present(s, j, j->output + k, &present);
+		if (rc == ATOLOG_OK && present && unlink(path) != 0)
+			rc = err_errno(errno, "compaction: undoing %s", path);
 	}
+	if (rc != ATOLOG_OK)
+		return rc;
 	e = io_fsync_dir(&s->compact_io, s->segment_dir);
 	return e ? err_errno(e, "syncing %s", s->segment_dir) : ATOLOG_OK;
 }
@@ -319,10 +332,14 @@ int compact_finish(atolog_store *s, bool at_open, uint64_t *waiting)
 	uint64_t last = 0;
 	int rc = journal_read(s, &j);
 
+	bool committed = false;
+
 	*waiting = 0;
 	if (rc == ATOLOG_NOTFOUND)
 		return compact_collect_retired(s, waiting);
-	if (rc == ATOLOG_OK && !outputs_committed(s, &j)) {
+	if (rc == ATOLOG_OK)
+		rc = outputs_committed(s, &j, &committed);
+	if (rc == ATOLOG_OK && !committed) {
 		rc = outputs_remove(s, &j);
 	} else if (rc == ATOLOG_OK) {
 		rc = index_last_compaction(s->idx, &last);
@@ -356,4 +373,61 @@ bool compact_pending(const atolog_store *s)
 
 	return journal_path(s, path, sizeof(path)) == ATOLOG_OK &&
 	       lstat(path, &st) == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * What a pending journal means to those who cannot finish it.
+ */
+
+int compact_view_read(atolog_store *s, struct compact_view *v)
+{
+	struct compact_journal j;
+	uint64_t last = 0;
+	int rc = journal_read(s, &j);
+
+	memset(v, 0, sizeof(*v));
+	if (rc == ATOLOG_NOTFOUND)
+		return ATOLOG_OK;
+	if (rc == ATOLOG_OK)
+		rc = outputs_committed(s, &j, &v->committed);
+	if (rc == ATOLOG_OK && v->committed)
+		rc = index_last_compaction(s->idx, &last);
+	if (rc == ATOLOG_OK) {
+		v->pending = true;
+		v->nonce = j.nonce;
+		v->swapped = v->committed && last == j.nonce;
+	}
+	if (rc == ATOLOG_OK && v->swapped) {
+		/* The index describes the new segments: the old are leftovers. */
+		v->ignore = j.inputs;
+		v->n_ignore = j.n_inputs;
+		j.inputs = NULL;
+	} else if (rc == ATOLOG_OK) {
+		/* The index describes the old: the new are not its yet. */
+		v->ignore = calloc(j.n_outputs, sizeof(*v->ignore));
+		if (!v->ignore)
+			rc = err_set(ENOMEM, "reading the compaction journal");
+		for (size_t k = 0; v->ignore && k < j.n_outputs; k++)
+			v->ignore[k] = j.output + k;
+		v->n_ignore = v->ignore ? j.n_outputs : 0;
+	}
+	free(j.inputs);
+	if (rc != ATOLOG_OK)
+		compact_view_free(v);
+	return rc;
+}
+
+bool compact_view_ignores(const struct compact_view *v, uint64_t id)
+{
+	for (size_t i = 0; i < v->n_ignore; i++) {
+		if (v->ignore[i] == id)
+			return true;
+	}
+	return false;
+}
+
+void compact_view_free(struct compact_view *v)
+{
+	free(v->ignore);
+	memset(v, 0, sizeof(*v));
 }

@@ -133,7 +133,9 @@ void atolog_interaction_free(atolog_interaction *rec)
 
 struct recent *store_recent(atolog_store *s)
 {
-	return s->writer_ready && s->w.started ? &s->w.recent : NULL;
+	if (s->writer_ready && s->w.started)
+		return &s->w.recent;
+	return s->tail_ready ? &s->tail : NULL;
 }
 
 /* ------------------------------------------------------------------------

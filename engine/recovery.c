@@ -238,31 +238,61 @@ static bool contains(const uint64_t *ids, size_t n, uint64_t id, size_t *at)
 	return false;
 }
 
-/* Reads the last indexed frame back; true when it is still there. */
-static bool state_frame_intact(atolog_store *s, const struct index_state *st,
-			       uint8_t *kind)
+/*
+ * Reads the last indexed frame back. ATOLOG_OK: it is there, *kind is
+ * its kind. ATOLOG_NOTFOUND: the state does not describe this log (its
+ * segment is gone, or the state contradicts itself): the index, derived
+ * data, is rebuilt. The frame the index holds being damaged, or the log
+ * ending before it, is ATOLOG_CORRUPT: that frame was acknowledged, so
+ * this is not a torn tail to cut but damage to report. Any other failure
+ * (EIO, ENOMEM) is passed on: a rebuild would only hide it.
+ */
+static int state_frame_check(atolog_store *s, const struct index_state *st,
+			     uint8_t *kind)
 {
 	struct segment_header hdr;
 	uint8_t *frame = NULL;
+	struct stat sb;
 	int fd, rc;
 
 	*kind = 0;
 	if (st->last_frame_length == 0)
-		return st->end_offset == SEGMENT_HEADER_SIZE;
-	if (segment_open(s->segment_dir, st->segment, O_RDONLY, &hdr, &fd) !=
-	    ATOLOG_OK)
-		return false;
-	for (uint8_t k = FRAME_KIND_RECORD; k <= FRAME_KIND_SEAL && !frame; k++) {
-		rc = segment_read_frame(fd, st->segment, st->last_frame_offset,
-					st->last_frame_length, k, &frame);
-		if (rc == ATOLOG_OK)
-			*kind = k;
+		return st->end_offset == SEGMENT_HEADER_SIZE ? ATOLOG_OK
+							     : ATOLOG_NOTFOUND;
+	if (st->last_frame_offset + st->last_frame_length != st->end_offset)
+		return ATOLOG_NOTFOUND;
+	rc = segment_open(s->segment_dir, st->segment, O_RDONLY, &hdr, &fd);
+	if (rc == ENOENT)
+		return ATOLOG_NOTFOUND;
+	if (rc != ATOLOG_OK)
+		return rc;
+	if (fstat(fd, &sb) != 0) {
+		rc = err_errno(errno, "segment %016" PRIx64, st->segment);
+	} else if ((uint64_t)sb.st_size < st->end_offset) {
+		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
+			     ": the log ends there, before the end of the last frame "
+			     "the index holds (%" PRIu64 "): acknowledged data is "
+			     "missing", st->segment, (uint64_t)sb.st_size, st->end_offset);
+	} else {
+		for (uint8_t k = FRAME_KIND_RECORD; k <= FRAME_KIND_SEAL && !*kind; k++) {
+			rc = segment_read_frame(fd, st->segment, st->last_frame_offset,
+						st->last_frame_length, k, &frame);
+			if (rc == ATOLOG_OK)
+				*kind = k;
+			else if (rc != ATOLOG_CORRUPT)
+				break;
+			free(frame);
+			frame = NULL;
+		}
+		if (rc == ATOLOG_CORRUPT)
+			rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %"
+				     PRIu64 ": the last frame the index holds fails its "
+				     "checksum: an acknowledged frame is damaged, not a "
+				     "torn write (atolog verify shows the extent)",
+				     st->segment, st->last_frame_offset);
 	}
 	close(fd);
-	free(frame);
-	err_clear(); /* the probes' failures are answers, not errors */
-	return *kind != 0 &&
-	       st->last_frame_offset + st->last_frame_length == st->end_offset;
+	return rc;
 }
 
 /*
@@ -283,14 +313,19 @@ static int recovery_start(struct recovery *r, const uint64_t *ids, size_t n,
 			       "this build's %u", version, INDEX_VERSION);
 	if (rc == ATOLOG_OK && version == INDEX_VERSION) {
 		rc = index_state_get(s->idx, &r->state);
+		if (rc == ATOLOG_CORRUPT)
+			rc = ATOLOG_NOTFOUND; /* the state row itself: rebuilt */
 		if (rc == ATOLOG_OK &&
-		    memcmp(r->state.store_id, s->store_id, UUID_SIZE) == 0 &&
-		    contains(ids, n, r->state.segment, first) &&
-		    state_frame_intact(s, &r->state, prev_kind)) {
+		    (memcmp(r->state.store_id, s->store_id, UUID_SIZE) != 0 ||
+		     !contains(ids, n, r->state.segment, first)))
+			rc = ATOLOG_NOTFOUND;
+		if (rc == ATOLOG_OK)
+			rc = state_frame_check(s, &r->state, prev_kind);
+		if (rc == ATOLOG_OK) {
 			*offset = r->state.end_offset;
 			return ATOLOG_OK;
 		}
-		if (rc != ATOLOG_OK && rc != ATOLOG_NOTFOUND && rc != ATOLOG_CORRUPT)
+		if (rc != ATOLOG_NOTFOUND)
 			return rc;
 	}
 	/* Rebuild: the index is derived data, whatever is wrong with it. */

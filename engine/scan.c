@@ -191,6 +191,7 @@ static int classify_stop(struct log_reader *r, const struct scan_start *from,
 			       "follows at offset %" PRIu64,
 			       from->segment_id, off, why, next);
 	res->end = SCAN_END_TORN;
+	res->why = why;
 	return ATOLOG_OK;
 }
 
@@ -214,6 +215,7 @@ int scan_segment(int fd, const struct scan_start *from,
 		struct log_frame f = { .segment = segment_id };
 		const char *why;
 
+		res->valid_end = off; /* where a stop, for any reason, leaves it */
 		if (off >= r.file_size) {
 			res->end = SCAN_END_CLEAN;
 			res->valid_end = off;

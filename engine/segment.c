@@ -93,8 +93,8 @@ int segment_list(const char *dir, uint64_t **ids_out, size_t *n_out)
 	return ATOLOG_OK;
 }
 
-int segment_create(struct io_faults *io, const char *dir, uint64_t id,
-		   const uint8_t store_id[UUID_SIZE], struct segment *out)
+int segment_create_tmp(struct io_faults *io, const char *dir, uint64_t id,
+		       const uint8_t store_id[UUID_SIZE], struct segment *out)
 {
 	struct segment_header h = { .major = SEGMENT_FORMAT_MAJOR,
 				    .minor = SEGMENT_FORMAT_MINOR,
@@ -114,10 +114,6 @@ int segment_create(struct io_faults *io, const char *dir, uint64_t id,
 	rc = io_pwrite_all(io, fd, header, sizeof(header), 0);
 	if (rc == 0)
 		rc = io_fdatasync(io, fd);
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = errno;
-	if (rc == 0)
-		rc = io_fsync_dir(io, dir);
 	if (rc != 0) {
 		close(fd);
 		unlink(tmp);
@@ -127,6 +123,46 @@ int segment_create(struct io_faults *io, const char *dir, uint64_t id,
 	out->fd = fd;
 	out->size = SEGMENT_HEADER_SIZE;
 	return ATOLOG_OK;
+}
+
+int segment_create_publish(struct io_faults *io, const char *dir,
+			   const struct segment *seg)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	int rc = 0;
+
+	segment_path(path, sizeof(path), dir, seg->id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (rename(tmp, path) != 0)
+		rc = errno;
+	if (rc == 0)
+		rc = io_fsync_dir(io, dir);
+	return rc ? err_errno(rc, "creating segment %016" PRIx64, seg->id)
+		  : ATOLOG_OK;
+}
+
+void segment_create_abandon(const char *dir, struct segment *seg)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+
+	segment_path(path, sizeof(path), dir, seg->id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	close(seg->fd);
+	seg->fd = -1;
+	unlink(tmp); /* a leftover is removed by the next writer open */
+}
+
+int segment_create(struct io_faults *io, const char *dir, uint64_t id,
+		   const uint8_t store_id[UUID_SIZE], struct segment *out)
+{
+	int rc = segment_create_tmp(io, dir, id, store_id, out);
+
+	if (rc == ATOLOG_OK) {
+		rc = segment_create_publish(io, dir, out);
+		if (rc != ATOLOG_OK)
+			segment_create_abandon(dir, out);
+	}
+	return rc;
 }
 
 int segment_open(const char *dir, uint64_t id, int flags,
@@ -195,9 +231,14 @@ int segment_appendv(struct io_faults *io, struct segment *seg,
 
 void segment_preallocate(struct segment *seg, uint64_t size)
 {
-	/* Errors only lose the speed-up: ENOSPC shows up at the write. */
-	if (size > seg->size)
-		(void)fallocate(seg->fd, 0, 0, (off_t)size);
+	/* Errors only lose the speed-up: ENOSPC shows up at the write. But a
+	 * reservation that fails part way keeps what it got (ext4 stretches
+	 * the file over the blocks it found): that is given back, or a
+	 * nearly full disk loses its last room to a segment holding a few
+	 * frames. Only the reserved tail is cut: seg->size is where the next
+	 * frame goes. */
+	if (size > seg->size && fallocate(seg->fd, 0, 0, (off_t)size) != 0)
+		(void)ftruncate(seg->fd, (off_t)seg->size);
 }
 
 int segment_seal(struct io_faults *io, struct segment *seg)

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "engine.h"
 
 #define SNAPSHOT_COPY_CHUNK (1u << 20)
+#define SNAPSHOT_TMP_MARK ".tmp-" /* DEST.tmp-PID-T: a snapshot's work dir */
 /* Room left in a path for what goes under the snapshot directory. */
 #define SNAPSHOT_TMP_MAX (PATH_MAX - 256)
 
@@ -47,7 +49,8 @@ struct copier {
 struct snapshot {
 	atolog_store *store;
 	char tmp[SNAPSHOT_TMP_MAX];
-	struct index_state state;
+	struct index_state state; /* the index copy's */
+	struct index_state end;   /* how far the log prefix goes */
 	atolog_snapshot_info *out;
 	struct copier copier;
 };
@@ -145,8 +148,8 @@ static int take_segments(struct snapshot *sn)
 		char from[PATH_MAX], sub[PATH_MAX], to[PATH_MAX];
 		struct stat st;
 
-		if (ids[i] > sn->state.segment)
-			break; /* newer than the index's point */
+		if (ids[i] > sn->end.segment)
+			break; /* newer than the snapshot's point */
 		segment_path(from, sizeof(from), dir, ids[i]);
 		snprintf(sub, sizeof(sub), "%s/segments", sn->tmp);
 		segment_path(to, sizeof(to), sub, ids[i]);
@@ -155,12 +158,12 @@ static int take_segments(struct snapshot *sn)
 			break;
 		}
 		sn->out->segments++;
-		if (ids[i] < sn->state.segment) {
+		if (ids[i] < sn->end.segment) {
 			sn->out->bytes += (uint64_t)st.st_size;
 			rc = take_immutable(&sn->copier, from, to, (uint64_t)st.st_size);
 		} else {
-			sn->out->bytes += sn->state.end_offset;
-			rc = copy_prefix(&sn->copier, from, to, sn->state.end_offset);
+			sn->out->bytes += sn->end.end_offset;
+			rc = copy_prefix(&sn->copier, from, to, sn->end.end_offset);
 		}
 	}
 	free(ids);
@@ -241,11 +244,127 @@ static int write_manifest(struct snapshot *sn)
 }
 
 /* A name for the work directory of dest no other call uses: the pid, and
- * the clock, for two calls of one process. */
+ * the clock (microseconds, UTC), for two calls of one process; both tell
+ * a later snapshot whether the one that made it may still run. */
 static void tmp_name(char *out, size_t size, const char *dest)
 {
-	snprintf(out, size, "%s.tmp-%ld-%" PRIx64, dest, (long)getpid(),
-		 (uint64_t)time_now_us());
+	snprintf(out, size, "%s" SNAPSHOT_TMP_MARK "%ld-%" PRIx64, dest,
+		 (long)getpid(), (uint64_t)time_now_us());
+}
+
+/* ------------------------------------------------------------------------
+ * Work directories of snapshots that were killed.
+ */
+
+/* When process pid started, in microseconds UTC; false if unknown. */
+static bool process_start_us(long pid, int64_t *out)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ticks = 0, btime = 0;
+	size_t got;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	got = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[got] = '\0';
+	p = strrchr(buf, ')'); /* the command may hold spaces and parens */
+	/* After ") ": state is field 3; starttime is field 22. */
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p, " %llu", &ticks) != 1)
+		return false;
+	f = fopen("/proc/stat", "re");
+	while (f && fgets(buf, sizeof(buf), f)) {
+		if (sscanf(buf, "btime %llu", &btime) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	if (!btime)
+		return false;
+	*out = (int64_t)btime * 1000000 +
+	       (int64_t)(ticks * 1000000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+	return true;
+}
+
+/*
+ * Whether the snapshot that made work directory name may still run: its
+ * process exists and started before the directory's time (with a second
+ * of slack for the clock's granularity in /proc). A name that is not a
+ * work directory's is never stale.
+ */
+static bool tmp_is_stale(const char *name, long *pid_out)
+{
+	const char *mark = strstr(name, SNAPSHOT_TMP_MARK);
+	unsigned long long t;
+	int64_t started;
+	long pid;
+	int used = 0;
+
+	if (!mark || sscanf(mark + strlen(SNAPSHOT_TMP_MARK), "%ld-%llx%n", &pid, &t,
+			    &used) != 2 || mark[strlen(SNAPSHOT_TMP_MARK) + used] != '\0' ||
+	    pid <= 0)
+		return false;
+	*pid_out = pid;
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return true;
+	/* There is a process by that pid (EPERM says so too): the same one
+	 * unless it started after the directory was named. */
+	return process_start_us(pid, &started) &&
+	       started > (int64_t)t + 1000000;
+}
+
+int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn, void *ctx)
+{
+	DIR *d;
+	struct dirent *e;
+	int rc = ATOLOG_OK;
+
+	err_begin(NULL);
+	if (!dir || !*dir)
+		return err_set(ATOLOG_INVALID, "snapshot: a directory is needed");
+	d = opendir(dir);
+	if (!d)
+		return err_errno(errno, "snapshot: listing %s", dir);
+	while (rc == ATOLOG_OK && (e = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+		long pid;
+
+		if (!tmp_is_stale(e->d_name, &pid))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			continue; /* only what a snapshot makes: a directory */
+		if (remove) {
+			remove_tree(path);
+			if (lstat(path, &st) == 0) {
+				rc = err_errno(EIO, "snapshot: removing %s", path);
+				break;
+			}
+		}
+		if (fn)
+			rc = fn(e->d_name, pid, ctx);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* The directory dest goes in, for the sweep of stale work directories. */
+static void parent_of(const char *dest, char *out, size_t size)
+{
+	const char *slash = strrchr(dest, '/');
+
+	if (!slash)
+		snprintf(out, size, ".");
+	else if (slash == dest)
+		snprintf(out, size, "/");
+	else
+		snprintf(out, size, "%.*s", (int)(slash - dest), dest);
 }
 
 /* A store's skeleton: dir, dir/segments, dir/index. */
@@ -305,6 +424,25 @@ static int publish(const char *tmp, const char *dest)
 }
 
 /*
+ * The log prefix to take: what the index copy describes, or, on a
+ * read-only handle that serves a dead writer's unindexed tail, as far as
+ * that tail goes (unless the index has caught up since): those records
+ * were acknowledged too. The snapshot's index then lags its log, which
+ * its first writer open indexes and its readers serve as a tail.
+ */
+static void snapshot_end(struct snapshot *sn)
+{
+	struct index_state tail;
+
+	sn->end = sn->state;
+	if (!sn->store->tail_ready)
+		return;
+	recent_last_state(&sn->store->tail, &tail);
+	if (tail.last_seq > sn->state.last_seq && tail.segment >= sn->state.segment)
+		sn->end = tail;
+}
+
+/*
  * Takes the index and the log prefix it names into sn->tmp. A compaction
  * of another process (this one's wait on maint_lock) may retire segments
  * meanwhile, or leave old and new ones side by side while it retires
@@ -325,9 +463,10 @@ static int take_store(struct snapshot *sn, bool *raced)
 		return rc; /* nothing of ours to remove */
 	rc = take_index(sn);
 	if (rc == 0) {
-		sn->out->records = sn->state.n_records;
-		sn->out->last_seq = sn->state.last_seq;
-		sn->copier.total = segments_total(s, &sn->state);
+		snapshot_end(sn);
+		sn->out->records = sn->end.n_records;
+		sn->out->last_seq = sn->end.last_seq;
+		sn->copier.total = segments_total(s, &sn->end);
 		rc = take_segments(sn);
 	}
 	*raced = pending || index_last_compaction(s->idx, &after) != ATOLOG_OK ||
@@ -373,6 +512,15 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (lstat(dest, &st) == 0)
 		return err_set(ATOLOG_EXISTS, "snapshot: %s already exists", dest);
 	tmp_name(sn.tmp, sizeof(sn.tmp), dest);
+	{
+		char parent[PATH_MAX];
+
+		/* Best effort: a leftover the sweep cannot remove is not this
+		 * snapshot's business, and the next sweep tries again. */
+		parent_of(dest, parent, sizeof(parent));
+		if (atolog_snapshot_stale(parent, 1, NULL, NULL) != ATOLOG_OK)
+			err_begin(s);
+	}
 	lock_acquire(&s->maint_lock);
 	/* A compaction of this handle that could not delete its old
 	 * segments left its journal: finish it, or every try would race. */

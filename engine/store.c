@@ -189,29 +189,37 @@ bool store_needs_marker(const atolog_store *s)
 	       s->opts.sync == ATOLOG_SYNC_NONE;
 }
 
+/* Written whole under a temporary name and renamed, so that a full disk
+ * never leaves an empty marker behind: that would read as another boot's,
+ * and cost a rebuild (or refuse every reader) for nothing. */
 int store_marker_write(atolog_store *s)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-	char now[BOOT_ID_SIZE];
-	FILE *f;
+	char now[BOOT_ID_SIZE], tmp[PATH_MAX];
+	FILE *f = NULL;
 	int rc = ATOLOG_OK;
 
 	lock_assert_held(&s->marker_lock);
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
 	read_boot_id(now);
-	f = fopen(marker, "we");
+	f = fopen(tmp, "we");
 	if (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
 	    fdatasync(fileno(f)) != 0)
+		rc = err_errno(errno, "writing %s", tmp);
+	if (f && fclose(f) != 0 && rc == ATOLOG_OK)
+		rc = err_errno(errno, "writing %s", tmp);
+	if (rc == ATOLOG_OK && rename(tmp, marker) != 0)
 		rc = err_errno(errno, "writing %s", marker);
-	if (f)
-		fclose(f);
 	if (rc == ATOLOG_OK) {
 		int e = io_fsync_dir(NULL, s->dir);
 
 		if (e != 0)
 			rc = err_errno(e, "syncing %s", s->dir);
 	}
+	if (rc != ATOLOG_OK)
+		unlink(tmp);
 	if (rc == ATOLOG_OK)
 		s->marker_present = true;
 	free(marker);
@@ -365,6 +373,8 @@ static int store_open_readonly(atolog_store *s)
 			     "the index has layout %u, this build reads %u: "
 			     "open the store for writing once to rebuild it",
 			     version, INDEX_VERSION);
+	if (rc == ATOLOG_OK)
+		rc = tail_load(s);
 	return rc;
 }
 
@@ -483,6 +493,8 @@ int atolog_store_close(atolog_store *s)
 	index_close(s->idx);
 	if (s->writer_ready)
 		writer_destroy(s);
+	if (s->tail_ready)
+		recent_destroy(&s->tail);
 	segment_fds_destroy(&s->fds);
 	lock_destroy(&s->maint_lock);
 	lock_destroy(&s->marker_lock);

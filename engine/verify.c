@@ -50,6 +50,7 @@ struct verify {
 	atolog_progress_fn progress;
 	void *progress_ctx;
 	atolog_verify_report *out;
+	struct compact_view view; /* a pending journal's, if any */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -206,8 +207,10 @@ static void verify_segment_end(struct verify *v, uint64_t id, bool newest,
 			       id, res->valid_end);
 	if (v->ic.has_state && id == st->segment && res->valid_end < st->end_offset)
 		verify_problem(v, "segment %016" PRIx64 " offset %" PRIu64
-			       ": the log ends before the index's last frame (%" PRIu64 ")",
-			       id, res->valid_end, st->end_offset);
+			       ": %s, inside what the index holds (up to offset %"
+			       PRIu64 ")", id, res->valid_end,
+			       res->end == SCAN_END_TORN ? res->why : "the log ends",
+			       st->end_offset);
 }
 
 /* Whether offset of segment id lies past the index's point, where a live
@@ -338,8 +341,14 @@ static int verify_run(struct verify *v)
 		if (stat(path, &sb) == 0)
 			v->total_bytes += (uint64_t)sb.st_size;
 	}
-	for (size_t i = 0; i < n; i++)
-		verify_segment(v, ids[i], i + 1 == n);
+	while (n > 0 && compact_view_ignores(&v->view, ids[n - 1]))
+		n--, v->out->set_aside++; /* the newest is the index's newest */
+	for (size_t i = 0; i < n; i++) {
+		if (compact_view_ignores(&v->view, ids[i]))
+			v->out->set_aside++;
+		else
+			verify_segment(v, ids[i], i + 1 == n);
+	}
 	free(ids);
 	verify_totals(v);
 	if (v->progress)
@@ -347,25 +356,49 @@ static int verify_run(struct verify *v)
 	return ATOLOG_OK;
 }
 
-/* One pass; *raced when a compaction (of another process: this one's
- * are held off by maint_lock) may have moved segments under it. */
+static int pending_kind(const struct compact_view *v)
+{
+	if (!v->pending)
+		return ATOLOG_PENDING_NONE;
+	if (!v->committed)
+		return ATOLOG_PENDING_UNDO;
+	return v->swapped ? ATOLOG_PENDING_RETIRE : ATOLOG_PENDING_REINDEX;
+}
+
+/*
+ * One pass; *raced when a compaction (of another process: this one's are
+ * held off by maint_lock) may have moved segments under it: its count or
+ * its journal changed during the pass. A journal that stays as it was is
+ * a compaction that was interrupted: the pass checks the log the index
+ * describes and sets the journal's other side aside (compact_view_read).
+ */
 static int verify_pass(atolog_store *s, atolog_progress_fn progress, void *ctx,
 		       atolog_verify_report *out, bool *raced)
 {
 	struct verify v = { .store = s, .progress = progress, .progress_ctx = ctx,
 			    .out = out };
+	struct compact_view after_view = { .pending = false };
 	uint64_t before = 0, after = 0;
-	bool pending = compact_pending(s);
 	int rc = index_last_compaction(s->idx, &before);
 
 	memset(out, 0, sizeof(*out));
 	if (rc == ATOLOG_OK)
+		rc = compact_view_read(s, &v.view);
+	if (rc == ATOLOG_OK) {
+		out->pending_compaction = pending_kind(&v.view);
 		rc = verify_run(&v);
+	}
 	free(v.rows);
-	if (rc == ATOLOG_OK || rc == ENOENT)
-		*raced = pending || compact_pending(s) ||
+	if (rc == ATOLOG_OK || rc == ENOENT) {
+		*raced = compact_view_read(s, &after_view) != ATOLOG_OK ||
+			 pending_kind(&after_view) != pending_kind(&v.view) ||
+			 after_view.nonce != v.view.nonce ||
 			 index_last_compaction(s->idx, &after) != ATOLOG_OK ||
 			 after != before;
+		err_clear();
+	}
+	compact_view_free(&v.view);
+	compact_view_free(&after_view);
 	return rc;
 }
 

@@ -191,6 +191,15 @@ typedef struct atolog_stats {
 	 * writer's newest records may not be indexed yet). */
 	int has_time_range;
 	int64_t first_created_at, last_created_at;
+	/* Read-only handles opened with no writer running: interactions
+	 * served from the log past the index (a writer died before indexing
+	 * them; n_records and last_seq count them), and the damage that
+	 * ended that tail early, if any: a frame failing its checksum with
+	 * synced frames after it. What precedes it is served, nothing after
+	 * it; `atolog verify` and a writer open report it too. damaged_segment
+	 * is 0 when there is none. */
+	uint64_t tail_records;
+	uint64_t damaged_segment, damaged_offset;
 } atolog_stats;
 
 #define ATOLOG_COUNT_PROJECTS 1 /* atolog_store_counts: by project */
@@ -220,7 +229,19 @@ typedef struct atolog_verify_report {
 				    * (a live writer's tail, indexed soon) */
 	uint64_t problems;         /* inconsistencies found */
 	char first_problem[256];   /* the first, with segment and offset */
+	/* An interrupted compaction's journal waits for the next writer open,
+	 * which has one step left to take: ATOLOG_PENDING_*. The store is
+	 * checked as the index describes it, and the segments the journal
+	 * names on the other side are counted in set_aside, not read. */
+	int pending_compaction;
+	uint64_t set_aside;
 } atolog_verify_report;
+
+#define ATOLOG_PENDING_NONE 0
+#define ATOLOG_PENDING_UNDO 1    /* not committed: its new segments go */
+#define ATOLOG_PENDING_RETIRE 2  /* committed and indexed: old segments go */
+#define ATOLOG_PENDING_REINDEX 3 /* committed, the index not swapped: old
+				  * segments go, the index is rebuilt */
 
 /*
  * Reads every frame of every segment, checking its checksum and decoding
@@ -292,6 +313,19 @@ int atolog_snapshot_restore(const char *snapshot, const char *dir, unsigned flag
  * touched); ATOLOG_INVALID; errno.
  */
 int atolog_snapshot_delete(const char *snapshot);
+
+/*
+ * The work directories in dir (NAME.tmp-PID-T, see atolog_store_snapshot)
+ * of snapshots killed before their end: those whose process is gone, or
+ * is a later process under the same pid. fn (may be NULL) is told each
+ * one's name and pid; with remove, each is deleted first. A work
+ * directory whose snapshot may still run is never touched. Snapshots call
+ * this on their destination's directory. Returns ATOLOG_OK; fn's non-zero
+ * return; errno (dir cannot be read, or a removal failed).
+ */
+typedef int (*atolog_stale_fn)(const char *name, long pid, void *ctx);
+int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn,
+			  void *ctx);
 
 /* ------------------------------------------------------------------------
  * Compaction: sealed segments rewritten, small ones merged, and records
@@ -386,7 +420,9 @@ typedef struct atolog_interaction {
 /*
  * Stores one interaction. The prompt must hold a non-blank character; the
  * project is canonicalised through the registry; strings must be valid
- * UTF-8 within the limits above; context_pack must be a JSON object.
+ * UTF-8 within the limits above; context_pack must be a JSON object whose
+ * numbers msgpack holds exactly (integers from INT64_MIN to UINT64_MAX,
+ * reals within float64's range; others are refused, never rounded).
  * If out is not NULL, *out receives the stored interaction (free it with
  * atolog_interaction_free).
  * Safe to call from any number of threads at once.
@@ -441,7 +477,9 @@ void atolog_interaction_free(atolog_interaction *rec);
  * chunks_used, context_pack) and, for imports, id and created_at (any ISO
  * 8601 shape atolog_time_parse takes; created_at_iso wins when both are
  * given). Unknown fields are ignored; "reinforce" and "extract" must be
- * booleans when present. null means absent.
+ * booleans when present. null means absent. A known field given twice
+ * (null or not) is refused, as are numbers in context_pack it cannot hold
+ * exactly (see atolog_interaction_record).
  * Returns ATOLOG_OK and *out (free with atolog_interaction_free);
  * ATOLOG_INVALID with a message naming the field; ATOLOG_TOOBIG.
  */

@@ -9,10 +9,13 @@
  * next begin a transaction and adopt the new size the same way.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "atolog.h"
 #include "error.h"
@@ -169,11 +172,16 @@ static int index_env_create(struct index *idx, const struct index_options *o)
 	unsigned flags = MDB_NOTLS;
 	int rc;
 
+	/* No MDB_WRITEMAP: with it, LMDB writes pages through a shared
+	 * writable map of a sparse file, and a page with no disk block
+	 * behind it on a full disk is a SIGBUS in whichever thread touches
+	 * it. Without it, a commit writes its pages with pwrite, and a full
+	 * disk is an ENOSPC the commit returns (the transaction is undone,
+	 * the file as it was). What it costs is in README (Benchmarks). */
 	if (o->readonly)
 		flags |= MDB_RDONLY;
-	else  /* WRITEMAP: a commit writes no pages, it only publishes them. */
-		flags |= MDB_WRITEMAP |
-			 (o->sync == INDEX_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC);
+	else
+		flags |= o->sync == INDEX_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC;
 	rc = mdb_env_create(&idx->env);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_maxdbs(idx->env, INDEX_MAX_DBS);
@@ -189,6 +197,37 @@ static int index_env_create(struct index *idx, const struct index_options *o)
 	return index_mdb_error(rc, "opening the environment");
 }
 
+/*
+ * LMDB maps its lock file (the reader table) shared and writable, and
+ * sizes it with ftruncate, which leaves it sparse: a reader taking a slot
+ * in a page never touched before makes the kernel find a block for it,
+ * and on a full disk (or tmpfs) that is a SIGBUS, not an error. So the
+ * file's blocks are reserved once it exists, without changing its size
+ * (every process maps it whole). On a disk already too full for that, the
+ * open fails with ATOLOG_FULL instead of a crash later. A file that cannot
+ * be opened for writing (read-only media) is left as it is; so is a
+ * filesystem that has no fallocate.
+ */
+static int index_reserve_lock_file(struct index *idx)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock.mdb", idx->path);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return ATOLOG_OK;
+	idx->lock_file_fd = fd;
+	if (fstat(fd, &st) != 0)
+		return err_errno(errno, "index: %s", path);
+	if (st.st_size > 0 &&
+	    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, st.st_size) != 0 &&
+	    errno != EOPNOTSUPP && errno != ENOSYS)
+		return err_errno(errno, "index: reserving %s", path);
+	return ATOLOG_OK;
+}
+
 int index_open(const char *dir, const struct index_options *opts,
 	       struct index **out)
 {
@@ -201,6 +240,7 @@ int index_open(const char *dir, const struct index_options *opts,
 		return err_set(ENOMEM, "opening the index");
 	}
 	idx->readonly = opts->readonly;
+	idx->lock_file_fd = -1;
 	pthread_rwlockattr_init(&attr);
 	/* A remap must not starve behind a stream of readers. */
 	pthread_rwlockattr_setkind_np(&attr,
@@ -212,6 +252,8 @@ int index_open(const char *dir, const struct index_options *opts,
 		goto fail;
 	}
 	rc = index_env_create(idx, opts);
+	if (rc == ATOLOG_OK)
+		rc = index_reserve_lock_file(idx);
 	if (rc == ATOLOG_OK)
 		rc = index_mdb_error(mdb_reader_check(idx->env, &dead),
 				     "clearing stale readers");
@@ -237,6 +279,8 @@ void index_close(struct index *idx)
 			mdb_env_sync(idx->env, 1);
 		mdb_env_close(idx->env);
 	}
+	if (idx->lock_file_fd >= 0)
+		close(idx->lock_file_fd);
 	pthread_rwlock_destroy(&idx->map_lock);
 	free(idx->path);
 	free(idx);
@@ -252,8 +296,8 @@ unsigned index_stale_readers(const struct index *idx)
 	return idx->stale_readers;
 }
 
-/* Pages in use, not the file's size: with MDB_WRITEMAP LMDB stretches
- * the file (sparsely) to the whole map. */
+/* Pages in use, not the file's size: an index written by an older build
+ * (with MDB_WRITEMAP) was stretched, sparsely, to the whole map. */
 uint64_t index_file_size(struct index *idx)
 {
 	MDB_envinfo info;

@@ -41,6 +41,8 @@
 #define ID_VALUE_SIZE 64
 #define STATE_VALUE_SIZE 64
 #define INDEX_MAX_READERS 1024
+#define INDEX_FULL_SLACK_BYTES (1u << 20) /* less room than this: a failed
+					  * commit's EIO was a full disk */
 #define INDEX_MAX_DBS 16
 #define COUNT_KEY_MAX (1 + 256)
 
@@ -68,6 +70,10 @@ struct index {
 	pthread_rwlock_t map_lock;
 	char *path;
 	unsigned stale_readers; /* reader slots of dead processes cleared at open */
+	/* lock.mdb, held open to keep its blocks reserved (env.c); closed
+	 * only after the environment, or LMDB's fcntl locks on it would go
+	 * with it. -1 where it could not be opened for writing. */
+	int lock_file_fd;
 };
 
 /* Maps an LMDB return code to atolog's (with the message). */

@@ -6,7 +6,9 @@
  * recovery exact: whatever LMDB committed, meta says precisely how far the
  * log is indexed, and the engine resumes there.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <xxhash.h>
 
 #include "atolog.h"
@@ -121,6 +123,23 @@ static int put_registry(struct index *idx, MDB_txn *txn,
 	return mdb_put(txn, idx->dbi[DB_REGISTRY], &key, &val, 0);
 }
 
+/*
+ * LMDB takes a short write for an I/O error (EIO), and a short write is
+ * how a filling disk ends a pwrite (tmpfs writes what fits): on a
+ * filesystem left with less than INDEX_FULL_SLACK_BYTES, an EIO from a
+ * commit is taken for the ENOSPC it was. The commit changed nothing
+ * either way (LMDB writes the meta page last).
+ */
+static int commit_error(const struct index *idx, int mrc)
+{
+	struct statvfs st;
+
+	if (mrc == EIO && statvfs(idx->path, &st) == 0 &&
+	    (uint64_t)st.f_bavail * st.f_frsize < INDEX_FULL_SLACK_BYTES)
+		return ENOSPC;
+	return mrc;
+}
+
 int index_write(struct index *idx, index_write_fn fn, void *ctx, int *mrc)
 {
 	for (;;) {
@@ -132,7 +151,7 @@ int index_write(struct index *idx, index_write_fn fn, void *ctx, int *mrc)
 		*mrc = fn(idx, txn, ctx);
 		/* A commit can fill the map too (saving the free list). */
 		if (*mrc == MDB_SUCCESS)
-			*mrc = index_txn_finish(idx, txn, true);
+			*mrc = commit_error(idx, index_txn_finish(idx, txn, true));
 		else
 			index_txn_finish(idx, txn, false);
 		if (*mrc != MDB_MAP_FULL)

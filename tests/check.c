@@ -162,3 +162,21 @@ int check_run_cases(const char *suite, const struct check_case *cases, size_t n)
 	}
 	return check_report(suite);
 }
+
+int check_verify_dir(const char *dir)
+{
+	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+	atolog_verify_report rep;
+	atolog_store *s;
+	int rc = atolog_store_open(dir, &ro, &s);
+
+	if (rc != ATOLOG_OK) {
+		fprintf(stderr, "verify %s: open: %s\n", dir, atolog_errmsg(NULL));
+		return rc;
+	}
+	rc = atolog_store_verify(s, NULL, NULL, &rep);
+	if (rc != ATOLOG_OK)
+		fprintf(stderr, "verify %s: %s\n", dir, atolog_errmsg(s));
+	atolog_store_close(s);
+	return rc;
+}

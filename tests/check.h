@@ -120,5 +120,8 @@ void check_copy_file(const char *from, const char *to);
 long check_count_session(atolog_store *s, const char *session);
 /* Deletes a store's LMDB files, so that the next writer rebuilds them. */
 void check_remove_index(const char *dir);
+/* atolog_store_verify on a read-only handle of dir: its code, with the
+ * first problem printed when it is not ATOLOG_OK. */
+int check_verify_dir(const char *dir);
 
 #endif

@@ -407,7 +407,11 @@ static void test_failed_sync(const char *dir)
 	atolog_store_close(s);
 }
 
-static void test_failed_roll(void)
+/* A roll makes the next segment (under its temporary name) before it
+ * seals the active one: a full disk at either step changes nothing, the
+ * record is refused with ATOLOG_FULL, and the next write rolls. Only a
+ * failure once the seal is durable fails the handle. */
+static void roll_fault_case(enum io_op op, long nth, int want_rc, int want_next)
 {
 	char *dir = check_tmpdir("roll");
 	atolog_store *s = open_store(dir, 0, ATOLOG_SEGMENT_SIZE_MIN);
@@ -417,21 +421,34 @@ static void test_failed_roll(void)
 
 	CHECK_OK(record_text(s, big), s);
 	before = snap(s).n_records;
-	/* The next record rolls: the seal is written (call 0), then the new
-	 * segment's header fails (call 1). */
-	store_inject_fault(s, IO_WRITE, 1, ENOSPC, false);
-	CHECK_RC(record_text(s, big), ATOLOG_FULL, s);
-	CHECK_RC(record_text(s, "refused"), ATOLOG_FAILED, s);
+	store_inject_fault(s, op, nth, ENOSPC, false);
+	CHECK_RC(record_text(s, big), want_rc, s);
+	CHECK_RC(record_text(s, "next"), want_next, s);
 	atolog_store_close(s);
 	s = open_store(dir, 0, ATOLOG_SEGMENT_SIZE_MIN);
 	CHECK_OK(atolog_store_stats(s, &st), s);
-	CHECK_INT(st.n_records, before);
-	CHECK_INT(st.n_segments, 2); /* reopening created the successor */
+	CHECK_INT(st.n_records, before + (want_next == ATOLOG_OK));
+	/* Refused: still one segment ("next" fits in it). Failed after the
+	 * seal: the reopen made the successor. */
+	CHECK_INT(st.n_segments, want_next == ATOLOG_OK ? 1 : 2);
 	CHECK_OK(record_text(s, big), s);
-	CHECK_INT(snap(s).n_records, before + 1);
+	CHECK_INT(snap(s).n_records, before + (want_next == ATOLOG_OK) + 1);
+	CHECK_OK(check_verify_dir(dir), NULL);
 	atolog_store_close(s);
 	free(big);
 	check_tmpdir_remove(dir);
+}
+
+static void test_failed_roll(void)
+{
+	/* The new segment's header (write 0), its sync (sync 0). */
+	roll_fault_case(IO_WRITE, 0, ATOLOG_FULL, ATOLOG_OK);
+	roll_fault_case(IO_SYNC, 0, ATOLOG_FULL, ATOLOG_OK);
+	/* The seal frame (write 1), the seal's sync (sync 1): in doubt. */
+	roll_fault_case(IO_WRITE, 1, ATOLOG_FULL, ATOLOG_OK);
+	roll_fault_case(IO_SYNC, 1, ATOLOG_FULL, ATOLOG_FAILED);
+	/* The directory after the rename (sync 2): sealed, no successor. */
+	roll_fault_case(IO_SYNC, 2, ATOLOG_FULL, ATOLOG_FAILED);
 }
 
 /* A group too large for one pwritev fails in its second write: the whole

@@ -1470,6 +1470,7 @@ static const char *const FULL_CONTEXT =
 	"{\"system\":\"you are a careful agent\","
 	"\"files\":[{\"path\":\"a.c\",\"lines\":[1,2,3]},{\"path\":\"b.c\",\"lines\":[]}],"
 	"\"n\":-42,\"zero\":0,\"big\":9223372036854775807,"
+	"\"nzero\":-0.0,\"dmax\":1.7976931348623157e+308,"
 	"\"small\":-9223372036854775808,\"pi\":3.141592653589793,"
 	"\"tiny\":-2.5e-300,\"half\":0.5,\"t\":true,\"f\":false,\"z\":null,"
 	"\"empty_obj\":{},\"empty_arr\":[],\"empty_str\":\"\","
@@ -3452,6 +3453,67 @@ static void test_from_json_errors(void)
 	}
 }
 
+/* A field named twice is refused, null or not, whatever the order: taking
+ * one would drop the other. The strings, lists and context pack already
+ * copied are freed (LeakSanitizer fails the run if not). Unknown fields
+ * are ignored however often they come, and so are keys inside them and
+ * inside context_pack (kept there, the last shown: see decode rules). */
+static void test_from_json_repeated_keys(void)
+{
+	static const char *const values[] = {
+		[0] = "\"p\"", [1] = "[\"a\",\"b\"]", [2] = "{\"k\":[1,\"s\"]}", [3] = "true",
+		[4] = "\"01234567-89ab-cdef-fedc-ba9876543210\"",
+		[5] = "\"2026-04-01 12:00:00\"",
+	};
+	static const struct {
+		const char *field;
+		unsigned value;
+	} fields[] = {
+		{ "prompt", 0 }, { "response", 0 }, { "response_summary", 0 },
+		{ "project", 0 }, { "client", 0 }, { "session_id", 0 },
+		{ "memories_used", 1 }, { "chunks_used", 1 }, { "context_pack", 2 },
+		{ "reinforce", 3 }, { "extract", 3 }, { "id", 4 }, { "created_at", 5 },
+		{ "created_at_iso", 5 },
+	};
+	atolog_interaction *rec = NULL;
+
+	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+		const char *v = values[fields[i].value];
+		char json[512], why[64];
+
+		snprintf(why, sizeof(why), "%s is given twice", fields[i].field);
+		/* value then value, value then null, null then value; after
+		 * other fields (the prompt among them: "prompt" itself is then
+		 * named on its first repeat) and before the prompt. */
+		for (int shape = 0; shape < 3; shape++) {
+			const char *first = shape == 2 ? "null" : v;
+			const char *second = shape == 1 ? "null" : v;
+
+			snprintf(json, sizeof(json), "{\"prompt\":\"x\",\"memories_used\":[\"m\"],"
+				 "\"%s\":%s,\"response\":\"r\",\"%s\":%s}", fields[i].field,
+				 first, fields[i].field, second);
+			expect_json_error(json, ATOLOG_INVALID, why);
+			snprintf(json, sizeof(json), "{\"%s\":%s,\"%s\":%s,\"prompt\":\"x\"}",
+				 fields[i].field, first, fields[i].field, second);
+			expect_json_error(json, ATOLOG_INVALID, why);
+		}
+	}
+	/* The first repeat is named. */
+	expect_json_error("{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\"],"
+			  "\"chunks_used\":[\"c\"],\"prompt\":\"q\"}", ATOLOG_INVALID,
+			  "chunks_used is given twice");
+
+	/* Unknown fields may repeat; keys inside values are not the body's. */
+	CHECK_RC(from_json("{\"tag\":1,\"prompt\":\"p\",\"tag\":{\"prompt\":2,\"prompt\":3},"
+			   "\"context_pack\":{\"prompt\":1,\"a\":{\"b\":1,\"b\":2}},\"tag\":null}",
+			   &rec), ATOLOG_OK, NULL);
+	if (rec) {
+		CHECK_STR(rec->prompt, "p");
+		CHECK_STR(rec->context_pack, "{\"prompt\":1,\"a\":{\"b\":2}}");
+	}
+	atolog_interaction_free(rec);
+}
+
 static void test_from_json_identity(void)
 {
 	atolog_interaction *rec = NULL;
@@ -3561,6 +3623,8 @@ static const char *const array_elements[] = {
 	"{\"prompt\":\"p\",\"created_at\":\"yesterday\"}",
 	"{\"prompt\":\"p\",\"chunks_used\":{\"a\":[1]}}",
 	"{\"prompt\":\"p\",\"session_id\":[\"s\",{\"t\":1}]}",
+	"{\"prompt\":\"p\",\"memories_used\":[\"a\",\"b\"],\"memories_used\":null}",
+	"{\"chunks_used\":[\"a\"],\"prompt\":\"p\",\"chunks_used\":[\"b\"]}",
 	"{}",
 	"17", "\"text\"", "null", "true", "[1,{\"prompt\":\"x\"}]", "[]",
 };
@@ -3697,6 +3761,35 @@ static void test_json_array_stop(void)
 	CHECK_INT(calls, 2);
 }
 
+/* A body refused after strings, lists and a context pack were copied, or
+ * cut short, alone and as an array element: nothing copied is kept (LSan). */
+static void test_from_json_error_frees(void)
+{
+	static const char *const bodies[] = {
+		"{\"memories_used\":[\"a\",\"b\"],\"response\":\"r\",\"prompt\":5}",
+		"{\"prompt\":\"p\",\"chunks_used\":[\"a\",\"b\",1]}",
+		"{\"context_pack\":{\"a\":[\"b\",{\"c\":1}]},\"prompt\":\"p\",\"client\":[]}",
+		"{\"prompt\":\"p\",\"memories_used\":[\"a\"],\"id\":\"not-a-uuid\"}",
+		"{\"prompt\":\"p\",\"memories_used\":[\"a\"],\"context_pack\":{\"x\":\"\\udc00\"}}",
+		"{\"prompt\":\"p\",\"chunks_used\":[\"a\"",
+		"{\"prompt\":\"p\",\"context_pack\":{\"a\":[1,",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(bodies); i++) {
+		struct array_seen seen = { 0 };
+		atolog_interaction *rec = NULL;
+		char doc[512];
+
+		CHECK_INT(from_json(bodies[i], &rec), ATOLOG_INVALID);
+		CHECK(rec == NULL);
+		snprintf(doc, sizeof(doc), "[%s]", bodies[i]);
+		CHECK(atolog_interactions_from_json_array(doc, strlen(doc), array_collect,
+							  &seen) != ATOLOG_OK ||
+		      (seen.n == 1 && seen.rcs[0] == ATOLOG_INVALID));
+		array_seen_free(&seen);
+	}
+}
+
 static void test_to_json_exact(void)
 {
 	static const char *const m[] = { "m1", "m\xc3\xa9" };
@@ -3804,6 +3897,217 @@ static double random_double(void)
 		break;
 	}
 	return check_rand_below(2) ? -v : v;
+}
+
+/* ------------------------------------------------------------------------
+ * Numbers in a context pack: exact through msgpack and back, or refused.
+ */
+
+enum num_kind { NUM_INT, NUM_UINT, NUM_REAL };
+
+struct num_case {
+	const char *in;   /* the literal */
+	enum num_kind kind;
+	int64_t i;        /* NUM_INT */
+	uint64_t u;       /* NUM_UINT */
+	double d;         /* NUM_REAL: compared bit for bit */
+	const char *out;  /* the literal atolog prints */
+};
+
+/* The msgpack value of {"x": literal}, as stored, against the case. */
+static void expect_packed_number(const struct num_case *c, const msgpack_sbuffer *sb)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	const msgpack_object *v = NULL;
+
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, sb->data, sb->size, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP && u.data.via.map.size == 1)
+		v = &u.data.via.map.ptr[0].val;
+	if (!v) {
+		CHECK_FAILF("%s: not stored as a one-key map", c->in);
+	} else if (c->kind == NUM_REAL) {
+		if (v->type != MSGPACK_OBJECT_FLOAT64 ||
+		    memcmp(&v->via.f64, &c->d, sizeof(double)) != 0)
+			CHECK_FAILF("%s: stored as type %d %a, want float64 %a", c->in,
+				    v->type, v->via.f64, c->d);
+	} else if (c->kind == NUM_UINT || c->i >= 0) {
+		uint64_t want = c->kind == NUM_UINT ? c->u : (uint64_t)c->i;
+
+		if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != want)
+			CHECK_FAILF("%s: stored as type %d %" PRIu64 ", want uint %" PRIu64,
+				    c->in, v->type, v->via.u64, want);
+	} else if (v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.i64 != c->i) {
+		CHECK_FAILF("%s: stored as type %d %" PRId64 ", want int %" PRId64, c->in,
+			    v->type, v->via.i64, c->i);
+	}
+	msgpack_unpacked_destroy(&u);
+}
+
+/* Integer literals are kept exactly over the whole 64-bit range (int64 and
+ * uint64); reals are the nearest float64 and print back to the same bits. */
+static void test_context_numbers_exact(void)
+{
+	static const struct num_case cases[] = {
+		{ "0", NUM_INT, 0, 0, 0, "0" },
+		{ "-0", NUM_INT, 0, 0, 0, "0" }, /* the integer zero */
+		{ "-1", NUM_INT, -1, 0, 0, "-1" },
+		{ "9223372036854775807", NUM_INT, INT64_MAX, 0, 0, "9223372036854775807" },
+		{ "-9223372036854775808", NUM_INT, INT64_MIN, 0, 0, "-9223372036854775808" },
+		{ "9223372036854775808", NUM_UINT, 0, UINT64_C(9223372036854775808), 0,
+		  "9223372036854775808" },
+		{ "18446744073709551615", NUM_UINT, 0, UINT64_MAX, 0, "18446744073709551615" },
+		{ "0.1", NUM_REAL, 0, 0, 0.1, "0.1" },
+		{ "-0.0", NUM_REAL, 0, 0, -0.0, "-0.0" },
+		{ "1e2", NUM_REAL, 0, 0, 100.0, "100.0" },
+		{ "1e308", NUM_REAL, 0, 0, 1e308, "1e+308" },
+		{ "1.7976931348623157e308", NUM_REAL, 0, 0, 1.7976931348623157e308,
+		  "1.7976931348623157e+308" },
+		{ "-1.7976931348623157E+308", NUM_REAL, 0, 0, -1.7976931348623157e308,
+		  "-1.7976931348623157e+308" },
+		{ "5e-324", NUM_REAL, 0, 0, 5e-324, "4.94065645841247e-324" },
+		{ "2.2250738585072014e-308", NUM_REAL, 0, 0, 2.2250738585072014e-308,
+		  "2.2250738585072014e-308" },
+		/* Below the smallest subnormal: rounds to zero, as in any reader. */
+		{ "1e-400", NUM_REAL, 0, 0, 0.0, "0.0" },
+		{ "-1e-400", NUM_REAL, 0, 0, -0.0, "-0.0" },
+		/* A real by its notation: the nearest float64, like any reader. */
+		{ "123456789012345678901234567890.0", NUM_REAL, 0, 0,
+		  123456789012345678901234567890.0, "1.2345678901234568e+29" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		const struct num_case *c = &cases[i];
+		char json[128], want[128], body[192];
+		msgpack_sbuffer sb;
+		msgpack_unpacked u;
+		size_t off = 0;
+		char *out = NULL;
+		atolog_interaction *rec = NULL;
+
+		snprintf(json, sizeof(json), "{\"x\":%s}", c->in);
+		snprintf(want, sizeof(want), "{\"x\":%s}", c->out);
+		msgpack_sbuffer_init(&sb);
+		err_begin(NULL);
+		CHECK_RC(context_json_to_msgpack(json, strlen(json), &sb), ATOLOG_OK, NULL);
+		expect_packed_number(c, &sb);
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+			CHECK_RC(context_to_json(&u.data, &out), ATOLOG_OK, NULL);
+		if (out)
+			CHECK_STR(out, want);
+		free(out);
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
+
+		/* And the same through a body. */
+		snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}", json);
+		CHECK_RC(from_json(body, &rec), ATOLOG_OK, NULL);
+		if (rec)
+			CHECK_STR(rec->context_pack, want);
+		atolog_interaction_free(rec);
+	}
+}
+
+/* A number msgpack cannot hold: refused as invalid input, with its path and
+ * its text, wherever it comes in (a body, a batch element, the C API). */
+static void test_context_numbers_refused(void)
+{
+	static const struct {
+		const char *context, *path, *text;
+	} cases[] = {
+		{ "{\"a\":1e400}", "context_pack.a: the number 1e400 ", "64-bit float" },
+		{ "{\"a\":[-1e400]}", "context_pack.a[0]: the number -1e400 ", "float" },
+		{ "{\"a\":1E+400}", "context_pack.a: ", "1E+400" },
+		{ "{\"a\":2e308}", "context_pack.a: ", "2e308" },
+		{ "{\"a\":1.8e308}", "context_pack.a: ", "1.8e308" },
+		{ "{\"a\":-17976931348623159e292}", "context_pack.a: ", "float" },
+		{ "{\"k\":1,\"a\":{\"b\":[0,123456789012345678901234567890]}}",
+		  "context_pack.a.b[1]: the integer 123456789012345678901234567890 ",
+		  "64 bits" },
+		{ "{\"a\":18446744073709551616}", "context_pack.a: ", "18446744073709551616" },
+		{ "{\"a\":-9223372036854775809}", "context_pack.a: ", "-9223372036854775809" },
+		{ "{\"a\":-18446744073709551615}", "context_pack.a: ", "-18446744073709551615" },
+		{ "{\"a b\":{\"q\\\"\":[[{\"\":1e999}]]}}",
+		  "context_pack[\"a b\"][\"q\\\"\"][0][0][\"\"]: ", "1e999" },
+		{ "{\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+		  "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+		  "\\u00e9\":1e400}",
+		  "context_pack[\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...\"]: ", "1e400" },
+	};
+	char digits[320];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char body[512], doc[600];
+		msgpack_sbuffer sb;
+		struct array_seen seen = { 0 };
+		atolog_interaction in = { .prompt = "p", .context_pack = cases[i].context };
+		const char *m;
+
+		msgpack_sbuffer_init(&sb);
+		err_begin(NULL);
+		CHECK_RC(context_json_to_msgpack(cases[i].context, strlen(cases[i].context),
+						 &sb), ATOLOG_INVALID, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		m = atolog_errmsg(NULL);
+		if (strncmp(m, cases[i].path, strlen(cases[i].path)) != 0 ||
+		    !strstr(m, cases[i].text) || !text_is_utf8(m, strlen(m)))
+			CHECK_FAILF("%s: message \"%s\", want it to open with \"%s\" and "
+				    "hold \"%s\"", cases[i].context, m, cases[i].path,
+				    cases[i].text);
+
+		snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}",
+			 cases[i].context);
+		expect_json_error(body, ATOLOG_INVALID, cases[i].path);
+		snprintf(doc, sizeof(doc), "[{\"prompt\":\"ok\"},%s]", body);
+		CHECK_RC(atolog_interactions_from_json_array(doc, strlen(doc), array_collect,
+							     &seen), ATOLOG_OK, NULL);
+		CHECK_INT(seen.n, 2);
+		CHECK_INT(seen.rcs[0], ATOLOG_OK);
+		CHECK_INT(seen.rcs[1], ATOLOG_INVALID);
+		CHECK(strstr(seen.whys[1], cases[i].path) != NULL);
+		array_seen_free(&seen);
+		CHECK_RC(atolog_interaction_validate(&in), ATOLOG_INVALID, NULL);
+		CHECK_MSG(NULL, cases[i].path);
+	}
+
+	/* A long literal is cut in the message, which stays short. */
+	memset(digits, '9', sizeof(digits) - 1);
+	digits[sizeof(digits) - 1] = '\0';
+	{
+		char json[400];
+		msgpack_sbuffer sb;
+
+		snprintf(json, sizeof(json), "{\"n\":%s}", digits);
+		msgpack_sbuffer_init(&sb);
+		CHECK_RC(context_json_to_msgpack(json, strlen(json), &sb), ATOLOG_INVALID,
+			 NULL);
+		msgpack_sbuffer_destroy(&sb);
+		CHECK_MSG(NULL, "context_pack.n: the integer "
+			  "9999999999999999999999999999999999999999... does not fit");
+		CHECK(strlen(atolog_errmsg(NULL)) < 300);
+	}
+	/* So is a long path: its start, then "...". */
+	{
+		char json[512];
+		size_t n = 0;
+		msgpack_sbuffer sb;
+
+		for (int i = 0; i < 20; i++)
+			n += (size_t)sprintf(json + n, "{\"k123456789\":");
+		n += (size_t)sprintf(json + n, "[1e400]");
+		for (int i = 0; i < 20; i++)
+			json[n++] = '}';
+		json[n] = '\0';
+		msgpack_sbuffer_init(&sb);
+		CHECK_RC(context_json_to_msgpack(json, n, &sb), ATOLOG_INVALID, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		CHECK_MSG(NULL, "context_pack.k123456789.k123456789.k123456789.");
+		CHECK_MSG(NULL, "k123456789...: the number 1e400 is beyond");
+	}
 }
 
 /* Floats in a context pack come back as the model's text, whichever path
@@ -3940,11 +4244,15 @@ int main(void)
 
 	test_from_json_full();
 	test_from_json_errors();
+	test_from_json_repeated_keys();
 	test_from_json_identity();
 	test_json_array_random();
 	test_json_array_refused();
 	test_json_array_stop();
+	test_from_json_error_frees();
 	test_to_json_exact();
+	test_context_numbers_exact();
+	test_context_numbers_refused();
 	test_context_doubles();
 	test_json_roundtrip();
 

@@ -430,6 +430,45 @@ static void check_exactly(atolog_store *s, const struct model *m)
 		model_check_get(s, &m->recs[i]);
 }
 
+/* What a killed compaction leaves for the next writer open, as a reader
+ * sees it, step by step. */
+static int pending_after(int step)
+{
+	if (step < COMPACT_STEP_JOURNALED || step == COMPACT_STEP_DONE)
+		return ATOLOG_PENDING_NONE;
+	if (step < COMPACT_STEP_RENAMED)
+		return ATOLOG_PENDING_UNDO;
+	return step == COMPACT_STEP_RENAMED ? ATOLOG_PENDING_REINDEX
+					    : ATOLOG_PENDING_RETIRE;
+}
+
+/* Before any writer opens it again: verify passes and names the step
+ * left, readers see the store as the index describes it (before until
+ * the swap, after from it), and none of it changes the store. */
+static void check_pending_readonly(const char *dir, int step,
+				   const struct model *before,
+				   const struct model *after)
+{
+	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+	bool journal = journal_exists(dir);
+	atolog_verify_report v;
+	atolog_store *r;
+
+	CHECK_INT(journal, pending_after(step) != ATOLOG_PENDING_NONE);
+	CHECK_OK(atolog_store_open(dir, &ro, &r), NULL);
+	if (!r)
+		return;
+	CHECK_OK(atolog_store_verify(r, NULL, NULL, &v), r);
+	CHECK_INT(v.problems, 0);
+	CHECK_INT(v.pending_compaction, pending_after(step));
+	/* Once committed, the old segments wait beside the new. */
+	if (v.pending_compaction >= ATOLOG_PENDING_RETIRE)
+		CHECK(v.set_aside > 0);
+	check_exactly(r, step <= COMPACT_STEP_RENAMED ? before : after);
+	atolog_store_close(r);
+	CHECK_INT(journal_exists(dir), journal);
+}
+
 static void crash_case(const char *dir, int step)
 {
 	atolog_options o = small_opts();
@@ -462,6 +501,7 @@ static void crash_case(const char *dir, int step)
 		CHECK_FAILF("step %d: the child did not stop there (status %d)", step, status);
 		goto out;
 	}
+	check_pending_readonly(dir, step, &before, &after);
 	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
 	if (!s)
 		goto out;

@@ -13,9 +13,13 @@
  * batches mixing good and bad items, as a JSON array and as NDJSON; a
  * long replay; auth on and off; a full disk (a file size limit lowered on
  * the running server) answered 503 while reads go on, and writes resuming;
- * stalled clients timed out without holding the server; SIGTERM draining a
- * request in flight; kill -9 under concurrent keep-alive load, then a
- * restart with every acknowledged interaction present exactly once.
+ * stalled clients timed out without holding the server, and trickled
+ * headers cut by their deadline; HEADs pipelined on one connection, read
+ * byte for byte; framing a proxy could read differently (request
+ * smuggling) refused and the connection closed; a few hundred hostile
+ * requests; SIGTERM draining a request in flight; kill -9 under concurrent
+ * keep-alive load, then a restart with every acknowledged interaction
+ * present exactly once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +30,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -378,9 +383,9 @@ static int raw_connect(const struct server *srv)
 	return fd;
 }
 
-static void raw_send(int fd, const char *s)
+static void raw_send_n(int fd, const char *s, size_t len)
 {
-	size_t len = strlen(s), done = 0;
+	size_t done = 0;
 
 	while (done < len) {
 		ssize_t n = send(fd, s + done, len - done, MSG_NOSIGNAL);
@@ -391,9 +396,15 @@ static void raw_send(int fd, const char *s)
 	}
 }
 
-/* Reads until the peer closes or ms pass; returns what came (malloc'ed)
- * and whether the peer closed. */
-static char *raw_read(int fd, int ms, bool *closed)
+static void raw_send(int fd, const char *s)
+{
+	raw_send_n(fd, s, strlen(s));
+}
+
+/* Reads until the peer closes or ms pass without a byte; returns what
+ * came (malloc'ed, NUL-terminated, *len bytes if len is given) and whether
+ * the peer closed. */
+static char *raw_recv(int fd, int ms, bool *closed, size_t *len_out)
 {
 	char *buf = calloc(1, 65536);
 	size_t len = 0;
@@ -412,7 +423,105 @@ static char *raw_read(int fd, int ms, bool *closed)
 		}
 		len += (size_t)n;
 	}
+	if (len_out)
+		*len_out = len;
 	return buf;
+}
+
+static char *raw_read(int fd, int ms, bool *closed)
+{
+	return raw_recv(fd, ms, closed, NULL);
+}
+
+/* One answer at the front of a byte stream, as a client must frame it
+ * (RFC 9112 6.3): no body after a HEAD, 1xx, 204 or 304; else chunked,
+ * Content-Length, or up to the close. */
+struct raw_answer {
+	int status;
+	long length;     /* Content-Length, or -1 */
+	bool chunked;    /* Transfer-Encoding: chunked */
+	bool close;      /* Connection: close */
+	char type[128];  /* Content-Type */
+	size_t body_at, body_len;
+	size_t total;    /* bytes of the whole answer */
+};
+
+static const char *header_in(const char *head, size_t head_len, const char *name,
+			     size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = head; p && p < head + head_len;) {
+		const char *eol = memchr(p, '\n', (size_t)(head + head_len - p));
+
+		if (!eol)
+			break;
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			v += strspn(v, " ");
+			*vlen = (size_t)(eol - v) - (eol > v && eol[-1] == '\r');
+			return v;
+		}
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* False when buf[0..len) does not start with a whole answer. */
+static bool raw_parse(const char *buf, size_t len, bool closed, bool head_request,
+		      struct raw_answer *a)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4), *v;
+	size_t head_len, vlen;
+
+	memset(a, 0, sizeof(*a));
+	a->length = -1;
+	if (!end || len < 13 || strncmp(buf, "HTTP/1.1 ", 9) != 0 ||
+	    sscanf(buf + 9, "%3d", &a->status) != 1)
+		return false;
+	head_len = (size_t)(end - buf) + 4;
+	if ((v = header_in(buf, head_len, "Content-Length", &vlen)) != NULL)
+		a->length = strtol(v, NULL, 10);
+	if ((v = header_in(buf, head_len, "Transfer-Encoding", &vlen)) != NULL)
+		a->chunked = vlen == 7 && strncasecmp(v, "chunked", 7) == 0;
+	if ((v = header_in(buf, head_len, "Connection", &vlen)) != NULL)
+		a->close = vlen == 5 && strncasecmp(v, "close", 5) == 0;
+	if ((v = header_in(buf, head_len, "Content-Type", &vlen)) != NULL)
+		snprintf(a->type, sizeof(a->type), "%.*s", (int)vlen, v);
+	a->body_at = head_len;
+	if (head_request || a->status < 200 || a->status == 204 || a->status == 304) {
+		a->total = head_len;
+	} else if (a->chunked) {
+		size_t at = head_len;
+
+		for (;;) {
+			const char *eol = memmem(buf + at, len - at, "\r\n", 2);
+			unsigned long n;
+
+			if (!eol || sscanf(buf + at, "%lx", &n) != 1)
+				return false;
+			at = (size_t)(eol - buf) + 2;
+			if (n == 0)
+				break;
+			if (at + n + 2 > len)
+				return false;
+			at += n + 2;
+		}
+		if (at + 2 > len || memcmp(buf + at, "\r\n", 2) != 0)
+			return false;
+		a->total = at + 2;
+	} else if (a->length >= 0) {
+		if (head_len + (size_t)a->length > len)
+			return false;
+		a->total = head_len + (size_t)a->length;
+	} else if (closed) {
+		a->total = len;
+	} else {
+		return false;
+	}
+	a->body_len = a->total - head_len;
+	return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -856,6 +965,15 @@ static void check_refusals(const struct server *srv)
 		{ "POST", "/admin/compact", "application/json", "{\"dry_run\":0}", 400, "dry_run" },
 		{ "POST", "/interactions", "application/json", DEEP_BODY, 400, "nests deeper" },
 		{ "POST", "/interactions", "application/jsonx", good_body, 415, "application/json" },
+		/* An encoded NUL would cut the value the handlers see. */
+		{ "GET", "/sessions/e%00/replay", NULL, NULL, 400, "NUL" },
+		{ "GET", "/interactions?since=2026-01-01%00x", NULL, NULL, 400, "NUL" },
+		{ "GET", "/interactions?li%00mit=5", NULL, NULL, 400, "NUL" },
+		{ "HEAD", "/interactions?project=a%00", NULL, NULL, 400, "" },
+		/* Bytes yajl lets through (an overlong NUL, a surrogate) are
+		 * not echoed into the error: it stays JSON. */
+		{ "GET", "/interactions/%C0%80", NULL, NULL, 404, "no interaction" },
+		{ "GET", "/interactions?since=%ED%A0%80", NULL, NULL, 400, "since" },
 	};
 	char url[1024];
 	struct http r;
@@ -866,6 +984,8 @@ static void check_refusals(const struct server *srv)
 		if (r.status != cases[i].status)
 			CHECK_FAILF("%s %s (%s): %ld, want %ld", cases[i].method, cases[i].path,
 			     cases[i].body ? cases[i].body : "", r.status, cases[i].status);
+		else if (strcmp(cases[i].method, "HEAD") == 0)
+			CHECK_INT(r.len, 0);
 		else
 			check_error(__LINE__, &r, cases[i].status, cases[i].text);
 		if (cases[i].status == 405 && !strstr(r.headers, "Allow: "))
@@ -1019,6 +1139,40 @@ static void test_refusals(const char *dir)
 		json_decref(j);
 		http_free(&r);
 		CHECK_INT(health_records(&srv), before + 3);
+		/* The id it names, followed by an encoded NUL: refused, not
+		 * served as the id cut at the NUL. */
+		url_of(url, &srv, "/interactions/0190f000-0000-7000-8000-0000000000aa%%00");
+		http(&r, "GET", url, NULL, NULL, NULL);
+		check_error(__LINE__, &r, 400, "NUL");
+		CHECK(strstr(r.headers, "Connection: close") != NULL);
+		http_free(&r);
+	}
+	/* A batch whose items are refused with messages quoting bytes that
+	 * yajl's generator passes (an overlong form, a surrogate): still a
+	 * JSON answer, 207, each refused item with its own error. */
+	{
+		json_t *j, *ids, *errors;
+
+		url_of(url, &srv, "/interactions/batch");
+		http(&r, "POST", url, "application/json",
+		     "[{\"prompt\":\"a\",\"created_at\":\"\xc0\x80\"},"
+		     "{\"prompt\":\"b\",\"id\":\"\xed\xa0\x80\"},{\"prompt\":\"c\"}]", NULL);
+		CHECK_INT(r.status, 207);
+		j = json_of(__LINE__, &r);
+		ids = json_object_get(j, "ids");
+		errors = json_object_get(j, "errors");
+		CHECK(json_is_null(json_array_get(ids, 0)) && json_is_null(json_array_get(ids, 1)));
+		CHECK(json_is_string(json_array_get(ids, 2)));
+		CHECK_INT(json_array_size(errors), 2);
+		for (size_t i = 0; i < 2; i++) {
+			json_t *e = json_array_get(errors, i);
+
+			CHECK_INT(json_integer_value(json_object_get(e, "index")), i);
+			CHECK(strstr(jstr(e, "error"), i ? "id" : "created_at") != NULL);
+		}
+		json_decref(j);
+		http_free(&r);
+		CHECK_INT(health_records(&srv), before + 4);
 	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
@@ -1228,6 +1382,632 @@ static void test_stalled_clients(const char *dir)
 		close(fds[i]);
 	}
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* A request's headers must be in within SERVE_HEADER_TIMEOUTS (2)
+ * timeouts; the sweep runs every 250 ms. A trickling client is cut well
+ * within this (load included); without the bound it is never cut. */
+#define HEADER_CUT_MAX_S 8
+
+/* Sends s one byte at a time, ms apart, until the server closes (true:
+ * *secs is how long it took) or s is sent; calls between(i) after byte i. */
+static bool trickle(int fd, const char *s, int ms, double *secs,
+		    void (*between)(size_t i, void *ctx), void *ctx)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; s[i]; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char c;
+
+		raw_send_n(fd, s + i, 1);
+		if (between)
+			between(i, ctx);
+		if (poll(&p, 1, ms) > 0 && recv(fd, &c, 1, 0) <= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			*secs = (double)(t1.tv_sec - t0.tv_sec) +
+				(double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void serve_meanwhile(size_t i, void *ctx)
+{
+	if (i == 3)
+		post_good(ctx);
+}
+
+static void test_trickled_headers(const char *dir)
+{
+	static const char slow[] = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: "
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	struct server srv;
+	double secs = 0;
+	bool closed;
+	char *got;
+	int fd;
+
+	if (!server_start(&srv, dir, NULL, "--threads", "2", "--timeout", "1",
+			  (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	/* A byte every 200 ms never leaves the connection idle for the
+	 * timeout (1 s): cut by the headers' deadline, while another client
+	 * is served. */
+	fd = raw_connect(&srv);
+	if (fd >= 0) {
+		if (!trickle(fd, slow, 200, &secs, serve_meanwhile, &srv))
+			CHECK_FAILF("trickled headers were never cut");
+		else if (secs > HEADER_CUT_MAX_S)
+			CHECK_FAILF("trickled headers cut after %.1f s", secs);
+		close(fd);
+	}
+	/* The same for the second request of a keep-alive connection: its
+	 * deadline runs from the first one's answer. */
+	fd = raw_connect(&srv);
+	if (fd >= 0) {
+		raw_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+		got = raw_read(fd, 500, &closed);
+		CHECK(got && strncmp(got, "HTTP/1.1 200", 12) == 0 && !closed);
+		free(got);
+		if (!trickle(fd, slow, 200, &secs, NULL, NULL))
+			CHECK_FAILF("a keep-alive connection's trickled headers were never cut");
+		else if (secs > HEADER_CUT_MAX_S)
+			CHECK_FAILF("keep-alive trickled headers cut after %.1f s", secs);
+		close(fd);
+	}
+	/* Headers that arrive whole, if late in a slow upload's life, are
+	 * not cut by the sweep: the body has its own deadline. */
+	post_good(&srv);
+	CHECK_INT(health_records(&srv), 2);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * HEAD: the headers a GET would get, and nothing after them, so that a
+ * pipelining client stays in step.
+ */
+
+static void test_head_pipelined(const char *dir)
+{
+	static const char *const heads[] = {
+		"/interactions", "/sessions/h/replay", "/sessions/none/replay",
+		"/interactions/0190f000-0000-7000-8000-000000000000",
+	};
+	static const long want_status[] = { 200, 200, 404, 404 };
+	static const char *const want_type[] = { "application/json", "application/x-ndjson",
+						 "application/json", "application/json" };
+	struct server srv;
+	struct raw_answer a;
+	char url[1024], req[2048] = "", *got;
+	long get_len[2];
+	size_t len, at = 0;
+	bool closed;
+	struct http r;
+	int fd;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	url_of(url, &srv, "/interactions");
+	for (int i = 0; i < 3; i++) {
+		http(&r, "POST", url, "application/json",
+		     "{\"prompt\":\"head\",\"session_id\":\"h\"}", NULL);
+		CHECK_INT(r.status, 201);
+		http_free(&r);
+	}
+	/* What a GET sends, to compare the HEADs' lengths with. */
+	for (int i = 0; i < 2; i++) {
+		url_of(url, &srv, "%s", heads[i]);
+		CHECK_INT(http(&r, "GET", url, NULL, NULL, NULL), 200);
+		CHECK(strstr(r.headers, "chunked") != NULL);
+		get_len[i] = (long)r.len;
+		http_free(&r);
+	}
+	/* Four HEADs then a GET, in one write on one connection. */
+	for (size_t i = 0; i < 4; i++)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req),
+			 "HEAD %s HTTP/1.1\r\nHost: t\r\n\r\n", heads[i]);
+	strcat(req, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+	fd = raw_connect(&srv);
+	if (fd < 0)
+		return;
+	raw_send(fd, req);
+	got = raw_recv(fd, 1500, &closed, &len);
+	for (size_t i = 0; i < 4; i++) {
+		if (!raw_parse(got + at, len - at, closed, true, &a)) {
+			CHECK_FAILF("HEAD %s: no whole answer at byte %zu: %.200s", heads[i],
+				    at, got + at);
+			break;
+		}
+		CHECK_INT(a.status, want_status[i]);
+		CHECK_STR(a.type, want_type[i]);
+		CHECK(!a.chunked && !a.close);
+		if (i < 2)
+			CHECK_INT(a.length, get_len[i]);
+		else
+			CHECK(a.length > 0); /* the error a GET would get */
+		at += a.total;
+	}
+	/* The GET's answer follows at once, and is the last byte sent. */
+	if (raw_parse(got + at, len - at, closed, false, &a)) {
+		CHECK_INT(a.status, 200);
+		CHECK(a.body_len > 0 && strstr(got + at + a.body_at, "\"records\":3") != NULL);
+		at += a.total;
+		CHECK_INT(len - at, 0);
+	} else {
+		CHECK_FAILF("GET after the HEADs: %.200s", got + at);
+	}
+	CHECK(!closed);
+	free(got);
+	close(fd);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Framing that two readers could disagree on is refused, the connection
+ * closed, and the bytes after it never read as another request.
+ */
+
+static void test_smuggling(const char *dir)
+{
+	static const char smuggled_body[] = "{\"prompt\":\"smuggled\"}";
+	static const struct {
+		const char *what, *head; /* head: printf, %zu the smuggled length */
+		long status;
+		const char *text;
+	} cases[] = {
+		{ "two lengths, 0 first",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: 0\r\nContent-Length: %zu\r\n\r\n", 400, "one Content-Length" },
+		{ "two lengths, 0 last",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: %zu\r\nContent-Length: 0\r\n\r\n", 400, "one Content-Length" },
+		{ "two equal lengths",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length: %1$zu\r\ncontent-length: %1$zu\r\n\r\n", 400, "one Content-Length" },
+		{ "two lengths on a GET",
+		  "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+		  "Content-Length: %zu\r\n\r\n", 400, "one Content-Length" },
+		{ "a blank before the colon",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Content-Length : %zu\r\n\r\n", 400, "token" },
+		{ "gzip",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: gzip\r\n\r\n", 400, "chunked" },
+		{ "chunked, then gzip",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked, gzip\r\n\r\n", 400, "chunked" },
+		{ "gzip, then chunked",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, "chunked" },
+		{ "chunked twice",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		  400, "one Transfer-Encoding" },
+		{ "a length and chunked",
+		  "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked\r\nContent-Length: %zu\r\n\r\n", 400, "both" },
+		{ "HTTP/1.1 without Host", "GET /health HTTP/1.1\r\n\r\n", 400, "Host" },
+		{ "two Hosts", "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Host" },
+		{ "a bare CR in a value",
+		  "GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\rContent-Length: %zu\r\n\r\n",
+		  400, "control" },
+		{ "a raw control byte in the path", "GET /hea\x01lth HTTP/1.1\r\nHost: t\r\n\r\n",
+		  400, "control" },
+	};
+	char smuggled[512], head[1024], *got;
+	long long before;
+	struct server srv;
+	struct raw_answer a;
+	size_t len;
+	bool closed;
+	struct http r;
+	json_t *j;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	snprintf(smuggled, sizeof(smuggled),
+		 "POST /interactions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", strlen(smuggled_body), smuggled_body);
+	before = health_records(&srv);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = raw_connect(&srv);
+
+		if (fd < 0)
+			continue;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(head, sizeof(head), cases[i].head, strlen(smuggled));
+#pragma GCC diagnostic pop
+		raw_send(fd, head);
+		raw_send(fd, smuggled);
+		got = raw_recv(fd, 3000, &closed, &len);
+		if (!raw_parse(got, len, closed, false, &a)) {
+			CHECK_FAILF("%s: no answer: %.200s", cases[i].what, got);
+		} else {
+			if (a.status != cases[i].status)
+				CHECK_FAILF("%s: %d, want %ld: %.300s", cases[i].what, a.status,
+					    cases[i].status, got);
+			j = json_loadb(got + a.body_at, a.body_len, 0, NULL);
+			if (!json_is_string(json_object_get(j, "error")) ||
+			    !strstr(jstr(j, "error"), cases[i].text))
+				CHECK_FAILF("%s: error lacks \"%s\": %.300s", cases[i].what,
+					    cases[i].text, got + a.body_at);
+			json_decref(j);
+			/* One answer, then the close: the rest was not read. */
+			if (len != a.total || !closed || !a.close)
+				CHECK_FAILF("%s: %zu bytes after the answer, %s: %.300s",
+					    cases[i].what, len - a.total,
+					    closed ? "closed" : "left open", got);
+		}
+		free(got);
+		close(fd);
+	}
+	CHECK_INT(health_records(&srv), before);
+	url_of(head, &srv, "/interactions?limit=500");
+	http(&r, "GET", head, NULL, NULL, NULL);
+	CHECK(r.status == 200 && !strstr(r.body, "smuggled"));
+	http_free(&r);
+	/* HTTP/1.0 needs no Host. */
+	{
+		int fd = raw_connect(&srv);
+
+		if (fd >= 0) {
+			raw_send(fd, "GET /health HTTP/1.0\r\n\r\n");
+			got = raw_recv(fd, 3000, &closed, &len);
+			CHECK(raw_parse(got, len, closed, false, &a) && a.status == 200);
+			free(got);
+			close(fd);
+		}
+	}
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Hostile clients: a few hundred malformed requests over raw sockets. Each
+ * answer must be a proper HTTP answer ({"error": ...} when atolog refuses,
+ * libmicrohttpd's HTML page when it does), the server must live on and
+ * keep answering, and what is stored must be what was acknowledged.
+ */
+
+enum { FUZZ_CASES = 320, FUZZ_PARALLEL = 32, FUZZ_WAIT_MS = 2000 };
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void __attribute__((format(printf, 2, 3))) buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	buf_add(b, s, (size_t)n);
+	free(s);
+}
+
+static const char *pick(const char *const *v, size_t n)
+{
+	return v[check_rand_below(n)];
+}
+
+#define PICK(v) pick(v, sizeof(v) / sizeof(v[0]))
+
+/* One malformed request: a valid one's parts, mangled, then its bytes. */
+static void fuzz_request(struct buf *out, int n)
+{
+	static const char *const methods[] = { "GET", "HEAD", "POST", "get", "GETT", "PUT",
+					       "DELETE", "OPTIONS", "CONNECT", "TRACE", "",
+					       " GET", "POST\t" };
+	static const char *const paths[] = {
+		"/health", "/interactions", "/interactions/batch", "/sessions/f/replay",
+		"/", "//health", "/interactions/../health", "/%", "/%zz", "/%00",
+		"/interactions/%FF", "/interactions/%C0%80", "/sessions//replay",
+		"/sessions/%2F/replay", "*", "http://t/health", "/interactions?limit=%00",
+		"/interactions?since=2026-13-01&limit=x", "/interactions?project=%ED%A0%80",
+		"/interactions?a&b=&=c&&", "/metrics", "/admin/compact", "/interactions\x7f",
+	};
+	static const char *const versions[] = { "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.9",
+						"HTTP/0.9", "http/1.1", "HTTP/1.1x", "",
+						"HTTP/1.1 ", "HTTP/1." };
+	static const char *const headers[] = {
+		"Content-Length: 5", "Content-Length: 0", "Content-Length: -1",
+		"Content-Length: 99999999999999999999", "Content-Length: 5, 5",
+		"Content-Length : 3", "Transfer-Encoding: chunked", "Transfer-Encoding: gzip",
+		"Transfer-Encoding: chunked, identity", "Transfer-Encoding:  chunked",
+		"Host: x", "Host:", "X: \x01", " folded", "\tfolded", "Expect: 100-continue",
+		"Expect: bogus", "Connection: close", "Connection: keep-alive, upgrade",
+		"Content-Type: application/x-ndjson", "Content-Type: text/plain",
+		"Authorization: Bearer x", ": novalue", "NoColon", "X-\xff: v", "X: v\xc0\x80",
+	};
+	static const char *const sizes[] = { "zz", "-1", "ffffffffffffffffff", "5;ext=1",
+					     "0x5", " 5", "5 ", "", "00000000000000005" };
+	const char *method = "GET", *path = "/health", *version = "HTTP/1.1";
+	char body[128], chunk_size[32];
+	struct buf head = { 0 }, whole = { 0 };
+	unsigned kind = (unsigned)check_rand_below(4), mutations = 1 + (unsigned)check_rand_below(3);
+	bool chunked = kind == 3;
+	int extra_gets = 0;
+
+	snprintf(body, sizeof(body), "{\"prompt\":\"fuzz %d\",\"session_id\":\"f\"}", n);
+	snprintf(chunk_size, sizeof(chunk_size), "%zx", strlen(body));
+	if (kind >= 2) {
+		method = "POST";
+		path = "/interactions";
+	} else if (kind == 1) {
+		method = "HEAD";
+		path = "/interactions";
+	}
+	buf_add(&head, "Host: t\r\n", 9);
+	if (kind >= 2)
+		buf_add(&head, "Content-Type: application/json\r\n", 32);
+	for (unsigned m = 0; m < mutations; m++) {
+		switch (check_rand_below(9)) {
+		case 0:
+			method = PICK(methods);
+			break;
+		case 1:
+			path = PICK(paths);
+			break;
+		case 2:
+			version = PICK(versions);
+			break;
+		case 3:
+		case 4:
+			buf_printf(&head, "%s\r\n", PICK(headers));
+			break;
+		case 5:
+			if (check_rand_below(2)) {
+				char *big = malloc(40001);
+
+				memset(big, 'b', 40000);
+				big[40000] = '\0';
+				buf_printf(&head, "X-Big: %s\r\n", big);
+				free(big);
+			} else {
+				for (int i = 0; i < 300; i++)
+					buf_printf(&head, "X-%d: v\r\n", i);
+			}
+			break;
+		case 6:
+			snprintf(chunk_size, sizeof(chunk_size), "%s", PICK(sizes));
+			break;
+		case 7:
+			extra_gets = 1 + (int)check_rand_below(3);
+			break;
+		default:
+			chunked = !chunked;
+			break;
+		}
+	}
+	buf_printf(&whole, "%s %s %s\r\n%.*s", method, path, version, (int)head.len,
+		   head.p);
+	if (strcmp(method, "POST") == 0 || check_rand_below(4) == 0) {
+		if (chunked)
+			buf_printf(&whole, "Transfer-Encoding: chunked\r\n\r\n%s\r\n%s\r\n0\r\n\r\n",
+				   chunk_size, body);
+		else
+			buf_printf(&whole, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+	} else {
+		buf_add(&whole, "\r\n", 2);
+	}
+	for (int i = 0; i < extra_gets; i++)
+		buf_printf(&whole, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* Then a few byte-level wounds. */
+	for (unsigned m = (unsigned)check_rand_below(3); m > 0 && whole.len > 2; m--) {
+		static const char nasty[] = { 0, '\r', '\n', ' ', ':', 0x7f, (char)0x80, (char)0xff,
+					      '%', '\t' };
+		size_t at = check_rand_below(whole.len);
+
+		switch (check_rand_below(4)) {
+		case 0:
+			whole.p[at] = nasty[check_rand_below(sizeof(nasty))];
+			break;
+		case 1:
+			whole.p[at] = (char)check_rand_below(256);
+			break;
+		case 2: {
+			size_t n_del = 1 + check_rand_below(20);
+
+			if (at + n_del > whole.len)
+				n_del = whole.len - at;
+			memmove(whole.p + at, whole.p + at + n_del, whole.len - at - n_del);
+			whole.len -= n_del;
+			break;
+		}
+		default:
+			whole.len = at; /* cut short */
+			break;
+		}
+	}
+	*out = whole;
+	free(head.p);
+}
+
+struct fuzz_tally {
+	long answers, acked, in_doubt, by_mhd;
+};
+
+/* Checks every answer of one exchange and counts the interactions they
+ * acknowledge. */
+static void fuzz_check(const struct buf *req, const char *got, size_t len, bool closed,
+		       struct fuzz_tally *t)
+{
+	bool head = req->len > 5 && memcmp(req->p, "HEAD ", 5) == 0;
+	bool capture = req->len > 5 && memcmp(req->p, "POST ", 5) == 0;
+	size_t at = 0;
+	struct raw_answer a;
+
+	while (at < len) {
+		if (!raw_parse(got + at, len - at, closed, head, &a)) {
+			if (closed || strncmp(got + at, "HTTP/1.1 ", len - at < 9 ? len - at : 9) != 0)
+				CHECK_FAILF("not an HTTP answer at byte %zu to %.120s: %.200s", at,
+					    req->p, got + at);
+			t->in_doubt += capture;
+			return;
+		}
+		t->answers++;
+		if (a.status < 100 || a.status > 599 || a.status == 500)
+			CHECK_FAILF("status %d to %.200s", a.status, req->p);
+		if (a.close && len - at - a.body_at >= 12 &&
+		    memcmp(got + at + a.body_at, got + at, 12) == 0) {
+			/* libmicrohttpd 0.9.75 refusing a Content-Length (or a
+			 * chunk size) itself sends its header block twice
+			 * (README); the rest goes with the connection. */
+			t->by_mhd++;
+			return;
+		}
+		if (a.status >= 400 && a.body_len) {
+			if (strncmp(a.type, "application/json", 16) == 0) {
+				json_t *j = json_loadb(got + at + a.body_at, a.body_len, 0, NULL);
+
+				if (!json_is_string(json_object_get(j, "error")))
+					CHECK_FAILF("%d without {\"error\"} to %.120s: %.200s",
+						    a.status, req->p, got + at + a.body_at);
+				json_decref(j);
+			} else if (strncmp(got + at + a.body_at, "<html>", 6) == 0) {
+				t->by_mhd++;
+			} else {
+				CHECK_FAILF("%d neither JSON nor libmicrohttpd's: %.200s",
+					    a.status, got + at);
+			}
+		}
+		if (a.status == 201)
+			t->acked++;
+		at += a.total;
+		if (a.status >= 200)
+			head = false; /* what is pipelined after is a GET */
+	}
+	if (!len && capture)
+		t->in_doubt++;
+}
+
+/* One round: FUZZ_PARALLEL connections at once, each given its request
+ * (half of them then half-closed), read until each closes or goes quiet. */
+static void fuzz_round(const struct server *srv, int first, struct fuzz_tally *t)
+{
+	struct {
+		struct buf req;
+		int fd;
+		char *got;
+		size_t len;
+		bool closed;
+	} c[FUZZ_PARALLEL];
+	struct timespec t0, now;
+
+	for (int i = 0; i < FUZZ_PARALLEL; i++) {
+		fuzz_request(&c[i].req, first + i);
+		c[i].fd = raw_connect(srv);
+		c[i].got = calloc(1, 65536);
+		c[i].len = 0;
+		c[i].closed = c[i].fd < 0;
+		if (c[i].fd < 0)
+			continue;
+		raw_send_n(c[i].fd, c[i].req.p, c[i].req.len);
+		if (check_rand_below(2))
+			shutdown(c[i].fd, SHUT_WR);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p[FUZZ_PARALLEL];
+		int n = 0, at[FUZZ_PARALLEL];
+
+		for (int i = 0; i < FUZZ_PARALLEL; i++) {
+			if (!c[i].closed && c[i].len < 65535) {
+				p[n] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
+				at[n++] = i;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!n || (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
+				  FUZZ_WAIT_MS)
+			break;
+		if (poll(p, (nfds_t)n, 100) <= 0)
+			continue;
+		for (int k = 0; k < n; k++) {
+			int i = at[k];
+			ssize_t got;
+
+			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			got = recv(c[i].fd, c[i].got + c[i].len, 65535 - c[i].len, 0);
+			if (got <= 0)
+				c[i].closed = true;
+			else
+				c[i].len += (size_t)got;
+		}
+	}
+	for (int i = 0; i < FUZZ_PARALLEL; i++) {
+		fuzz_check(&c[i].req, c[i].got, c[i].len, c[i].closed, t);
+		if (c[i].fd >= 0)
+			close(c[i].fd);
+		free(c[i].got);
+		free(c[i].req.p);
+	}
+}
+
+static void test_hostile_clients(const char *dir)
+{
+	struct fuzz_tally t = { 0 };
+	struct server srv;
+	long long before, after;
+	char cmd[4096];
+
+	/* A request cut short waits for the rest until the timeout. */
+	if (!server_start(&srv, dir, NULL, "--timeout", "1", (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	before = health_records(&srv);
+	for (int i = 0; i < FUZZ_CASES; i += FUZZ_PARALLEL) {
+		fuzz_round(&srv, i, &t);
+		/* Alive, and answering others. */
+		if (kill(srv.pid, 0) != 0 || health_records(&srv) < 0) {
+			CHECK_FAILF("the server died or stopped answering after case %d", i);
+			return;
+		}
+	}
+	after = health_records(&srv);
+	fprintf(stderr, "test_server: %d hostile requests: %ld answers (%ld by "
+		"libmicrohttpd), %ld captures acknowledged, %lld stored, %ld "
+		"unanswered\n", FUZZ_CASES, t.answers, t.by_mhd, t.acked,
+		after - before, t.in_doubt);
+	/* Stored is what was acknowledged, plus at most the captures whose
+	 * connection ended before an answer could be read. */
+	if (after - before < t.acked || after - before > t.acked + t.in_doubt)
+		CHECK_FAILF("%lld stored, %ld acknowledged, %ld in doubt", after - before,
+			    t.acked, t.in_doubt);
+	CHECK(t.answers >= FUZZ_CASES / 2);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+	snprintf(cmd, sizeof(cmd), "%s --data %s verify >/dev/null 2>&1", cli_path, dir);
+	CHECK(system(cmd) == 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1783,6 +2563,96 @@ static void test_bad_options(const char *dir)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * Values a body cannot have (a number msgpack cannot hold, a field given
+ * twice): 400 naming where, nothing stored; in a batch (JSON array or
+ * NDJSON), that item's error alone.
+ */
+
+static void check_body_refused(const struct server *srv, const char *body,
+			       const char *why)
+{
+	char url[1024], batch[1024];
+	struct http r;
+	json_t *j, *errors;
+
+	url_of(url, srv, "/interactions");
+	http(&r, "POST", url, "application/json", body, NULL);
+	check_error(__LINE__, &r, 400, why);
+	http_free(&r);
+	url_of(url, srv, "/interactions/batch");
+	for (int ndjson = 0; ndjson < 2; ndjson++) {
+		snprintf(batch, sizeof(batch), ndjson ? "%s\n%s\n" : "[%s,%s]",
+			 good_body, body);
+		http(&r, "POST", url, ndjson ? "application/x-ndjson" : "application/json",
+		     batch, NULL);
+		CHECK_INT(r.status, 207);
+		j = json_of(__LINE__, &r);
+		errors = json_object_get(j, "errors");
+		CHECK(json_is_string(json_array_get(json_object_get(j, "ids"), 0)));
+		CHECK(json_is_null(json_array_get(json_object_get(j, "ids"), 1)));
+		CHECK_INT(json_array_size(errors), 1);
+		CHECK_INT(json_integer_value(json_object_get(json_array_get(errors, 0),
+							     "index")), 1);
+		if (!strstr(jstr(json_array_get(errors, 0), "error"), why))
+			CHECK_FAILF("batch %s: errors %s lack \"%s\"", batch, r.body, why);
+		json_decref(j);
+		http_free(&r);
+	}
+}
+
+static void test_body_values(const char *dir)
+{
+	static const char exact[] =
+		"{\"n\":[-9223372036854775808,9223372036854775807,18446744073709551615],"
+		"\"d\":[0.1,1e+308,-0.0]}";
+	struct server srv;
+	long long before;
+	char url[1024], body[512], want[512];
+	struct http r;
+
+	if (!server_start(&srv, dir, NULL, (char *)NULL)) {
+		CHECK_FAILF("server did not start");
+		return;
+	}
+	before = health_records(&srv);
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":{\"a\":1e400}}",
+			   "context_pack.a: the number 1e400");
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":{\"a\":[{\"b\":-1e400}]}}",
+			   "context_pack.a[0].b: the number -1e400");
+	check_body_refused(&srv, "{\"prompt\":\"p\",\"context_pack\":"
+			   "{\"x\":123456789012345678901234567890}}",
+			   "context_pack.x: the integer 123456789012345678901234567890");
+	/* A field given twice: which one the client meant is unknown. */
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"session_id\":\"s\",\"prompt\":\"b\"}",
+			   "prompt is given twice");
+	check_body_refused(&srv, "{\"prompt\":\"a\",\"context_pack\":{\"k\":1},"
+			   "\"context_pack\":null}", "context_pack is given twice");
+	CHECK_INT(health_records(&srv), before + 10); /* the batches' good items */
+
+	/* In range: exactly what was sent. */
+	url_of(url, &srv, "/interactions");
+	snprintf(body, sizeof(body), "{\"prompt\":\"p\",\"context_pack\":%s}", exact);
+	snprintf(want, sizeof(want), "\"context_pack\":%s,", exact);
+	http(&r, "POST", url, "application/json", body, NULL);
+	CHECK_INT(r.status, 201);
+	if (!r.body || !strstr(r.body, want))
+		CHECK_FAILF("201 body %s lacks %s", r.body ? r.body : "", want);
+	if (r.body && strncmp(r.body, "{\"id\":\"", 7) == 0) {
+		char id[ATOLOG_ID_TEXT_LEN + 1];
+
+		snprintf(id, sizeof(id), "%.*s", ATOLOG_ID_TEXT_LEN, r.body + 7);
+		http_free(&r);
+		url_of(url, &srv, "/interactions/%s", id);
+		http(&r, "GET", url, NULL, NULL, NULL);
+		CHECK_INT(r.status, 200);
+		if (!r.body || !strstr(r.body, want))
+			CHECK_FAILF("GET body %s lacks %s", r.body ? r.body : "", want);
+	}
+	http_free(&r);
+	CHECK_INT(server_stop(&srv, SIGTERM), 0);
+}
+
 int main(void)
 {
 	static const struct check_case tests[] = {
@@ -1791,6 +2661,10 @@ int main(void)
 		{ "auth", test_auth },
 		{ "disk_full", test_disk_full },
 		{ "stalled_clients", test_stalled_clients },
+		{ "trickled_headers", test_trickled_headers },
+		{ "head_pipelined", test_head_pipelined },
+		{ "smuggling", test_smuggling },
+		{ "hostile_clients", test_hostile_clients },
 		{ "sigterm_drains", test_sigterm_drains },
 		{ "kill9_under_load", test_kill9_under_load },
 		{ "sigterm_under_load", test_sigterm_under_load },
@@ -1799,6 +2673,7 @@ int main(void)
 		{ "admin_backup", test_admin_backup },
 		{ "admin_compact", test_admin_compact },
 		{ "bad_options", test_bad_options },
+		{ "body_values", test_body_values },
 	};
 	int rc;
 
@@ -1810,7 +2685,22 @@ int main(void)
 	check_rand_init("test_server");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	shared_curl = curl_easy_init();
-	rc = check_run_cases("test_server", tests, sizeof(tests) / sizeof(tests[0]));
+	/* ATOLOG_TEST_ONLY=name,name runs only those cases (while developing). */
+	{
+		const char *only = getenv("ATOLOG_TEST_ONLY");
+		struct check_case chosen[sizeof(tests) / sizeof(tests[0])];
+		size_t n = 0;
+
+		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+			const char *at = only ? strstr(only, tests[i].name) : NULL;
+			size_t nl = strlen(tests[i].name);
+
+			if (!only || (at && (at == only || at[-1] == ',') &&
+				      (at[nl] == '\0' || at[nl] == ',')))
+				chosen[n++] = tests[i];
+		}
+		rc = check_run_cases("test_server", chosen, n);
+	}
 	curl_easy_cleanup(shared_curl);
 	curl_global_cleanup();
 	return rc;

@@ -485,6 +485,140 @@ static void test_cleanup_rounds(const char *root)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * Killed snapshots: their work directories are swept by the next snapshot
+ * into the same directory, and by cleanup (listed in a dry run).
+ */
+
+static long dead_pid(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, &status, 0);
+	return (long)pid;
+}
+
+static void die_on_progress(uint64_t done, uint64_t total, void *ctx)
+{
+	(void)done, (void)total, (void)ctx;
+	_exit(9);
+}
+
+/* A real one: a child whose snapshot is killed half way. */
+static void killed_snapshot(const char *store, const char *dest)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+		atolog_snapshot_info info;
+		atolog_store *s;
+
+		if (atolog_store_open(store, &ro, &s) != ATOLOG_OK)
+			_exit(1);
+		atolog_store_snapshot(s, dest, die_on_progress, NULL, &info);
+		_exit(2);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9);
+}
+
+static size_t count_tmp(const char *dir)
+{
+	char cmd[1024];
+	FILE *p;
+	size_t n = 0;
+	int c;
+
+	snprintf(cmd, sizeof(cmd), "find %s -maxdepth 1 -type d -name '*.tmp-*-*' | wc -l",
+		 dir);
+	p = popen(cmd, "r");
+	while (p && (c = fgetc(p)) != EOF && c >= '0' && c <= '9')
+		n = n * 10 + (size_t)(c - '0');
+	if (p)
+		pclose(p);
+	return n;
+}
+
+static void test_stale_work_dirs(const char *root)
+{
+	const char *cli = getenv("ATOLOG_CLI");
+	char *store = check_path(root, "store"), *backups = check_path(root, "backups");
+	char dead[64], live[64], reused[64], *out;
+	atolog_snapshot_info info;
+	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+	atolog_store *s;
+
+	if (!cli) {
+		CHECK_FAILF("ATOLOG_CLI is not set");
+		return;
+	}
+	write_sequence(store, 0, 300, -1);
+	CHECK(mkdir(backups, 0755) == 0);
+	{
+		char *dest = check_path(backups, "killed");
+
+		killed_snapshot(store, dest);
+		free(dest);
+	}
+	snprintf(dead, sizeof(dead), "old.tmp-%ld-%" PRIx64, dead_pid(),
+		 (uint64_t)time(NULL) * 1000000);
+	snprintf(live, sizeof(live), "run.tmp-%ld-%" PRIx64, (long)getpid(),
+		 (uint64_t)time(NULL) * 1000000);
+	/* Our pid, but named long before this process began: reused. */
+	snprintf(reused, sizeof(reused), "re.tmp-%ld-1", (long)getpid());
+	make_fake(backups, dead, 1790000000, true); /* with its manifest */
+	make_fake(backups, live, 0, false);
+	make_fake(backups, reused, 0, false);
+	make_fake(backups, "half.tmp-7", 0, false); /* not a work dir's name */
+	{
+		char *path = check_path(root, "backups/file.tmp-1-1");
+		FILE *f = fopen(path, "w");
+
+		if (f)
+			fclose(f);
+		free(path);
+	}
+	CHECK_INT(count_tmp(backups), 4);
+
+	/* Cleanup's dry run lists the stale and removes nothing. */
+	out = cleanup(cli, backups, "");
+	CHECK(out && strstr(out, dead) && strstr(out, reused));
+	CHECK(out && strstr(out, "\"reasons\":[\"stale\"]") && strstr(out, "\"stale\":3"));
+	CHECK(out && !strstr(out, live) && !strstr(out, "half.tmp-7"));
+	free(out);
+	CHECK_INT(count_tmp(backups), 4);
+
+	/* The next snapshot into the directory sweeps them. */
+	CHECK_OK(atolog_store_open(store, &ro, &s), NULL);
+	if (s) {
+		char *dest = check_path(backups, "snap");
+
+		CHECK_OK(atolog_store_snapshot(s, dest, NULL, NULL, &info), s);
+		CHECK_INT(info.records, 300);
+		free(dest);
+		atolog_store_close(s);
+	}
+	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused));
+	CHECK(exists_in(backups, live) && exists_in(backups, "half.tmp-7"));
+	CHECK(exists_in(backups, "file.tmp-1-1") && exists_in(backups, "snap"));
+	CHECK_INT(count_tmp(backups), 1);
+
+	/* And cleanup --apply does too. */
+	make_fake(backups, dead, 0, false);
+	out = cleanup(cli, backups, "--apply");
+	CHECK(out && strstr(out, "\"action\":\"deleted\",\"reasons\":[\"stale\"]"));
+	free(out);
+	CHECK(!exists_in(backups, dead) && exists_in(backups, live));
+	CHECK(exists_in(backups, "snap")); /* the newest snapshot, kept */
+	free(store);
+	free(backups);
+}
+
 int main(void)
 {
 	static const struct check_case tests[] = {
@@ -492,6 +626,7 @@ int main(void)
 		{ "restore_round_trip", test_restore_round_trip },
 		{ "restore_refuses_live", test_restore_refuses_live },
 		{ "cleanup_rounds", test_cleanup_rounds },
+		{ "stale_work_dirs", test_stale_work_dirs },
 	};
 
 	check_rand_init("test_snapshot");

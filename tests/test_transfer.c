@@ -543,6 +543,130 @@ static void test_seed_cells(const char *dir)
 	free(store);
 }
 
+/* One seed row with its context_pack and memories_used cells given. */
+static void seed_row_cells(sqlite3 *db, const char *id, const char *context,
+			   const char *memories, const char *prompt)
+{
+	sqlite3_stmt *st;
+
+	CHECK(sqlite3_prepare_v2(db, "INSERT INTO interactions (id, prompt, "
+				 "context_pack, memories_used, session_id, created_at) "
+				 "VALUES (?, ?, ?, ?, 'num', '2026-01-01 00:00:00')", -1,
+				 &st, NULL) == SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, prompt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, context, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, memories, -1, SQLITE_STATIC);
+	CHECK(sqlite3_step(st) == SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+/* Whether the len bytes at line hold the literal lit. */
+#define HAS(line, len, lit) (memmem((line), (len), lit, sizeof(lit) - 1) != NULL)
+
+/* The line of text that holds needle, or NULL. */
+static const char *line_with(const char *text, const char *needle, size_t *len)
+{
+	const char *p = strstr(text, needle), *start, *end;
+
+	if (!p)
+		return NULL;
+	for (start = p; start > text && start[-1] != '\n'; start--)
+		;
+	end = strchr(p, '\n');
+	*len = end ? (size_t)(end - start) : strlen(start);
+	return start;
+}
+
+/*
+ * Numbers atolog cannot keep exactly (an integer beyond 64 bits, a real
+ * beyond float64) are never changed. import-sqlite: a context_pack cell
+ * the seed's Python reads with one is stored as {} and its line says
+ * "repaired" and why; such a number as a list item is Python's str() of
+ * it, exact. import (JSON Lines): the line is refused by number, exit 2.
+ * In range, integers come through exactly.
+ */
+static void test_import_numbers(const char *dir)
+{
+	static const char exact[] =
+		"{\"u\":18446744073709551615,\"i\":-9223372036854775808,\"d\":-0.0}";
+	char *db_path = check_path(dir, "numbers.db"), *store = check_path(dir, "store");
+	char *lines = check_path(dir, "numbers.jsonl"), *other = check_path(dir, "other");
+	char args[4096], *out, want[256];
+	const char *line;
+	size_t len;
+	sqlite3 *db = empty_seed_db(db_path);
+	json_t *sum;
+	FILE *f;
+
+	seed_row_cells(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a51",
+		       "{\"big\":123456789012345678901234567890,\"x\":1}", "[]", "big");
+	seed_row_cells(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a52", "{\"inf\":[1e400]}",
+		       "[]", "inf");
+	seed_row_cells(db, "0e1f7a2c-3b4d-4e5f-8a9b-0c1d2e3f4a53", exact,
+		       "[123456789012345678901234567890, -18446744073709551616]", "exact");
+	sqlite3_close(db);
+	snprintf(args, sizeof(args), "import-sqlite %s", db_path);
+	CHECK_INT(run(store, args, &out), 0);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "stored"), 3);
+	CHECK_INT(jnum(sum, "repaired"), 2);
+	CHECK_INT(jnum(sum, "skipped"), 0);
+	json_decref(sum);
+	line = line_with(out, "4a51", &len);
+	CHECK(line && HAS(line, len, "\"repaired\":[\"context_pack\"]") &&
+	      HAS(line, len, "context_pack.big: the integer "
+		     "123456789012345678901234567890"));
+	line = line_with(out, "4a52", &len);
+	CHECK(line && HAS(line, len, "\"repaired\":[\"context_pack\"]") &&
+	      HAS(line, len, "context_pack.inf[0]: the number 1e400"));
+	CHECK(line_with(out, "4a53", &len) == NULL);
+	free(out);
+	CHECK_INT(run(store, "replay num", &out), 0);
+	line = line_with(out, "\"prompt\":\"big\"", &len);
+	CHECK(line && HAS(line, len, "\"context_pack\":{}"));
+	line = line_with(out, "\"prompt\":\"inf\"", &len);
+	CHECK(line && HAS(line, len, "\"context_pack\":{}"));
+	line = line_with(out, "\"prompt\":\"exact\"", &len);
+	snprintf(want, sizeof(want), "\"context_pack\":%s", exact);
+	CHECK(line && memmem(line, len, want, strlen(want)));
+	CHECK(line && HAS(line, len, "\"memories_used\":[\"123456789012345678901234567890\","
+			     "\"-18446744073709551616\"]"));
+	free(out);
+
+	/* JSON Lines: the lines with such numbers are refused, the rest go in. */
+	f = fopen(lines, "w");
+	fprintf(f, "{\"prompt\":\"one\",\"context_pack\":%s}\n"
+		   "{\"prompt\":\"two\",\"context_pack\":{\"big\":-123456789012345678901234567890}}\n"
+		   "{\"prompt\":\"three\",\"context_pack\":{\"a\":{\"b\":1e400}}}\n"
+		   "{\"prompt\":\"four\"}\n", exact);
+	fclose(f);
+	snprintf(args, sizeof(args), "import %s", lines);
+	CHECK_INT(run(other, args, &out), 2);
+	sum = last_line(out);
+	CHECK_INT(jnum(sum, "read"), 4);
+	CHECK_INT(jnum(sum, "stored"), 2);
+	CHECK_INT(jnum(sum, "refused"), 2);
+	json_decref(sum);
+	free(out);
+	CHECK_INT(run(other, "export", &out), 0);
+	CHECK(strstr(out, want) != NULL && strstr(out, "\"prompt\":\"four\"") != NULL);
+	CHECK(strstr(out, "\"prompt\":\"two\"") == NULL &&
+	      strstr(out, "\"prompt\":\"three\"") == NULL);
+	free(out);
+	/* Why, on stderr (merged here into the pipe). */
+	snprintf(args, sizeof(args), "import %s 2>&1 | cat", lines);
+	run(store, args, &out);
+	CHECK(strstr(out, "line 2: context_pack.big: the integer "
+			  "-123456789012345678901234567890") != NULL);
+	CHECK(strstr(out, "line 3: context_pack.a.b: the number 1e400") != NULL);
+	free(out);
+	free(db_path);
+	free(store);
+	free(lines);
+	free(other);
+}
+
 /* A full disk in the middle of an import is an error (exit 3), even when
  * the batch it hits begins with a row already there. */
 static void test_import_full_disk(const char *dir)
@@ -803,6 +927,7 @@ int main(void)
 		{ "export_import", test_export_import },
 		{ "help_everywhere", test_help_everywhere },
 		{ "seed_cells", test_seed_cells },
+		{ "import_numbers", test_import_numbers },
 		{ "import_full_disk", test_import_full_disk },
 	};
 

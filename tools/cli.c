@@ -70,30 +70,21 @@ int cli_open_writer(struct cli *cli, atolog_store **out)
 }
 
 /*
- * A reader must see every acknowledged record, also after a writer died
- * and left the index behind the log; only a writer open catches it up. So
- * when no writer holds the store, a read command opens it for writing
- * once, to run recovery, and closes it at once: the query itself runs on a
- * read-only handle, so a `record` started meanwhile is not locked out for
- * as long as the output takes. With a writer running (LOCKED) the query
- * sees what its index thread has committed, at most a moment behind what
- * it acknowledged; damage the writer refuses still leaves what is intact
- * readable (CORRUPT, with a warning).
+ * Read commands open read-only and never change the store, whether a
+ * writer runs or not. With none running, the read-only open serves what
+ * a dead writer acknowledged but did not index, from the log itself
+ * (engine/tail.c); damage met there is said once on stderr, and what
+ * precedes it is served.
  */
-static int cli_catch_up(struct cli *cli)
+static void cli_warn_damage(atolog_store *s)
 {
-	atolog_store *s;
-	int rc = cli_open(cli, 0, &s);
+	atolog_stats st;
 
-	if (rc == ATOLOG_OK)
-		return atolog_store_close(s);
-	if (rc == ATOLOG_CORRUPT)
-		fprintf(stderr, "atolog: warning: %s; serving what is intact\n",
-			atolog_errmsg(NULL));
-	if (rc == ATOLOG_LOCKED || rc == EACCES || rc == EROFS ||
-	    rc == ATOLOG_CORRUPT)
-		return ATOLOG_OK;
-	return rc;
+	if (atolog_store_stats(s, &st) == ATOLOG_OK && st.damaged_segment)
+		fprintf(stderr, "atolog: warning: the log is damaged at segment %016"
+			PRIx64 " offset %" PRIu64 ", past what the index holds; "
+			"serving what precedes it (atolog verify tells more)\n",
+			st.damaged_segment, st.damaged_offset);
 }
 
 int cli_open_reader(struct cli *cli, atolog_store **out)
@@ -108,10 +99,11 @@ int cli_open_reader(struct cli *cli, atolog_store **out)
 			cli->data_dir);
 		return EXIT_STORE;
 	}
-	rc = cli_catch_up(cli);
-	if (rc == ATOLOG_OK)
-		rc = cli_open(cli, ATOLOG_OPEN_READONLY, out);
-	return rc == ATOLOG_OK ? 0 : cli_fail(rc, NULL, cli->data_dir);
+	rc = cli_open(cli, ATOLOG_OPEN_READONLY, out);
+	if (rc != ATOLOG_OK)
+		return cli_fail(rc, NULL, cli->data_dir);
+	cli_warn_damage(*out);
+	return 0;
 }
 
 int cli_read_all(FILE *f, size_t max, char **out, size_t *len)

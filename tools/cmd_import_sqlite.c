@@ -11,7 +11,11 @@
  * becomes [] or {}; list items that are not strings become the text
  * Python's str() makes of them (True, None, 3, 100.0, {'a': [1, 2]}).
  * JSON that Python reads and yajl does not (NaN, Infinity) counts as
- * malformed. Such a row is stored, and named in the output as repaired. A
+ * malformed. A context_pack cell Python reads but atolog refuses (an
+ * integer beyond 64 bits, a real beyond float64 such as 1e400, which
+ * Python reads as inf, nesting past the limit) becomes {} as well, since
+ * atolog never changes a number: its line says why. Such a row is stored,
+ * and named in the output as repaired. A
  * row with a blank prompt, no id, or one atolog refuses (an id that is
  * not a UUID, a created_at that is not a time, a name over the limits),
  * is named as skipped. An id the store holds already is skipped quietly and
@@ -47,6 +51,7 @@ struct seed_row {
 	char **memories, **chunks;
 	size_t n_memories, n_chunks;
 	unsigned repaired;
+	char *refused; /* why the store refused the context_pack cell, or NULL */
 	atolog_interaction in;
 };
 
@@ -69,6 +74,7 @@ static void row_free(struct seed_row *r)
 		free(r->chunks[i]);
 	free(r->memories);
 	free(r->chunks);
+	free(r->refused);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -368,20 +374,22 @@ static const char *row_interaction(struct seed_row *r)
 }
 
 /* One line naming a row: {"row", "id", then "skipped": why or
- * "repaired": [fields]}. */
+ * "repaired": [fields], and "why" when the store refused the context_pack
+ * the seed reads (a number beyond 64 bits, nesting past the limit). */
 static void report_row(const struct seed_row *r, const char *skipped)
 {
 	static const char *const fields[] = { "context_pack", "memories_used",
 					      "chunks_used" };
+	const char *because = skipped ? skipped : r->refused;
 	char *id = NULL, *why = NULL;
 
 	if (cli_json_quote(r->text[0], &id) != 0 ||
-	    (skipped && cli_json_quote(skipped, &why) != 0)) {
+	    (because && cli_json_quote(because, &why) != 0)) {
 		free(id);
 		return;
 	}
 	printf("{\"row\":%" PRId64 ",\"id\":%s", r->rowid, id);
-	if (why) {
+	if (skipped) {
 		printf(",\"skipped\":%s}\n", why);
 	} else {
 		fputs(",\"repaired\":[", stdout);
@@ -389,7 +397,10 @@ static void report_row(const struct seed_row *r, const char *skipped)
 			if (r->repaired & (1u << i))
 				printf("%s\"%s\"", k++ ? "," : "", fields[i]);
 		}
-		puts("]}");
+		fputs("]", stdout);
+		if (why)
+			printf(",\"why\":%s", why);
+		puts("}");
 	}
 	free(id);
 	free(why);
@@ -422,6 +433,7 @@ static void import_outcome(struct sqlite_import *im, struct seed_row *r, int cod
 	if (!(r->repaired & REPAIR_CONTEXT) && context_repair(r) == 0 &&
 	    atolog_interaction_validate(&r->in) == ATOLOG_OK) {
 		r->repaired |= REPAIR_CONTEXT;
+		r->refused = strdup(why); /* NULL: the line just lacks the why */
 		*rc = cli_record_batch(im->store, &r->in, 1, &again);
 		if (*rc == ATOLOG_OK)
 			import_outcome(im, r, again, rc);

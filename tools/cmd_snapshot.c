@@ -135,15 +135,17 @@ static int snapshot_cleanup(const struct command *cmd, int argc, char **argv)
 	if (rc == 0 && apply)
 		rc = retention_apply(dir, &plan);
 	retention_print(stdout, &plan, "\n");
-	if (plan.n)
+	if (plan.n || plan.n_stale)
 		putchar('\n');
 	for (size_t i = 0; i < plan.n; i++)
 		doomed += plan.items[i].reasons == 0;
-	printf("{\"dry_run\":%s,\"kept\":%zu,\"%s\":%zu}\n", apply ? "false" : "true",
-	       plan.n - doomed, apply ? "deleted" : "would_delete", doomed);
-	if (!apply && doomed)
+	printf("{\"dry_run\":%s,\"kept\":%zu,\"%s\":%zu,\"%s\":%zu}\n",
+	       apply ? "false" : "true", plan.n - doomed,
+	       apply ? "deleted" : "would_delete", doomed,
+	       apply ? "stale_deleted" : "stale", plan.n_stale);
+	if (!apply && doomed + plan.n_stale)
 		fprintf(stderr, "atolog: snapshot cleanup: dry run; --apply deletes the "
-			"%zu marked \"delete\"\n", doomed);
+			"%zu marked \"delete\"\n", doomed + plan.n_stale);
 	if (rc != 0) {
 		fprintf(stderr, "atolog: snapshot cleanup: %s: %s\n", dir,
 			plan.error[0] ? plan.error : strerror(rc));

@@ -12,6 +12,8 @@
 
 #include "cli.h"
 
+static const char *pending_name(int pending);
+
 static void print_report(const atolog_verify_report *r)
 {
 	char *problem = NULL;
@@ -23,8 +25,39 @@ static void print_report(const atolog_verify_report *r)
 	       r->unindexed_frames, r->problems);
 	if (r->problems && cli_json_quote(r->first_problem, &problem) == 0)
 		printf(",\"first_problem\":%s", problem);
+	if (r->pending_compaction != ATOLOG_PENDING_NONE)
+		printf(",\"pending_compaction\":\"%s\",\"set_aside\":%" PRIu64,
+		       pending_name(r->pending_compaction), r->set_aside);
 	puts("}");
 	free(problem);
+}
+
+/* What the next writer open does with an interrupted compaction. */
+static const char *pending_name(int pending)
+{
+	switch (pending) {
+	case ATOLOG_PENDING_UNDO:
+		return "undo";
+	case ATOLOG_PENDING_RETIRE:
+		return "retire";
+	default:
+		return "reindex";
+	}
+}
+
+static const char *pending_says(int pending)
+{
+	switch (pending) {
+	case ATOLOG_PENDING_UNDO:
+		return "it never committed, and the next writer open removes its "
+		       "new segments";
+	case ATOLOG_PENDING_RETIRE:
+		return "it committed, and the next writer open deletes the old "
+		       "segments it replaced";
+	default:
+		return "it committed before its index swap, and the next writer "
+		       "open deletes the old segments and rebuilds the index";
+	}
 }
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
@@ -54,6 +87,11 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "atolog: verify: %" PRIu64 " frames in %" PRIu64
 			" segments, %" PRIu64 " interactions: all intact and indexed\n",
 			report.frames, report.segments, report.records);
+	if ((rc == ATOLOG_OK || rc == ATOLOG_CORRUPT) &&
+	    report.pending_compaction != ATOLOG_PENDING_NONE)
+		fprintf(stderr, "atolog: verify: an interrupted compaction waits "
+			"(%" PRIu64 " segments set aside): %s\n", report.set_aside,
+			pending_says(report.pending_compaction));
 	rc = rc == ATOLOG_OK ? 0 : cli_fail(rc, store, "verify");
 	atolog_store_close(store);
 	/* Any problem is a store error, invalid input or not. */

@@ -121,13 +121,48 @@ static int read_items(const char *dir, struct retention_plan *out)
 	return 0;
 }
 
+static int collect_stale(const char *name, long pid, void *ctx)
+{
+	struct retention_plan *p = ctx;
+	struct retention_stale *grown = realloc(p->stale,
+						(p->n_stale + 1) * sizeof(*grown));
+
+	if (!grown)
+		return ENOMEM;
+	p->stale = grown;
+	p->stale[p->n_stale] = (struct retention_stale){ .name = strdup(name), .pid = pid };
+	if (!p->stale[p->n_stale].name)
+		return ENOMEM;
+	p->n_stale++;
+	return 0;
+}
+
+static int mark_deleted(const char *name, long pid, void *ctx)
+{
+	struct retention_plan *p = ctx;
+
+	(void)pid;
+	for (size_t i = 0; i < p->n_stale; i++) {
+		if (strcmp(p->stale[i].name, name) == 0)
+			p->stale[i].deleted = true;
+	}
+	return 0;
+}
+
 int retention_plan(const char *dir, const struct retention_policy *policy,
 		   struct retention_plan *out)
 {
+	struct stat st;
 	int rc;
 
 	*out = (struct retention_plan){ 0 };
 	rc = read_items(dir, out);
+	if (rc == 0 && stat(dir, &st) == 0) {
+		int e = atolog_snapshot_stale(dir, 0, collect_stale, out);
+
+		if (e != ATOLOG_OK)
+			rc = e > 0 ? e : EIO;
+	}
 	if (rc != 0)
 		return rc;
 	if (out->n) /* qsort wants a real array, even of nothing */
@@ -161,6 +196,13 @@ int retention_apply(const char *dir, struct retention_plan *plan)
 		}
 		plan->items[i].deleted = true;
 	}
+	/* Only the stale the plan listed are told deleted: the sweep may find
+	 * one more, which the next plan lists. */
+	if (plan->n_stale && atolog_snapshot_stale(dir, 1, mark_deleted, plan) != ATOLOG_OK &&
+	    !first) {
+		first = EIO;
+		snprintf(plan->error, sizeof(plan->error), "%s", atolog_errmsg(NULL));
+	}
 	return first;
 }
 
@@ -169,6 +211,9 @@ void retention_free(struct retention_plan *plan)
 	for (size_t i = 0; i < plan->n; i++)
 		free(plan->items[i].name);
 	free(plan->items);
+	for (size_t i = 0; i < plan->n_stale; i++)
+		free(plan->stale[i].name);
+	free(plan->stale);
 	*plan = (struct retention_plan){ 0 };
 }
 
@@ -196,6 +241,17 @@ void retention_print(FILE *f, const struct retention_plan *plan, const char *sep
 				fprintf(f, "%s\"%s\"", k++ ? "," : "", reasons[r].name);
 		}
 		fputs("]}", f);
+		free(q);
+	}
+	for (size_t i = 0; i < plan->n_stale; i++) {
+		const struct retention_stale *it = &plan->stale[i];
+		char *q = NULL;
+
+		if (cli_json_quote(it->name, &q) != 0)
+			continue;
+		fprintf(f, "%s{\"name\":%s,\"action\":\"%s\",\"reasons\":[\"stale\"],"
+			"\"pid\":%ld}", plan->n || i ? sep : "", q,
+			it->deleted ? "deleted" : "delete", it->pid);
 		free(q);
 	}
 }

@@ -13,7 +13,9 @@
  *   newest  the newest snapshot, always, whatever the numbers say.
  * A snapshot no rule keeps is deleted. Directories that are not finished
  * snapshots (no manifest, a .tmp- name, a symbolic link) are never
- * touched, and neither is one a writer serves as a store. A directory that
+ * touched, and neither is one a writer serves as a store; but the work
+ * directories of snapshots killed before their end (NAME.tmp-PID-T whose
+ * process is gone) are listed apart, and deleted too. A directory that
  * does not exist holds no snapshots.
  */
 #ifndef ATOLOG_RETENTION_H
@@ -44,9 +46,19 @@ struct retention_item {
 	bool deleted;       /* set by retention_apply */
 };
 
+/* A killed snapshot's work directory (atolog_snapshot_stale): deleted by
+ * retention_apply whatever the policy. */
+struct retention_stale {
+	char *name;
+	long pid;           /* of the snapshot that made it, gone */
+	bool deleted;
+};
+
 struct retention_plan {
 	struct retention_item *items; /* newest first */
 	size_t n;
+	struct retention_stale *stale;
+	size_t n_stale;
 	char error[256]; /* retention_apply's first failure */
 };
 
@@ -65,7 +77,8 @@ void retention_free(struct retention_plan *plan);
 
 /* The plan as JSON: one object per snapshot into f, as
  * {"name","created_at","action":"keep"|"delete"|"deleted","reasons":[...]}
- * separated by sep. */
+ * then one per stale work directory, as {"name","action":"delete"|
+ * "deleted","reasons":["stale"],"pid"}, separated by sep. */
 void retention_print(FILE *f, const struct retention_plan *plan, const char *sep);
 
 #endif

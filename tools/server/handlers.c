@@ -153,6 +153,11 @@ struct batch {
 	char msg[512];
 };
 
+static bool batch_item_stored(const struct batch_slot *s)
+{
+	return s->stored && !s->why;
+}
+
 static void batch_free(void *state)
 {
 	struct batch *b = state;
@@ -228,7 +233,6 @@ static int batch_parse_lines(char *body, size_t len, struct batch *b)
 	return ATOLOG_OK;
 }
 
-/* Records every item that passed its checks, in one commit. */
 /* Why item k of a write was not stored. */
 static char *batch_item_why(const struct batch_slot *slot, int rc)
 {
@@ -288,7 +292,9 @@ done:
 	return rc;
 }
 
-/* {"ids": [id or null, ...], "errors": [{"index": i, "error": "..."}]} */
+/* {"ids": [id or null, ...], "errors": [{"index": i, "error": "..."}]}:
+ * every item not stored has its error, so that the status (207 when there
+ * is one) never says all were stored while an id is null. */
 static int batch_render(const struct batch *b, char **body, size_t *len,
 			size_t *n_errors)
 {
@@ -302,20 +308,25 @@ static int batch_render(const struct batch *b, char **body, size_t *len,
 	for (size_t i = 0; i < b->n; i++) {
 		const struct batch_slot *s = &b->slots[i];
 
-		bool ok = s->stored && !s->why;
-
-		fprintf(f, "%s%s%s%s", i ? "," : "", ok ? "\"" : "",
-			ok ? s->stored->id : "null", ok ? "\"" : "");
+		if (batch_item_stored(s))
+			fprintf(f, "%s\"%s\"", i ? "," : "", s->stored->id);
+		else
+			fputs(i ? ",null" : "null", f);
 	}
 	fputs("],\"errors\":[", f);
 	for (size_t i = 0; i < b->n; i++) {
-		if ((b->slots[i].stored && !b->slots[i].why) ||
-		    cli_json_quote(b->slots[i].why ? b->slots[i].why : "not stored",
-			       &quoted) != 0)
+		const struct batch_slot *s = &b->slots[i];
+
+		if (batch_item_stored(s))
 			continue;
-		fprintf(f, "%s{\"index\":%zu,\"error\":%s}", (*n_errors)++ ? "," : "",
-			i, quoted);
-		free(quoted);
+		fprintf(f, "%s{\"index\":%zu,\"error\":", (*n_errors)++ ? "," : "", i);
+		if (reply_quote(s->why ? s->why : "not stored", &quoted) == 0) {
+			fputs(quoted, f);
+			free(quoted);
+		} else {
+			fputs("\"not stored (out of memory saying why)\"", f);
+		}
+		fputc('}', f);
 	}
 	fputs("]}\n", f);
 	return fclose(f) == 0 ? 0 : ENOMEM;
@@ -339,7 +350,7 @@ static void batch_count(struct server *srv, const struct batch *b, bool store_fa
 
 		if (s->item && store_failed)
 			c = &srv->metrics.ingest_failed;
-		else if (s->stored && !s->why)
+		else if (batch_item_stored(s))
 			c = &srv->metrics.ingest_stored;
 		atomic_fetch_add(c, 1);
 	}

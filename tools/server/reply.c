@@ -49,13 +49,68 @@ enum MHD_Result reply_take(struct request *req, struct MHD_Connection *conn,
 	return reply_queue(req, conn, status, resp);
 }
 
+/* The length of the UTF-8 sequence s starts (1 to 4), or 0 when it is
+ * not a valid one: no overlong form, surrogate or code point past
+ * U+10FFFF. Reads no further than a NUL. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	}
+	return n;
+}
+
+/* Messages quote what clients sent (an id from the path, a since value, a
+ * field of a body), and yajl's generator lets overlong forms and
+ * surrogates through even when it validates: without this, an error body
+ * would not be JSON to a strict reader. */
+int reply_quote(const char *s, char **out)
+{
+	size_t len = strlen(s);
+	char *clean = malloc(len + 1);
+	int rc;
+
+	if (!clean)
+		return ENOMEM;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence((const unsigned char *)s + i);
+
+		if (n) {
+			memcpy(clean + i, s + i, n);
+			i += n;
+		} else {
+			clean[i++] = '?';
+		}
+	}
+	clean[len] = '\0';
+	rc = cli_json_quote(clean, out);
+	free(clean);
+	return rc;
+}
+
 struct MHD_Response *error_response(const char *msg)
 {
 	struct MHD_Response *resp;
 	char *quoted, *body;
 	int n;
 
-	if (cli_json_quote(msg, &quoted) != 0)
+	if (reply_quote(msg, &quoted) != 0)
 		return NULL;
 	n = asprintf(&body, "{\"error\":%s}\n", quoted);
 	free(quoted);

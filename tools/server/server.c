@@ -4,12 +4,15 @@
  *
  * Signals are taken synchronously: they are blocked before libmicrohttpd
  * starts its threads (which inherit the mask) and the main thread waits
- * for them in sigwait, so no handler runs in signal context and nothing
- * global is needed. Draining stops accepting, asks keep-alive clients to
- * close (reply.c), waits for the requests already begun, then stops the
- * daemon and closes the store, which flushes the index: a clean stop
- * leaves nothing for the next open to recover.
+ * for them in sigtimedwait, so no handler runs in signal context and
+ * nothing global is needed; between signals, every SERVE_SWEEP_MS, it
+ * cuts the connections whose headers are late (server_sweep). Draining
+ * stops accepting, asks keep-alive clients to close (reply.c), waits for
+ * the requests already begun, then stops the daemon and closes the store,
+ * which flushes the index: a clean stop leaves nothing for the next open
+ * to recover.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +79,74 @@ static int read_token(struct server *srv)
 	return srv->token ? SERVE_EXIT_OK : SERVE_EXIT_STORE;
 }
 
+/* libmicrohttpd's connection notifications: a watch per open connection,
+ * listed for the sweep (struct conn_watch). Both run on the connection's
+ * polling thread; CLOSED before libmicrohttpd closes the socket. A
+ * connection left without a watch (out of memory) is closed by
+ * request_access when its headers are in. */
+static void conn_notify(void *cls, struct MHD_Connection *conn,
+			void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+	struct server *srv = cls;
+	struct conn_watch *w = *socket_context;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		w = info ? calloc(1, sizeof(*w)) : NULL;
+		if (!w)
+			return;
+		w->fd = info->connect_fd;
+		atomic_init(&w->head_since_ns, now_ns());
+		atomic_init(&w->in_request, false);
+		pthread_mutex_lock(&srv->conns_lock);
+		w->next = srv->conns;
+		if (w->next)
+			w->next->prev = w;
+		srv->conns = w;
+		pthread_mutex_unlock(&srv->conns_lock);
+		*socket_context = w;
+		return;
+	}
+	if (!w)
+		return;
+	pthread_mutex_lock(&srv->conns_lock);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		srv->conns = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	pthread_mutex_unlock(&srv->conns_lock);
+	free(w);
+	*socket_context = NULL;
+}
+
+/* Shuts down each connection whose request headers are more than
+ * SERVE_HEADER_TIMEOUTS timeouts late; libmicrohttpd then reads the end
+ * of the stream and closes it as usual. Under conns_lock, so that the
+ * descriptor is still the connection's (see struct conn_watch). */
+static void server_sweep(struct server *srv)
+{
+	uint64_t now = now_ns(), limit = (uint64_t)srv->cfg.timeout_s *
+					 SERVE_HEADER_TIMEOUTS * 1000000000u;
+
+	pthread_mutex_lock(&srv->conns_lock);
+	for (struct conn_watch *w = srv->conns; w; w = w->next) {
+		uint64_t since;
+
+		if (w->cut || atomic_load(&w->in_request))
+			continue;
+		/* An answer may complete after now was read. */
+		since = atomic_load(&w->head_since_ns);
+		if (since >= now || now - since <= limit)
+			continue;
+		shutdown(w->fd, SHUT_RDWR);
+		w->cut = true;
+	}
+	pthread_mutex_unlock(&srv->conns_lock);
+}
+
 /* HOST:PORT or [HOST]:PORT into an address to bind. */
 static int resolve_listen(const char *listen, struct addrinfo **out)
 {
@@ -128,6 +200,8 @@ static int server_listen(struct server *srv)
 		MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
 		MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
 		MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
+		MHD_OPTION_UNESCAPE_CALLBACK, request_unescape_cb, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_END);
 	freeaddrinfo(ai);
@@ -197,6 +271,7 @@ static void server_drain(struct server *srv)
 	writers_stop(&srv->writers);
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
+	assert(!srv->conns); /* every connection was notified closed */
 	writers_free(&srv->writers);
 	if (sock != MHD_INVALID_SOCKET)
 		close(sock);
@@ -220,8 +295,16 @@ static int server_wait_and_stop(struct server *srv, const sigset_t *stop)
 	int sig = 0, rc;
 
 	announce(srv);
-	while (sigwait(stop, &sig) != 0)
-		;
+	/* The sweep runs between signals, on this thread. */
+	for (;;) {
+		struct timespec tick = { 0, SERVE_SWEEP_MS * 1000000L };
+
+		sig = sigtimedwait(stop, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (errno == EAGAIN)
+			server_sweep(srv);
+	}
 	fprintf(stderr, "atolog: serve: %s: draining\n", strsignal(sig));
 	server_drain(srv);
 	rc = atolog_store_close(srv->store);
@@ -245,6 +328,7 @@ int server_run(const struct server_config *cfg)
 		return SERVE_EXIT_STORE;
 	srv->cfg = *cfg;
 	pthread_mutex_init(&srv->log_lock, NULL);
+	pthread_mutex_init(&srv->conns_lock, NULL);
 	/* A write past a file size limit must fail with EFBIG (seen as a
 	 * full disk), not kill the server. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -271,6 +355,7 @@ int server_run(const struct server_config *cfg)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_destroy(&srv->log_lock);
+	pthread_mutex_destroy(&srv->conns_lock);
 	free(srv->token);
 	free(srv);
 	return rc;

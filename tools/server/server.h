@@ -40,6 +40,8 @@
 #define SERVE_MAX_BODY_DEFAULT (16u << 20) /* bytes of one request body */
 #define SERVE_TIMEOUT_S_DEFAULT 30     /* idle or stalled connection */
 #define SERVE_UPLOAD_TIMEOUTS 4        /* a body arrives within 4 timeouts */
+#define SERVE_HEADER_TIMEOUTS 2        /* headers arrive within 2 timeouts */
+#define SERVE_SWEEP_MS 250             /* how often late headers are looked for */
 #define SERVE_CONNECTIONS_DEFAULT 512  /* open connections at once */
 #define SERVE_BATCH_MAX_ITEMS 10000    /* interactions in one batch */
 #define SERVE_QUEUE_TIMEOUT_MS 5000    /* a write waits this long for room */
@@ -106,6 +108,26 @@ struct server_config {
 
 struct request;
 
+/* One open connection, from libmicrohttpd's STARTED notification to its
+ * CLOSED one (server.c). libmicrohttpd resets its idle timeout on every
+ * byte and calls no handler before the headers are complete, so a client
+ * trickling its headers is cut by the sweep, which shuts the socket down
+ * once they are SERVE_HEADER_TIMEOUTS timeouts late. libmicrohttpd 0.9.75
+ * sends CLOSED before it closes the descriptor (daemon.c: in
+ * MHD_cleanup_connections, and on the failure path after STARTED in
+ * new_connection_process_), and the sweep touches fd only under
+ * conns_lock while the watch is listed: never a closed or reused
+ * descriptor. */
+struct conn_watch {
+	int fd;
+	atomic_uint_fast64_t head_since_ns; /* opened, or the last answer done */
+	atomic_bool in_request;             /* its headers are in */
+	bool url_bad;    /* the URL had an encoded NUL or a raw control byte
+			  * (set and read by the connection's own thread) */
+	bool cut;        /* shut down by the sweep (under conns_lock) */
+	struct conn_watch *prev, *next;
+};
+
 /* The write pool (writers.c): a queue of requests whose connections are
  * suspended while a writer thread runs their work. */
 struct writers {
@@ -135,6 +157,8 @@ struct server {
 	atomic_long in_flight;     /* requests begun and not completed */
 	atomic_int write_failing;  /* the last write's store error, or 0 */
 	struct metrics metrics;
+	pthread_mutex_t conns_lock;
+	struct conn_watch *conns;  /* open connections, for the sweep */
 	pthread_mutex_t log_lock;  /* libmicrohttpd logs from any thread */
 	bool log_live;             /* started: its messages go to stderr */
 	char mhd_error[256];       /* its last complaint while starting */
@@ -153,7 +177,9 @@ struct request {
 	uint64_t start_ns;
 	unsigned status;    /* what was answered, for the metrics */
 	bool body_done;     /* the first call is over */
+	bool head;          /* HEAD: the headers a GET would get, no body */
 	unsigned early;     /* a status decided from the headers, or 0 */
+	bool early_close;   /* the framing is in doubt: answer now and close */
 	char early_msg[160];
 	char *body;
 	size_t len, cap;
@@ -175,6 +201,36 @@ struct request {
 bool writers_submit(struct writers *w, struct request *req,
 		    struct MHD_Connection *conn, void (*work)(struct request *req));
 
+/* The head of a request as libmicrohttpd parsed it: what the checks of
+ * request_check_head read, without a connection, so that they can be
+ * driven in process (a fuzz target) as well as by request_access. */
+struct request_field {
+	const char *key, *value;
+	size_t key_len, value_len;
+};
+
+struct request_head {
+	const char *method, *version, *url;
+	bool url_bad;                       /* see struct conn_watch */
+	const struct request_field *fields; /* the header lines, in order */
+	size_t n_fields;
+};
+
+/* Everything the head decides, into req->early (0: go on), early_msg,
+ * early_close and ndjson; req->srv (its cfg and token) and req->route
+ * must be set. */
+void request_check_head(struct request *req, const struct request_head *head);
+/* Whether a body follows the head (then an early answer closes). */
+bool request_body_follows(const struct request_head *head);
+/* Decodes %HH in s, in place, returning the new length; *bad is set when
+ * s held a raw control byte or decodes to a NUL (the length is then more
+ * than strlen(s)). */
+size_t request_unescape(char *s, bool *bad);
+
+/* libmicrohttpd's unescaper (MHD_OPTION_UNESCAPE_CALLBACK). */
+size_t request_unescape_cb(void *cls, struct MHD_Connection *conn, char *s);
+/* The watch libmicrohttpd keeps for conn (server.c), or NULL. */
+struct conn_watch *conn_watch_of(struct MHD_Connection *conn);
 enum MHD_Result request_access(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,
 			       const char *version, const char *upload,
@@ -201,6 +257,10 @@ enum MHD_Result post_admin(struct request *req, struct MHD_Connection *conn);
 enum MHD_Result reply_take(struct request *req, struct MHD_Connection *conn,
 			   unsigned status, const char *type, char *body,
 			   size_t len);
+/* s as a JSON string (malloc'ed), made valid UTF-8 first: a byte that
+ * starts no valid sequence (yajl lets overlong forms and surrogates
+ * through) becomes '?'. 0, or ENOMEM. */
+int reply_quote(const char *s, char **out);
 /* A response whose body is {"error": msg}, or NULL (out of memory). */
 struct MHD_Response *error_response(const char *msg);
 /* {"error": message} with the status. */
@@ -226,7 +286,8 @@ enum stream_shape {
 
 /* Answers with iter's interactions, streamed as the client reads; iter is
  * taken. 404 when an NDJSON stream would be empty; 500 when the first
- * interaction cannot be read. */
+ * interaction cannot be read. A HEAD gets the same status and headers,
+ * with the Content-Length the body would have, and no body. */
 enum MHD_Result stream_reply(struct request *req, struct MHD_Connection *conn,
 			     atolog_iter *iter, enum stream_shape shape,
 			     const char *empty_msg);

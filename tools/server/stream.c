@@ -9,6 +9,13 @@
  * failure after that can no longer change the status: the stream is cut
  * (the client sees the chunked body end without its last chunk) and the
  * failure is logged with its segment and offset.
+ *
+ * A HEAD gets the status and headers a GET would get, without a body. A
+ * chunked answer cannot give that: libmicrohttpd 0.9.75 still ends it
+ * with the empty last chunk ("0\r\n\r\n"), which a client that pipelines
+ * reads as the start of the next answer. So a HEAD is rendered like a GET
+ * but only counted, one interaction at a time, and answered with that
+ * Content-Length: the exact size a GET would send now.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -80,12 +87,13 @@ static int stream_tail(struct stream *st)
 	return ATOLOG_OK;
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+/* Up to max bytes of the body into buf (*filled); ATOLOG_OK, also at the
+ * end (then *filled is 0), or the failure. */
+static int stream_fill(struct stream *st, char *buf, size_t max, size_t *filled_out)
 {
-	struct stream *st = cls;
 	size_t filled = 0;
 
-	(void)pos;
+	*filled_out = 0;
 	while (filled < max) {
 		int rc = ATOLOG_OK;
 
@@ -107,16 +115,52 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (st->at_end)
 			rc = stream_tail(st);
-		if (rc != ATOLOG_OK) {
-			fprintf(stderr, "atolog: serve: %s stream cut after %ld "
-				"interactions: %s\n", route_name(st->route),
-				st->count, atolog_errmsg(st->srv->store));
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		}
+		if (rc != ATOLOG_OK)
+			return rc;
+	}
+	*filled_out = filled;
+	return ATOLOG_OK;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	size_t filled;
+	int rc = stream_fill(st, buf, max, &filled);
+
+	(void)pos;
+	if (rc != ATOLOG_OK) {
+		fprintf(stderr, "atolog: serve: %s stream cut after %ld "
+			"interactions: %s\n", route_name(st->route), st->count,
+			atolog_errmsg(st->srv->store));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 	if (filled == 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	return (ssize_t)filled;
+}
+
+/* The body of a HEAD's answer: libmicrohttpd asks for none (it counts it
+ * as sent); should it ask, the answer ends. */
+static ssize_t stream_no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls, (void)pos, (void)buf, (void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* HEAD: the length of the body a GET would send. */
+static int stream_count(struct stream *st, uint64_t *len)
+{
+	char buf[4096];
+	size_t filled;
+	int rc;
+
+	*len = 0;
+	do {
+		rc = stream_fill(st, buf, sizeof(buf), &filled);
+		*len += filled;
+	} while (rc == ATOLOG_OK && filled > 0);
+	return rc;
 }
 
 static void stream_free(void *cls)
@@ -150,6 +194,32 @@ static int stream_start(struct stream *st)
 	return ATOLOG_OK;
 }
 
+static const char *stream_type(enum stream_shape shape)
+{
+	return shape == STREAM_NDJSON ? "application/x-ndjson" : "application/json";
+}
+
+/* HEAD: counts the body (st is taken), answers its length and no body. */
+static enum MHD_Result stream_head_reply(struct request *req,
+					 struct MHD_Connection *conn,
+					 struct stream *st)
+{
+	struct MHD_Response *resp;
+	enum stream_shape shape = st->shape;
+	uint64_t len;
+	int rc = stream_count(st, &len);
+
+	stream_free(st);
+	if (rc != ATOLOG_OK)
+		return reply_store_error(req, conn, rc, route_name(req->route));
+	resp = MHD_create_response_from_callback(len, SERVE_STREAM_BLOCK,
+						 stream_no_body, NULL, NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, stream_type(shape));
+	return reply_queue(req, conn, MHD_HTTP_OK, resp);
+}
+
 enum MHD_Result stream_reply(struct request *req, struct MHD_Connection *conn,
 			     atolog_iter *iter, enum stream_shape shape,
 			     const char *empty_msg)
@@ -175,14 +245,14 @@ enum MHD_Result stream_reply(struct request *req, struct MHD_Connection *conn,
 		stream_free(st);
 		return r;
 	}
+	if (req->head)
+		return stream_head_reply(req, conn, st);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SERVE_STREAM_BLOCK,
 						 stream_read, st, stream_free);
 	if (!resp) {
 		stream_free(st);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				shape == STREAM_NDJSON ? "application/x-ndjson"
-						       : "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, stream_type(shape));
 	return reply_queue(req, conn, MHD_HTTP_OK, resp);
 }
