@@ -568,6 +568,9 @@ void store_pause_index(atolog_store *store, bool paused);
 void store_set_recent_max(atolog_store *store, uint64_t max);
 /* Test hook: waits until the index holds everything published. */
 void store_index_wait(atolog_store *store);
+/* Whole-structure check of the set's invariants (recent.c's list), for
+ * tests to call between steps: false, and why, at the first one broken. */
+bool recent_sane(struct recent *r, char *why, size_t size);
 /* Test hook: readers take every item still in the set for not yet
  * indexed, so that they meet records in both streams (the race of a
  * commit between a reader's two looks, made certain). */

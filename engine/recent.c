@@ -33,6 +33,8 @@
  * and reserves; reserved chunks are its own until published.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -506,4 +508,87 @@ int recent_take(struct recent *r, uint64_t from, uint64_t to,
 	}
 	rwlock_release(&r->lock);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The whole structure, checked (tests call it between steps).
+ */
+
+static bool sane_fail(char *why, size_t size, const char *what, uint64_t pos)
+{
+	snprintf(why, size, "recent set: %s (item %" PRIu64 ")", what, pos);
+	return false;
+}
+
+/* One chunk's items: names inside its names, seqs rising, every record
+ * reachable through the hash slots. */
+static bool chunk_sane(const struct recent_chunk *c, uint64_t *last_seq,
+		       char *why, size_t size)
+{
+	uint32_t in_slots = 0;
+
+	if (c->n > RECENT_CHUNK_ITEMS || c->names_used > RECENT_CHUNK_NAMES)
+		return sane_fail(why, size, "a chunk over its bounds", c->first);
+	for (uint32_t s = 0; s < RECENT_SLOTS; s++) {
+		if (c->slots[s] > c->n ||
+		    (c->slots[s] && c->items[c->slots[s] - 1].kind != FRAME_KIND_RECORD))
+			return sane_fail(why, size, "a hash slot names no record", c->first);
+		in_slots += c->slots[s] != 0;
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct recent_item *it = &c->items[i];
+		uint32_t s = slot_of(it->id);
+
+		if (it->seq <= *last_seq)
+			return sane_fail(why, size, "seqs out of order", c->first + i);
+		*last_seq = it->seq;
+		for (int k = 0; k < 3; k++) {
+			if ((uint64_t)it->name_off[k] + it->name_len[k] > c->names_used)
+				return sane_fail(why, size, "a name outside its chunk",
+						 c->first + i);
+		}
+		if (it->kind != FRAME_KIND_RECORD)
+			continue;
+		in_slots--;
+		while (c->slots[s] && c->slots[s] != i + 1)
+			s = (s + 1) % RECENT_SLOTS;
+		if (!c->slots[s])
+			return sane_fail(why, size, "a record its hash does not find",
+					 c->first + i);
+	}
+	if (in_slots != 0)
+		return sane_fail(why, size, "hash slots and records disagree", c->first);
+	return true;
+}
+
+bool recent_sane(struct recent *r, char *why, size_t size)
+{
+	const struct recent_chunk *c, *prev = NULL;
+	uint64_t last_seq = 0;
+	bool ok = true;
+
+	pthread_rwlock_rdlock(&r->lock);
+	if (r->indexed > r->end)
+		ok = sane_fail(why, size, "more indexed than published", r->indexed);
+	if (ok && (!r->head != !r->tail))
+		ok = sane_fail(why, size, "a head without a tail", 0);
+	for (c = r->head; ok && c; prev = c, c = c->next) {
+		if (prev && c->first != prev->first + prev->n)
+			ok = sane_fail(why, size, "chunks not end to end", c->first);
+		else
+			ok = chunk_sane(c, &last_seq, why, size);
+	}
+	if (ok && prev && prev != r->tail)
+		ok = sane_fail(why, size, "the tail is not the last chunk", prev->first);
+	if (ok && r->tail && r->tail->first + r->tail->n != r->end)
+		ok = sane_fail(why, size, "the tail does not end at the end", r->end);
+	/* Trimming keeps every chunk holding an item not yet indexed. */
+	if (ok && r->head && r->head != r->tail &&
+	    r->head->first + r->head->n <= r->indexed)
+		ok = sane_fail(why, size, "an indexed chunk kept", r->head->first);
+	if (ok && r->tail && r->tail->n &&
+	    r->last.last_seq != r->tail->items[r->tail->n - 1].seq)
+		ok = sane_fail(why, size, "the last state is not the last item's", r->end);
+	pthread_rwlock_unlock(&r->lock);
+	return ok;
 }
