@@ -567,7 +567,7 @@ bool recent_sane(struct recent *r, char *why, size_t size)
 	uint64_t last_seq = 0;
 	bool ok = true;
 
-	pthread_rwlock_rdlock(&r->lock);
+	rwlock_acquire_shared(&r->lock);
 	if (r->indexed > r->end)
 		ok = sane_fail(why, size, "more indexed than published", r->indexed);
 	if (ok && (!r->head != !r->tail))
@@ -589,6 +589,6 @@ bool recent_sane(struct recent *r, char *why, size_t size)
 	if (ok && r->tail && r->tail->n &&
 	    r->last.last_seq != r->tail->items[r->tail->n - 1].seq)
 		ok = sane_fail(why, size, "the last state is not the last item's", r->end);
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	return ok;
 }
