@@ -13,8 +13,9 @@
 #   make stress  the crash loop: KILLS=n or SECONDS=s (default 600 s)
 #   make tsan    ThreadSanitizer build (clang) in build-tsan/, then the tests
 #                where threads meet: concurrency, recent set, compaction,
-#                follow, snapshot, server, lock records, the crash loop;
-#                suppressions (third-party code only) in tests/tsan.supp
+#                follow, snapshot, server, full disk, lock records, the
+#                crash loop; suppressions (third-party code only, none
+#                today) in tests/tsan.supp
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
@@ -26,7 +27,7 @@ STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
 
 # The tests make tsan runs (ctest names), and what they need built.
 TSAN_TESTS = test_concurrency test_recent test_compact test_follow test_snapshot \
-	     test_server test_stress test_lock
+	     test_server test_fulldisk test_stress test_lock
 TSAN_TARGETS = $(filter-out test_stress,$(TSAN_TESTS)) atolog_stress atolog_cli
 empty :=
 space := $(empty) $(empty)
