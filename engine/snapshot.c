@@ -633,7 +633,7 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 		if (stale_sweep(parent, true, NULL, NULL) != ATOLOG_OK)
 			err_clear();
 	}
-	pthread_mutex_lock(&s->maint_lock);
+	lock_acquire(&s->maint_lock);
 	/* A compaction of this handle that could not delete its old
 	 * segments left its journal: finish it, or every try would race. */
 	if (!s->readonly && compact_pending(s)) {
@@ -647,7 +647,7 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (s->writer_ready && s->w.started)
 		writer_index_catch_up(s);
 	rc = snapshot_take(&sn);
-	pthread_mutex_unlock(&s->maint_lock);
+	lock_release(&s->maint_lock);
 	if (rc != 0)
 		return rc; /* take_store removed what it made */
 	if (rc == 0)

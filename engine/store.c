@@ -156,8 +156,11 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 static int store_marker_read(atolog_store *s)
 {
 	bool other_boot;
-	int rc = store_marker_check(s, &s->marker_present, &other_boot);
+	int rc;
 
+	lock_acquire(&s->marker_lock); /* alone at open, but it is the rule */
+	rc = store_marker_check(s, &s->marker_present, &other_boot);
+	lock_release(&s->marker_lock);
 	if (rc == ATOLOG_OK && other_boot)
 		rc = store_drop_index(s);
 	return rc;
@@ -195,6 +198,7 @@ int store_marker_write(atolog_store *s)
 	FILE *f = NULL;
 	int rc = ATOLOG_OK;
 
+	lock_assert_held(&s->marker_lock);
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
@@ -227,6 +231,7 @@ static int marker_clear_locked(atolog_store *s)
 	char *marker;
 	int rc;
 
+	lock_assert_held(&s->marker_lock);
 	if (!s->marker_present)
 		return ATOLOG_OK;
 	rc = index_sync(s->idx);
@@ -246,9 +251,9 @@ int store_marker_clear(atolog_store *s)
 {
 	int rc;
 
-	pthread_mutex_lock(&s->marker_lock);
+	lock_acquire(&s->marker_lock);
 	rc = marker_clear_locked(s);
-	pthread_mutex_unlock(&s->marker_lock);
+	lock_release(&s->marker_lock);
 	return rc;
 }
 
@@ -404,8 +409,11 @@ static int store_open_writer(atolog_store *s)
 	if (rc == ATOLOG_OK)
 		rc = store_marker_read(s);
 	/* Recovery itself commits: arm the marker first. */
-	if (rc == ATOLOG_OK && store_needs_marker(s))
+	if (rc == ATOLOG_OK && store_needs_marker(s)) {
+		lock_acquire(&s->marker_lock);
 		rc = store_marker_write(s);
+		lock_release(&s->marker_lock);
+	}
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK) {
@@ -441,9 +449,9 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
 		return err_set(ENOMEM, "opening the store");
 	s->lock_fd = -1;
 	s->w.active.fd = -1;
-	pthread_mutex_init(&s->maint_lock, NULL);
+	lock_init(&s->maint_lock);
 	io_faults_init(&s->compact_io);
-	pthread_mutex_init(&s->marker_lock, NULL);
+	lock_init(&s->marker_lock);
 	s->opts = opts ? *opts : defaults;
 	store_default_options(&s->opts);
 	s->readonly = (s->opts.flags & ATOLOG_OPEN_READONLY) != 0;
@@ -487,8 +495,8 @@ int atolog_store_close(atolog_store *s)
 	if (s->tail_ready)
 		recent_destroy(&s->tail);
 	segment_fds_destroy(&s->fds);
-	pthread_mutex_destroy(&s->maint_lock);
-	pthread_mutex_destroy(&s->marker_lock);
+	lock_destroy(&s->maint_lock);
+	lock_destroy(&s->marker_lock);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->dir);
@@ -553,14 +561,14 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 			out->first_created_at = out->last_created_at = 0;
 	}
 	if (s->writer_ready) {
-		pthread_mutex_lock(&s->w.lock);
+		lock_acquire(&s->w.lock);
 		out->commit_groups = s->w.n_groups;
 		out->commit_frames = s->w.n_frames;
 		out->log_syncs = s->w.n_syncs;
 		out->index_commits = s->w.n_index_commits;
 		memcpy(out->group_sizes, s->w.group_sizes,
 		       sizeof(out->group_sizes));
-		pthread_mutex_unlock(&s->w.lock);
+		lock_release(&s->w.lock);
 	}
 	return ATOLOG_OK;
 }
@@ -571,11 +579,11 @@ void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
 	/* Set while no write is in flight (the leader reads the plan
 	 * without the lock); the lock orders the update before the next
 	 * request a leader takes. */
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.io.countdown[op] = nth;
 	s->w.io.err[op] = err;
 	s->w.io.short_write = short_write;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 void store_inject_compact_fault(atolog_store *s, enum io_op op, long nth, int err)

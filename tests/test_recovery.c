@@ -149,7 +149,7 @@ static void writer_child(const char *dir, int round, int fd)
 /* Runs a child until it has acknowledged `want` records, then kills it. */
 static size_t kill_round(const char *dir, int round, int want, struct ack *acks)
 {
-	int pipefd[2];
+	int pipefd[2], status;
 	size_t n = 0;
 	pid_t pid;
 
@@ -168,7 +168,10 @@ static size_t kill_round(const char *dir, int round, int want, struct ack *acks)
 	while (read(pipefd[0], &acks[n], sizeof(*acks)) == (ssize_t)sizeof(*acks))
 		n++;
 	close(pipefd[0]);
-	waitpid(pid, NULL, 0);
+	waitpid(pid, &status, 0);
+	/* Anything else (a failed write, a sanitizer's report) ended the
+	 * child before the kill. */
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	return n;
 }
 

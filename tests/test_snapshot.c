@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine.h" /* store_index_wait */
 
 #define SMALL_SEGMENT 65536
 #define LIVE_RECORDS 20000 /* what the writer appends during the snapshots */
@@ -36,8 +37,11 @@ struct probe {
 	char msg[512];
 };
 
-/* Records "from", "from+1", ... in SESSION until n or killed. */
-static void write_sequence(const char *dir, long from, long n)
+/* Records "from", "from+1", ... in SESSION until n or killed. With
+ * rolled >= 0, writes a byte to it once the log spans two segments and
+ * the index has reached the second (a snapshot takes the segments up to
+ * the index's point, engine/snapshot.c). */
+static void write_sequence(const char *dir, long from, long n, int rolled)
 {
 	atolog_options opts = { .sync = ATOLOG_SYNC_NONE, .segment_size = SMALL_SEGMENT };
 	atolog_store *s;
@@ -47,9 +51,17 @@ static void write_sequence(const char *dir, long from, long n)
 		char prompt[32];
 		atolog_interaction in = { .prompt = prompt, .session_id = SESSION,
 					  .project = "p" };
+		atolog_stats st;
 
 		snprintf(prompt, sizeof(prompt), "%ld", i);
 		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+		if (rolled >= 0 && atolog_store_stats(s, &st) == ATOLOG_OK &&
+		    st.n_segments > 1) {
+			store_index_wait(s);
+			CHECK(write(rolled, "r", 1) == 1);
+			close(rolled);
+			rolled = -1;
+		}
 	}
 	CHECK_OK(atolog_store_close(s), NULL);
 }
@@ -134,17 +146,25 @@ static void test_during_ingest(const char *dir)
 {
 	pid_t writer;
 	long last = 0;
-	int status;
+	int status, rolled[2];
+	char c;
 
-	write_sequence(dir, 0, 200);
+	write_sequence(dir, 0, 200, -1);
+	CHECK(pipe(rolled) == 0);
 	writer = fork();
 	if (writer == 0) {
 		alarm(60);
-		write_sequence(dir, 200, LIVE_RECORDS);
+		close(rolled[0]);
+		write_sequence(dir, 200, LIVE_RECORDS, rolled[1]);
 		pause(); /* until killed: the store stays as written */
 		_exit(0);
 	}
-	usleep(50 * 1000);
+	/* Not a fixed pause: a slow writer (a loaded machine, a sanitizer)
+	 * would not have sealed a segment yet, and every snapshot must link
+	 * at least one. */
+	close(rolled[1]);
+	CHECK(read(rolled[0], &c, 1) == 1);
+	close(rolled[0]);
 	for (int i = 0; i < 6; i++) {
 		char name[32], *snap;
 		struct probe p;
@@ -168,6 +188,7 @@ static void test_during_ingest(const char *dir)
 	}
 	kill(writer, SIGKILL);
 	waitpid(writer, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 static bool exists_in(const char *dir, const char *name)
@@ -186,19 +207,19 @@ static void test_restore_round_trip(const char *root)
 	struct probe p, after;
 	long n;
 
-	write_sequence(src, 0, 500);
+	write_sequence(src, 0, 500, -1);
 	p = run_probe(PROBE_SNAPSHOT, src, snap);
 	CHECK_RC(p.rc, ATOLOG_OK, NULL);
 	CHECK_INT(p.info.records, 500);
 	/* The source goes on; the snapshot does not move. */
-	write_sequence(src, 500, 100);
+	write_sequence(src, 500, 100, -1);
 	CHECK_RC(atolog_snapshot_restore(snap, dst, 0, NULL, NULL), ATOLOG_OK, NULL);
 	n = check_snapshot(dst, 500);
 	CHECK_INT(n, 500);
 	/* Neither is a work directory any more. */
 	CHECK(!exists_in(snap, ".atolog-work") && !exists_in(dst, ".atolog-work"));
 	/* The restored store takes writes; the snapshot stays as it was. */
-	write_sequence(dst, 500, 50);
+	write_sequence(dst, 500, 50, -1);
 	after = run_probe(PROBE_VERIFY, dst, NULL);
 	CHECK_RC(after.rc, ATOLOG_OK, NULL);
 	CHECK_INT(after.replayed, 550);
@@ -244,9 +265,9 @@ static void test_restore_refuses_live(const char *root)
 	pid_t writer;
 	char c;
 
-	write_sequence(src, 0, 20);
+	write_sequence(src, 0, 20, -1);
 	CHECK_RC(run_probe(PROBE_SNAPSHOT, src, snap).rc, ATOLOG_OK, NULL);
-	write_sequence(live, 0, 5);
+	write_sequence(live, 0, 5, -1);
 	if (pipe(ready) != 0)
 		abort();
 	writer = fork();
@@ -593,7 +614,7 @@ static void test_stale_work_dirs(const char *root)
 		return;
 	}
 	whoami(&me);
-	write_sequence(store, 0, 300);
+	write_sequence(store, 0, 300, -1);
 	CHECK(mkdir(backups, 0755) == 0);
 	{
 		char *dest = check_path(backups, "killed");
