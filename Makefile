@@ -4,12 +4,18 @@
 #   make build   release build in build/ (the CLI is build/atolog)
 #   make run     build, then the HTTP server on ./data (Ctrl-C stops it)
 #   make tour    build, then the tour: concurrent agents capture, then query
-#   make test    sanitizer build in build-test/, then the whole suite
+#   make test    sanitizer build in build-test/, then the whole suite, then
+#                make tsan
 #   make bench   optimised build in build-bench/, then the benchmarks run
 #                there (tables on stdout; CSV and PNG files land in
 #                build-bench/); BENCH_ARGS=--quick for a smoke run
 #   make valgrind  the suite under valgrind (no sanitizers), build-valgrind/
 #   make stress  the crash loop: KILLS=n or SECONDS=s (default 600 s)
+#   make tsan    ThreadSanitizer build (clang) in build-tsan/, then the tests
+#                where threads meet: concurrency, recent set, compaction,
+#                follow, snapshot, server, full disk, lock records, the
+#                crash loop; suppressions (third-party code only, none
+#                today) in tests/tsan.supp
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
@@ -19,7 +25,14 @@ SERVE_ARGS ?=
 
 STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
 
-.PHONY: all deps build run tour test bench stress valgrind clean
+# The tests make tsan runs (ctest names), and what they need built.
+TSAN_TESTS = test_concurrency test_recent test_compact test_follow test_snapshot \
+	     test_server test_fulldisk test_stress test_lock
+TSAN_TARGETS = $(filter-out test_stress,$(TSAN_TESTS)) atolog_stress atolog_cli
+empty :=
+space := $(empty) $(empty)
+
+.PHONY: all deps build run tour test bench stress valgrind tsan clean
 
 all: build
 
@@ -40,6 +53,7 @@ test: deps
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DATOLOG_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory tsan
 
 bench:
 	@./scripts/deps.sh bench
@@ -59,5 +73,13 @@ valgrind: deps
 	@cmake --build build-valgrind -j $(JOBS)
 	@./scripts/valgrind.sh build-valgrind
 
+tsan:
+	@./scripts/deps.sh tsan
+	@cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DATOLOG_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	@cd build-tsan && ctest --output-on-failure -j $(JOBS) \
+		-R '^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$'
+
 clean:
-	rm -rf build build-test build-bench build-valgrind
+	rm -rf build build-test build-bench build-valgrind build-tsan

@@ -41,6 +41,7 @@
  *     While `exclusive` is set nobody leads: maintenance (a compaction's
  *     swap) owns those fields, with the index level with the log.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -88,6 +89,14 @@ static void cond_init_monotonic(pthread_cond_t *c)
 	pthread_condattr_destroy(&attr);
 }
 
+/* Invariant 6, checked: the fields of struct writer's first part (the
+ * segment, the numbering, io_failed...) are touched only by the thread
+ * holding the log. log_owner names it in debug builds. */
+bool writer_holds_log(const atolog_store *s)
+{
+	return owner_is_me(&s->w.log_owner);
+}
+
 /* ------------------------------------------------------------------------
  * Failing frames, requests, groups. Messages travel with the request: the
  * error slot is per thread, and the caller is not the thread that failed.
@@ -114,6 +123,7 @@ static void reqs_fail(struct commit_req *reqs, int rc, const char *msg)
 /* Wakes the caller of req; called with the lock held. */
 static void req_complete_locked(struct writer *w, struct commit_req *req)
 {
+	lock_assert_held(&w->lock);
 	w->queued_bytes -= req->bytes;
 	req->done = true;
 	pthread_cond_signal(&req->wake);
@@ -123,6 +133,7 @@ static void req_complete_locked(struct writer *w, struct commit_req *req)
  * lock held. */
 static void reqs_complete_locked(struct writer *w, struct commit_req *reqs)
 {
+	lock_assert_held(&w->lock);
 	while (reqs) {
 		struct commit_req *next = reqs->next;
 
@@ -135,6 +146,7 @@ static void reqs_complete_locked(struct writer *w, struct commit_req *reqs)
 /* Makes the handle refuse every later write (invariant 5). */
 static void fail_for_good_locked(struct writer *w, int rc, const char *msg)
 {
+	lock_assert_held(&w->lock);
 	if (w->failed_rc)
 		return;
 	w->failed_rc = rc;
@@ -143,9 +155,9 @@ static void fail_for_good_locked(struct writer *w, int rc, const char *msg)
 
 void writer_fail(atolog_store *s, int rc, const char *msg)
 {
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	fail_for_good_locked(&s->w, rc, msg);
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 static void group_free(struct commit_group *g)
@@ -161,11 +173,11 @@ static void group_abandon(atolog_store *s, struct commit_group *g, int rc,
 	struct writer *w = &s->w;
 
 	reqs_fail(g->reqs, rc, msg);
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	if (for_good)
 		fail_for_good_locked(w, rc, msg);
 	reqs_complete_locked(w, g->reqs);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	group_free(g);
 }
 
@@ -411,8 +423,10 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
 	uint64_t seq_before, start;
 	bool sync_start_before;
 	size_t k = 0;
-	int rc = group_roll_ahead(s, g);
+	int rc;
 
+	assert(writer_holds_log(s));
+	rc = group_roll_ahead(s, g);
 	*for_good = w->io_failed;
 	if (rc != ATOLOG_OK)
 		return rc;
@@ -450,6 +464,7 @@ static int group_write(atolog_store *s, struct commit_group *g, bool *for_good)
  */
 static void index_nudge_locked(struct writer *w, bool urgent)
 {
+	lock_assert_held(&w->lock);
 	w->index_urgent |= urgent;
 	if (w->index_mode == INDEX_ASLEEP ||
 	    (w->index_mode == INDEX_LINGERING &&
@@ -494,7 +509,7 @@ static void groups_publish(atolog_store *s, struct leader *ld,
 		end = recent_publish(&w->recent, g->items, g->n_items);
 		urgent |= group_has_waiter(g);
 	}
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->published = end;
 	index_nudge_locked(w, urgent);
 	while (head) {
@@ -509,7 +524,7 @@ static void groups_publish(atolog_store *s, struct leader *ld,
 		group_free(head);
 		head = next;
 	}
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 /* Wakes the published callers, LEADER_WAKE_CHUNK at a time so that the
@@ -518,6 +533,7 @@ static void groups_publish(atolog_store *s, struct leader *ld,
  * soon as the lock is released after that. */
 static void leader_wake_locked(struct writer *w, struct leader *ld)
 {
+	lock_assert_held(&w->lock);
 	w->waking++;
 	while (ld->wake) {
 		for (int k = 0; k < LEADER_WAKE_CHUNK && ld->wake; k++) {
@@ -528,8 +544,8 @@ static void leader_wake_locked(struct writer *w, struct leader *ld)
 		}
 		pthread_cond_broadcast(&w->room);
 		if (ld->wake) {
-			pthread_mutex_unlock(&w->lock);
-			pthread_mutex_lock(&w->lock);
+			lock_release(&w->lock);
+			lock_acquire(&w->lock);
 		}
 	}
 	w->waking--;
@@ -542,6 +558,7 @@ static void log_sync_publish(atolog_store *s, struct leader *ld,
 	struct writer *w = &s->w;
 	int rc;
 
+	assert(writer_holds_log(s));
 	if (w->before_sync)
 		w->before_sync(w->before_sync_ctx);
 	rc = io_fdatasync(&w->io, w->active.fd);
@@ -559,9 +576,9 @@ static void log_sync_publish(atolog_store *s, struct leader *ld,
 		}
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->n_syncs++;
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	if (w->on_sync)
 		w->on_sync(w->active.id, w->active.size, w->on_sync_ctx);
 	w->sync_start_next = true;
@@ -583,9 +600,9 @@ static void unsynced_flush(atolog_store *s, struct leader *ld)
 
 	if (!head)
 		return;
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.last_sync_reqs = ld->n_reqs;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	ld->head = ld->tail = NULL;
 	ld->n_reqs = 0;
 	log_sync_publish(s, ld, head);
@@ -598,11 +615,15 @@ static int writer_usable(atolog_store *s)
 	struct writer *w = &s->w;
 	int rc = ATOLOG_OK;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	if (w->failed_rc)
 		rc = err_set(ATOLOG_FAILED, "%s; reopen the store", w->failed_msg);
-	pthread_mutex_unlock(&w->lock);
-	if (rc == ATOLOG_OK && w->io_failed)
+	lock_release(&w->lock);
+	if (rc != ATOLOG_OK)
+		return rc;
+	/* Not under lock: io_failed is the log holder's, and this is it. */
+	assert(writer_holds_log(s));
+	if (w->io_failed)
 		rc = err_set(ATOLOG_FAILED, "an earlier write left the log in doubt; "
 			     "reopen the store");
 	return rc;
@@ -626,11 +647,12 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 	bool for_good = false;
 	int rc;
 
+	assert(writer_holds_log(s));
 	if (!g) {
 		reqs_fail(reqs, ENOMEM, "allocating a commit group");
-		pthread_mutex_lock(&s->w.lock);
+		lock_acquire(&s->w.lock);
 		reqs_complete_locked(&s->w, reqs);
-		pthread_mutex_unlock(&s->w.lock);
+		lock_release(&s->w.lock);
 		return;
 	}
 	g->reqs = reqs;
@@ -659,11 +681,11 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 		group_abandon(s, g, rc, msg, for_good);
 		return;
 	}
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.n_groups++;
 	s->w.n_frames += g->n_items;
 	s->w.group_sizes[group_size_bucket(g->n_items)]++;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	if (s->opts.sync == ATOLOG_SYNC_NONE) {
 		groups_publish(s, ld, g);
 		return;
@@ -685,8 +707,10 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
 
 static struct commit_req *queue_take_locked(struct writer *w)
 {
-	struct commit_req *reqs = w->paused || w->exclusive ? NULL : w->queue_head;
+	struct commit_req *reqs;
 
+	lock_assert_held(&w->lock);
+	reqs = w->paused || w->exclusive ? NULL : w->queue_head;
 	if (reqs) {
 		w->queue_head = w->queue_tail = NULL;
 		w->queued_reqs = 0;
@@ -707,12 +731,13 @@ static void leader_gather_locked(struct writer *w, struct commit_req *self)
 {
 	struct timespec until;
 
+	lock_assert_held(&w->lock);
 	if (w->queued_reqs >= w->last_sync_reqs)
 		return;
 	until = deadline_in_us(COMMIT_GATHER_US);
 	w->gatherer = self;
 	while (w->queued_reqs < w->last_sync_reqs && !w->stopping &&
-	       pthread_cond_timedwait(&self->wake, &w->lock, &until) != ETIMEDOUT)
+	       lock_timedwait(&self->wake, &w->lock, &until) != ETIMEDOUT)
 		;
 	w->gatherer = NULL;
 }
@@ -728,7 +753,9 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 	struct writer *w = &s->w;
 	struct leader ld = { NULL, NULL, 0, NULL };
 
+	lock_assert_held(&w->lock);
 	w->leading = true;
+	owner_take(&w->log_owner);
 	recent_plan_sync(&w->recent); /* the last leader published everything */
 	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
 		leader_gather_locked(w, self);
@@ -737,17 +764,18 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 
 		if (!reqs)
 			break;
-		pthread_mutex_unlock(&w->lock);
+		lock_release(&w->lock);
 		log_group_run(s, reqs, &ld);
-		pthread_mutex_lock(&w->lock);
+		lock_acquire(&w->lock);
 		if (s->opts.sync != ATOLOG_SYNC_BATCH || batch_sync_due(s, &ld))
 			break;
 	}
 	if (ld.head) {
-		pthread_mutex_unlock(&w->lock);
+		lock_release(&w->lock);
 		unsynced_flush(s, &ld);
-		pthread_mutex_lock(&w->lock);
+		lock_acquire(&w->lock);
 	}
+	owner_drop(&w->log_owner);
 	w->leading = false;
 	if (w->queue_head && !w->paused && !w->exclusive)
 		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
@@ -762,6 +790,7 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 	struct timespec until;
 	uint64_t max = w->recent_max ? w->recent_max : RECENT_MAX_ITEMS;
 
+	lock_assert_held(&w->lock);
 	if (s->opts.queue_timeout_ms)
 		until = deadline_in_us((int64_t)s->opts.queue_timeout_ms * 1000);
 	/* A request larger than the whole budget still goes, alone. */
@@ -776,8 +805,8 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 			return err_set(ATOLOG_FULL, "%s; writes resume once there is "
 				       "room", w->index_full_msg);
 		if (!s->opts.queue_timeout_ms) {
-			pthread_cond_wait(&w->room, &w->lock);
-		} else if (pthread_cond_timedwait(&w->room, &w->lock, &until) ==
+			lock_wait(&w->room, &w->lock);
+		} else if (lock_timedwait(&w->room, &w->lock, &until) ==
 			   ETIMEDOUT) {
 			return err_set(ATOLOG_TIMEDOUT, "the commit queue stayed full "
 				       "(%" PRIu64 " bytes queued, %" PRIu64
@@ -795,6 +824,7 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 
 static void queue_put_locked(struct writer *w, struct commit_req *req)
 {
+	lock_assert_held(&w->lock);
 	req->next = NULL;
 	if (w->queue_tail)
 		w->queue_tail->next = req;
@@ -823,10 +853,10 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 			req->bytes += f->len;
 		req->wait_indexed |= f->queued && f->kind == FRAME_KIND_REGISTRY;
 	}
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	rc = wait_for_room_locked(s, req);
 	if (rc != ATOLOG_OK) {
-		pthread_mutex_unlock(&w->lock);
+		lock_release(&w->lock);
 		for (size_t i = 0; i < req->n_frames; i++) {
 			if (req->frames[i].rc == ATOLOG_OK)
 				req->frames[i].rc = rc; /* refused before the queue */
@@ -839,9 +869,9 @@ int commit_submit(atolog_store *s, struct commit_req *req)
 		if (!w->leading && !w->paused && !w->exclusive && w->queue_head)
 			leader_run(s, req);
 		else
-			pthread_cond_wait(&req->wake, &w->lock);
+			lock_wait(&req->wake, &w->lock);
 	}
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	pthread_cond_destroy(&req->wake);
 	for (size_t i = 0; i < req->n_frames; i++) {
 		if (req->frames[i].queued && req->frames[i].rc != ATOLOG_OK)
@@ -861,8 +891,19 @@ static int index_items(atolog_store *s, uint64_t from, uint64_t to)
 	struct index_batch ib;
 	int rc = recent_take(&s->w.recent, from, to, b);
 
-	if (rc == ATOLOG_OK && !s->marker_present && store_needs_marker(s))
-		rc = store_marker_write(s);
+	/* Under marker_lock, as everywhere: this thread is not the only one
+	 * to write marker_present (a compaction's swap arms the marker too).
+	 * It used to read it bare, safe only because the swap holds the log
+	 * exclusive with the index level, so that no transaction runs beside
+	 * it: an argument across three files, now a rule checked where the
+	 * field is written (store.c). The lock is free here but for a swap or
+	 * an idle flush, neither of which overlaps a transaction. */
+	if (rc == ATOLOG_OK && store_needs_marker(s)) {
+		lock_acquire(&s->marker_lock);
+		if (!s->marker_present)
+			rc = store_marker_write(s);
+		lock_release(&s->marker_lock);
+	}
 	if (rc != ATOLOG_OK)
 		return rc;
 	ib = (struct index_batch){
@@ -882,7 +923,7 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 
 	if (rc == ATOLOG_OK)
 		recent_trim(&w->recent, to);
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->index_next = to;
 	if (rc != ATOLOG_OK) {
 		/* The callers were acknowledged: their records are in the log
@@ -907,7 +948,7 @@ static void index_items_done(atolog_store *s, uint64_t to, int rc,
 	}
 	pthread_cond_broadcast(&w->room);
 	pthread_cond_broadcast(&w->idle);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 /* With nothing to index for a while, flush the index to disk so that a
@@ -920,11 +961,13 @@ static void index_idle_flush(atolog_store *s)
 
 static bool index_has_work_locked(const struct writer *w)
 {
+	lock_assert_held(&w->lock);
 	return w->published > w->index_next && !w->index_paused;
 }
 
 static bool index_has_enough_locked(const struct writer *w)
 {
+	lock_assert_held(&w->lock);
 	return w->index_stop || w->index_paused || w->index_urgent ||
 	       w->published - w->index_next >= INDEX_WAKE_ITEMS;
 }
@@ -938,20 +981,21 @@ static bool index_wait_locked(atolog_store *s)
 	struct writer *w = &s->w;
 	struct timespec until = deadline_in_us(INDEX_LINGER_US);
 
+	lock_assert_held(&w->lock);
 	w->index_mode = INDEX_LINGERING;
 	while (!index_has_enough_locked(w) &&
-	       pthread_cond_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
+	       lock_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
 		;
 	while (!index_has_work_locked(w)) {
 		if (w->index_stop)
 			return false;
 		until = deadline_in_us(INDEX_IDLE_FLUSH_MS * 1000);
 		w->index_mode = INDEX_ASLEEP;
-		if (pthread_cond_timedwait(&w->index_wake, &w->lock, &until) ==
+		if (lock_timedwait(&w->index_wake, &w->lock, &until) ==
 			    ETIMEDOUT && !index_has_work_locked(w) && !w->index_stop) {
-			pthread_mutex_unlock(&w->lock);
+			lock_release(&w->lock);
 			index_idle_flush(s);
-			pthread_mutex_lock(&w->lock);
+			lock_acquire(&w->lock);
 		}
 	}
 	w->index_mode = INDEX_BUSY;
@@ -973,6 +1017,7 @@ static bool index_full_wait_locked(struct writer *w, const char *msg)
 {
 	struct timespec until = deadline_in_us(INDEX_FULL_RETRY_MS * 1000);
 
+	lock_assert_held(&w->lock);
 	if (w->index_stop)
 		return false;
 	if (!w->index_full)
@@ -981,7 +1026,7 @@ static bool index_full_wait_locked(struct writer *w, const char *msg)
 	pthread_cond_broadcast(&w->room); /* waiting writers: refused */
 	pthread_cond_broadcast(&w->idle); /* maintenance: refused */
 	while (!w->index_stop &&
-	       pthread_cond_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
+	       lock_timedwait(&w->index_wake, &w->lock, &until) != ETIMEDOUT)
 		;
 	return true;
 }
@@ -992,7 +1037,7 @@ static void *index_thread_main(void *arg)
 	struct writer *w = &s->w;
 
 	err_begin(s);
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	while (index_wait_locked(s)) {
 		uint64_t from = w->index_next, to = w->published;
 		bool failed = w->index_failed;
@@ -1003,7 +1048,7 @@ static void *index_thread_main(void *arg)
 			to = from + INDEX_TXN_MAX_ITEMS;
 		if (failed)
 			snprintf(msg, sizeof(msg), "%s", w->failed_msg);
-		pthread_mutex_unlock(&w->lock);
+		lock_release(&w->lock);
 		err_clear();
 		if (failed) {
 			rc = recent_take(&w->recent, from, to, &w->batch);
@@ -1014,15 +1059,15 @@ static void *index_thread_main(void *arg)
 				snprintf(msg, sizeof(msg), "indexing: %s", err_message(s));
 		}
 		if (rc == ATOLOG_FULL) {
-			pthread_mutex_lock(&w->lock);
+			lock_acquire(&w->lock);
 			if (index_full_wait_locked(w, msg))
 				continue;
-			pthread_mutex_unlock(&w->lock);
+			lock_release(&w->lock);
 		}
 		index_items_done(s, to, rc, msg);
-		pthread_mutex_lock(&w->lock);
+		lock_acquire(&w->lock);
 	}
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	return NULL;
 }
 
@@ -1050,8 +1095,10 @@ int writer_seal(atolog_store *s)
 {
 	struct writer *w = &s->w;
 	msgpack_sbuffer sb;
-	int rc = seal_frame(s, &sb);
+	int rc;
 
+	assert(writer_holds_log(s));
+	rc = seal_frame(s, &sb);
 	if (rc == ATOLOG_OK)
 		rc = segment_append(&w->io, &w->active, sb.data, sb.size, &w->io_failed);
 	if (rc == ATOLOG_OK) {
@@ -1073,18 +1120,19 @@ void writer_adopt(atolog_store *s, const struct segment *next,
 {
 	struct writer *w = &s->w;
 
+	assert(writer_holds_log(s));
 	close(w->active.fd);
 	w->active = *next;
 	segment_preallocate(&w->active, s->opts.segment_size);
 	w->sync_start_next = true;
 	if (state)
 		recent_set_last(&w->recent, state);
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->n_syncs++;
 	w->active_id = next->id;
 	if (state)
 		w->state = *state;
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 /*
@@ -1099,8 +1147,11 @@ int writer_roll(atolog_store *s)
 {
 	struct writer *w = &s->w;
 	struct segment next;
-	int rc = segment_create_tmp(&w->io, s->segment_dir, w->active.id + 1,
-				    s->store_id, &next);
+	int rc;
+
+	assert(writer_holds_log(s));
+	rc = segment_create_tmp(&w->io, s->segment_dir, w->active.id + 1,
+				s->store_id, &next);
 
 	if (rc != ATOLOG_OK)
 		return rc;
@@ -1130,18 +1181,25 @@ int writer_exclusive_begin(atolog_store *s)
 	struct writer *w = &s->w;
 	bool full;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	while (w->exclusive)
-		pthread_cond_wait(&w->idle, &w->lock);
+		lock_wait(&w->idle, &w->lock);
 	w->exclusive = true;
 	while (!w->failed_rc && !w->index_failed && !w->index_full &&
 	       (w->leading || w->indexed < w->published)) {
 		index_nudge_locked(w, true);
-		pthread_cond_wait(&w->idle, &w->lock);
+		lock_wait(&w->idle, &w->lock);
 	}
+	/* A failed handle, or a full index, ends the wait with a leader
+	 * perhaps still at work: the log stays its own, and this caller,
+	 * told ATOLOG_FAILED or ATOLOG_FULL, must not touch it (a full
+	 * index always has items left to take, so full is set whenever
+	 * index_full is). */
+	if (!w->leading)
+		owner_take(&w->log_owner);
 	/* Maintenance needs room, and a full index would hold it for ever. */
 	full = w->index_full && w->indexed < w->published;
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	if (full)
 		return err_set(ATOLOG_FULL, "the disk is full: the index cannot "
 			       "take what was written");
@@ -1152,12 +1210,14 @@ void writer_exclusive_end(atolog_store *s)
 {
 	struct writer *w = &s->w;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
+	if (writer_holds_log(s))
+		owner_drop(&w->log_owner);
 	w->exclusive = false;
 	if (w->queue_head && !w->paused)
 		pthread_cond_signal(&w->queue_head->wake); /* the next leader */
 	pthread_cond_broadcast(&w->idle);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -1170,7 +1230,7 @@ int writer_init(atolog_store *s)
 
 	pthread_mutex_init(&w->registry_lock, NULL);
 	pthread_mutex_init(&w->ids_lock, NULL);
-	pthread_mutex_init(&w->lock, NULL);
+	lock_init(&w->lock);
 	cond_init_monotonic(&w->index_wake);
 	cond_init_monotonic(&w->room);
 	cond_init_monotonic(&w->idle);
@@ -1205,18 +1265,18 @@ static void writer_drain(atolog_store *s)
 {
 	struct writer *w = &s->w;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->stopping = true;
 	w->paused = false;
 	if (w->queue_head && !w->leading)
 		pthread_cond_signal(&w->queue_head->wake);
 	pthread_cond_broadcast(&w->room);
 	while (w->leading || w->queue_head || w->waking)
-		pthread_cond_wait(&w->idle, &w->lock);
+		lock_wait(&w->idle, &w->lock);
 	w->index_paused = false;
 	w->index_stop = true;
 	pthread_cond_signal(&w->index_wake);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 	pthread_join(w->index_thread, NULL);
 }
 
@@ -1229,6 +1289,9 @@ int writer_stop(atolog_store *s)
 		writer_drain(s);
 		w->started = false;
 	}
+	/* Drained, and nobody calls in during close: the log is this
+	 * thread's (it reads io_failed and the active segment). */
+	owner_take(&w->log_owner);
 	if (w->ran && w->active.fd >= 0 && !w->io_failed) {
 		/* A clean close leaves the log durable and exact in every mode. */
 		int e = io_ftruncate(&w->io, w->active.fd, w->active.size);
@@ -1247,39 +1310,39 @@ void store_observe_syncs(atolog_store *s,
 			 void (*fn)(uint64_t segment, uint64_t size, void *ctx),
 			 void *ctx)
 {
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.on_sync = fn;
 	s->w.on_sync_ctx = ctx;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 void store_before_sync(atolog_store *s, void (*fn)(void *ctx), void *ctx)
 {
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.before_sync = fn;
 	s->w.before_sync_ctx = ctx;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 void store_pause_log(atolog_store *s, bool paused)
 {
 	struct writer *w = &s->w;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->paused = paused;
 	if (!paused && w->queue_head && !w->leading)
 		pthread_cond_signal(&w->queue_head->wake);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 void store_pause_index(atolog_store *s, bool paused)
 {
 	struct writer *w = &s->w;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	w->index_paused = paused;
 	pthread_cond_signal(&w->index_wake);
-	pthread_mutex_unlock(&w->lock);
+	lock_release(&w->lock);
 }
 
 void writer_index_catch_up(atolog_store *s)
@@ -1287,31 +1350,31 @@ void writer_index_catch_up(atolog_store *s)
 	struct writer *w = &s->w;
 	uint64_t target;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	target = w->published;
 	index_nudge_locked(w, true);
 	while (w->indexed < target && !w->index_failed && !w->index_paused &&
 	       !w->failed_rc)
-		pthread_cond_wait(&w->idle, &w->lock);
-	pthread_mutex_unlock(&w->lock);
+		lock_wait(&w->idle, &w->lock);
+	lock_release(&w->lock);
 }
 
 void store_index_wait(atolog_store *s)
 {
 	struct writer *w = &s->w;
 
-	pthread_mutex_lock(&w->lock);
+	lock_acquire(&w->lock);
 	while (w->indexed < w->published && !w->index_failed && !w->index_paused)
-		pthread_cond_wait(&w->idle, &w->lock);
-	pthread_mutex_unlock(&w->lock);
+		lock_wait(&w->idle, &w->lock);
+	lock_release(&w->lock);
 }
 
 void store_set_recent_max(atolog_store *s, uint64_t max)
 {
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.recent_max = max;
 	pthread_cond_broadcast(&s->w.room);
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 void writer_destroy(atolog_store *s)
@@ -1328,7 +1391,7 @@ void writer_destroy(atolog_store *s)
 	pthread_cond_destroy(&w->index_wake);
 	pthread_cond_destroy(&w->room);
 	pthread_cond_destroy(&w->idle);
-	pthread_mutex_destroy(&w->lock);
+	lock_destroy(&w->lock);
 	pthread_mutex_destroy(&w->ids_lock);
 	pthread_mutex_destroy(&w->registry_lock);
 }

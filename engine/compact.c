@@ -36,6 +36,7 @@
  * engine/journal.c holds the journal, the crash rules, and how old
  * segments are deleted only when no reader has them open.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -654,9 +655,9 @@ static int swap_index(struct run *r, uint64_t first, struct index_state *st,
 	int rc = ATOLOG_OK;
 
 	*committed = false;
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	*st = s->w.state;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	st->segment = first + r->n_outs - 1;
 	st->end_offset = last->size;
 	st->last_frame_offset = last->last_length ? last->last_offset : 0;
@@ -674,7 +675,7 @@ static int swap_index(struct run *r, uint64_t first, struct index_state *st,
 				       .state = st, .nonce = r->nonce };
 	/* Until synced, a machine crash may damage an unsynced index: the
 	 * marker says so, and the idle flush must not remove it meanwhile. */
-	pthread_mutex_lock(&s->marker_lock);
+	lock_acquire(&s->marker_lock);
 	if (!s->marker_present && store_needs_marker(s))
 		rc = store_marker_write(s);
 	if (rc == ATOLOG_OK)
@@ -684,7 +685,7 @@ static int swap_index(struct run *r, uint64_t first, struct index_state *st,
 		store_compact_step(s, COMPACT_STEP_INDEX_COMMITTED);
 	if (rc == ATOLOG_OK)
 		rc = index_sync(s->idx);
-	pthread_mutex_unlock(&s->marker_lock);
+	lock_release(&s->marker_lock);
 	return rc;
 }
 
@@ -703,6 +704,9 @@ static int swap_undo(struct run *r, int rc)
 	struct segment next;
 	bool ok = true;
 
+	/* It sets io_failed and makes a segment the active one: the log
+	 * holder's fields (commit.c, invariant 6), and the swap holds it. */
+	assert(writer_holds_log(s));
 	snprintf(msg, sizeof(msg), "%s", err_message(s));
 	for (size_t k = r->n_published; ok && k-- > 0;) {
 		ok = unlink(r->outs[k].tmp) == 0 || errno == ENOENT;
@@ -725,8 +729,10 @@ static int swap_locked(struct run *r, struct compact_journal *j)
 	atolog_store *s = r->s;
 	struct index_state st;
 	bool committed = false;
-	int rc = writer_seal(s);
+	int rc;
 
+	assert(writer_holds_log(s)); /* "locked": the log, held exclusive */
+	rc = writer_seal(s);
 	if (rc != ATOLOG_OK)
 		return rc; /* the handle has failed, as a failed roll */
 	store_compact_step(s, COMPACT_STEP_SEALED);
@@ -794,9 +800,9 @@ static int run_swap(struct run *r, const struct plan *p)
 		if (p->segs[i].input)
 			j.inputs[j.n_inputs++] = p->segs[i].id;
 	}
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	j.output = s->w.active_id + 1; /* what the swap will most likely find */
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	/* The slow part (a sync per output) before writers are held. */
 	rc = outputs_name(r, j.output);
 	if (rc == ATOLOG_OK) {
@@ -847,9 +853,9 @@ static int compact_apply(atolog_store *s, const struct compact_rule *rule,
 	if (getrandom(&r.nonce, sizeof(r.nonce), 0) != sizeof(r.nonce))
 		return err_errno(errno, "compaction: a nonce");
 	r.nonce |= 1; /* 0 means "no compaction" in a header */
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	r.seal_seq = s->w.state.last_seq;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	r.buf = malloc(COMPACT_WRITE_BUFFER);
 	if (!r.buf)
 		rc = err_set(ENOMEM, "compaction: a write buffer");
@@ -933,8 +939,10 @@ static int compact_locked(atolog_store *s, const atolog_compact_options *o,
 	struct plan p = { .report = out, .segment_size = s->opts.segment_size,
 			  .apply = apply };
 	uint64_t waiting = 0;
-	int rc = compact_finish(s, false, &waiting);
+	int rc;
 
+	lock_assert_held(&s->maint_lock);
+	rc = compact_finish(s, false, &waiting);
 	p.small_bytes = o->small_bytes ? o->small_bytes
 				       : s->opts.segment_size *
 						 ATOLOG_COMPACT_SMALL_PERCENT_DEFAULT / 100;
@@ -969,9 +977,9 @@ int atolog_store_compact(atolog_store *s, const atolog_compact_options *o,
 			       o->flags & ~known);
 	rc = rule_init(s, o, &rule);
 	if (rc == ATOLOG_OK) {
-		pthread_mutex_lock(&s->maint_lock);
+		lock_acquire(&s->maint_lock);
 		rc = compact_locked(s, o, &rule, &report);
-		pthread_mutex_unlock(&s->maint_lock);
+		lock_release(&s->maint_lock);
 	}
 	free(rule.project);
 	if (rc != ATOLOG_OK) {

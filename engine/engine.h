@@ -39,6 +39,7 @@
 #include "codec.h"
 #include "error.h"
 #include "index.h"
+#include "lock.h"
 
 #define STORE_LOCK_FILE "LOCK"
 #define STORE_SEGMENT_DIR "segments"
@@ -143,7 +144,7 @@ int segment_read_frame(int fd, uint64_t segment_id, uint64_t offset,
 
 /* Read descriptors shared by all readers of a handle. */
 struct segment_fds {
-	pthread_mutex_t lock;
+	struct lock lock;
 	char *dir;
 	struct segment_fd {
 		uint64_t id;
@@ -228,7 +229,7 @@ struct log_item {
 struct recent_chunk;
 
 struct recent {
-	pthread_rwlock_t lock;
+	struct rwlock lock;
 	struct recent_chunk *head, *tail;
 	struct recent_chunk *reserved; /* the leader's, not yet in the list */
 	/* The leader's plan: the tail once everything reserved is published,
@@ -330,8 +331,12 @@ struct writer {
 	int64_t unsynced_since;       /* monotonic us of the oldest unsynced write */
 	bool io_failed;               /* what is on disk is unknown */
 
+	/* Who holds the log (debug builds): the leader, or maintenance
+	 * between writer_exclusive_begin and _end; writer_holds_log(). */
+	struct owner log_owner;
+
 	/* Shared, under lock. */
-	pthread_mutex_t lock;
+	struct lock lock;
 	pthread_cond_t index_wake, room, idle;
 	struct commit_req *queue_head, *queue_tail;
 	uint64_t queued_reqs;         /* requests in the queue */
@@ -384,7 +389,7 @@ struct atolog_store {
 	struct segment_fds fds;
 	struct writer w;
 	atolog_stats open_stats; /* recovery figures */
-	bool marker_present;     /* STORE_UNSYNCED_FILE exists */
+	bool marker_present;     /* STORE_UNSYNCED_FILE exists (marker_lock) */
 	/* Read-only handles: the log's unindexed tail, loaded at open when no
 	 * writer holds the store (engine/tail.c), and the damage that ended
 	 * it, if any (open_stats.damaged_*). */
@@ -394,11 +399,12 @@ struct atolog_store {
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */
-	pthread_mutex_t maint_lock;
+	struct lock maint_lock;
 	/* Held across "the index is synced, the marker goes" and across a
 	 * compaction's "marker, swap, sync", so that neither cuts into the
-	 * other (engine/store.c). */
-	pthread_mutex_t marker_lock;
+	 * other (engine/store.c); marker_present is read and written only
+	 * with it held. */
+	struct lock marker_lock;
 	/* The compactor's I/O (one at a time, under maint_lock): tests make
 	 * its nth call fail, as w.io does for the writer. */
 	struct io_faults compact_io;
@@ -409,6 +415,11 @@ struct atolog_store {
 
 /* engine/commit.c */
 int writer_init(atolog_store *store);
+/* Whether this thread holds the log: it leads, or has it for maintenance
+ * (writer_exclusive_begin returned ATOLOG_OK), or is closing the store.
+ * Debug builds only (always true with NDEBUG): for asserts where struct
+ * writer's first part is touched (commit.c, invariant 6). */
+bool writer_holds_log(const atolog_store *store);
 /* Refuses every later write with rc and msg, until reopened. */
 void writer_fail(atolog_store *store, int rc, const char *msg);
 /* Starts the index thread (after recovery). */
@@ -441,7 +452,14 @@ void writer_exclusive_end(atolog_store *store);
  * (writers go on meanwhile). */
 void writer_index_catch_up(atolog_store *store);
 
-/* engine/store.c: the index-unsynced marker (see the comment there). */
+/* engine/store.c: this boot's id (the kernel's), "" if unknown; an error
+ * (errno) if it is there and cannot be read, *out then "". */
+#define STORE_BOOT_ID_SIZE 64
+int store_boot_id(char out[STORE_BOOT_ID_SIZE]);
+
+/* engine/store.c: the index-unsynced marker (see the comment there).
+ * store_marker_write is called with marker_lock held; store_marker_clear
+ * takes it. */
 bool store_needs_marker(const atolog_store *store);
 int store_marker_write(atolog_store *store);
 int store_marker_clear(atolog_store *store);
@@ -555,6 +573,9 @@ void store_pause_index(atolog_store *store, bool paused);
 void store_set_recent_max(atolog_store *store, uint64_t max);
 /* Test hook: waits until the index holds everything published. */
 void store_index_wait(atolog_store *store);
+/* Whole-structure check of the set's invariants (recent.c's list), for
+ * tests to call between steps: false, and why, at the first one broken. */
+bool recent_sane(struct recent *r, char *why, size_t size);
 /* Test hook: readers take every item still in the set for not yet
  * indexed, so that they meet records in both streams (the race of a
  * commit between a reader's two looks, made certain). */

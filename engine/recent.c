@@ -33,6 +33,8 @@
  * and reserves; reserved chunks are its own until published.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -75,7 +77,7 @@ int recent_init(struct recent *r, const struct index_state *start)
 	/* Readers come in floods; the leader must not starve behind them. */
 	pthread_rwlockattr_setkind_np(&attr,
 				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&r->lock, &attr);
+	rwlock_init(&r->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	r->last = *start;
 	recent_plan_sync(r);
@@ -96,7 +98,7 @@ void recent_destroy(struct recent *r)
 {
 	chunks_free(r->head);
 	chunks_free(r->reserved);
-	pthread_rwlock_destroy(&r->lock);
+	rwlock_destroy(&r->lock);
 }
 
 static size_t names_size(const struct log_item *it)
@@ -234,7 +236,7 @@ uint64_t recent_publish(struct recent *r, const struct log_item *items, size_t n
 {
 	uint64_t end;
 
-	pthread_rwlock_wrlock(&r->lock);
+	rwlock_acquire(&r->lock);
 	for (size_t i = 0; i < n; i++) {
 		const struct log_item *it = &items[i];
 		struct recent_chunk *c = r->tail;
@@ -258,7 +260,7 @@ uint64_t recent_publish(struct recent *r, const struct log_item *items, size_t n
 		r->end++;
 	}
 	end = r->end;
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	return end;
 }
 
@@ -266,7 +268,7 @@ void recent_trim(struct recent *r, uint64_t indexed)
 {
 	struct recent_chunk *dead = NULL;
 
-	pthread_rwlock_wrlock(&r->lock);
+	rwlock_acquire(&r->lock);
 	r->indexed = indexed;
 	/* The tail stays: the leader appends to it. */
 	while (r->head && r->head != r->tail &&
@@ -277,29 +279,29 @@ void recent_trim(struct recent *r, uint64_t indexed)
 		c->next = dead;
 		dead = c;
 	}
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	chunks_free(dead);
 }
 
 void recent_forget_indexed(struct recent *r)
 {
-	pthread_rwlock_wrlock(&r->lock);
+	rwlock_acquire(&r->lock);
 	r->indexed = 0;
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 }
 
 void recent_last_state(struct recent *r, struct index_state *out)
 {
-	pthread_rwlock_rdlock(&r->lock);
+	rwlock_acquire_shared(&r->lock);
 	*out = r->last;
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 }
 
 void recent_set_last(struct recent *r, const struct index_state *state)
 {
-	pthread_rwlock_wrlock(&r->lock);
+	rwlock_acquire(&r->lock);
 	r->last = *state;
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -312,7 +314,7 @@ bool recent_find(struct recent *r, const uint8_t id[UUID_SIZE],
 	uint32_t start = slot_of(id);
 	bool found = false;
 
-	pthread_rwlock_rdlock(&r->lock);
+	rwlock_acquire_shared(&r->lock);
 	for (struct recent_chunk *c = r->head; c && !found; c = c->next) {
 		for (uint32_t s = start; c->slots[s]; s = (s + 1) % RECENT_SLOTS) {
 			const struct recent_item *it = &c->items[c->slots[s] - 1];
@@ -328,7 +330,7 @@ bool recent_find(struct recent *r, const uint8_t id[UUID_SIZE],
 			}
 		}
 	}
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	return found;
 }
 
@@ -392,7 +394,7 @@ int recent_collect(struct recent *r, const struct index_filter *f,
 	size_t n = 0, cap = 0;
 	int rc = ATOLOG_OK;
 
-	pthread_rwlock_rdlock(&r->lock);
+	rwlock_acquire_shared(&r->lock);
 	for (struct recent_chunk *c = r->head; c && rc == ATOLOG_OK; c = c->next) {
 		for (uint32_t i = 0; i < c->n && rc == ATOLOG_OK; i++) {
 			/* Below indexed, LMDB has it for any transaction begun
@@ -401,7 +403,7 @@ int recent_collect(struct recent *r, const struct index_filter *f,
 				rc = hits_push(&hits, &n, &cap, &c->items[i]);
 		}
 	}
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	if (rc != ATOLOG_OK) {
 		free(hits);
 		return rc;
@@ -460,8 +462,10 @@ static int batch_add_rows(struct recent_batch *b,
 /* The chunk holding position pos (the caller holds the lock). */
 static struct recent_chunk *chunk_at(struct recent *r, uint64_t pos)
 {
-	struct recent_chunk *c = r->head;
+	struct recent_chunk *c;
 
+	rwlock_assert_held(&r->lock);
+	c = r->head;
 	while (c && c->first + c->n <= pos)
 		c = c->next;
 	return c;
@@ -475,7 +479,7 @@ int recent_take(struct recent *r, uint64_t from, uint64_t to,
 	int rc = ATOLOG_OK;
 
 	b->n_entries = b->n_rows = b->n_waiters = 0;
-	pthread_rwlock_rdlock(&r->lock);
+	rwlock_acquire_shared(&r->lock);
 	b->state = r->last; /* for store_id; the rest is set item by item */
 	c = chunk_at(r, from);
 	for (; c && pos < to; c = c->next) {
@@ -502,6 +506,89 @@ int recent_take(struct recent *r, uint64_t from, uint64_t to,
 			state_after(&b->state, it);
 		}
 	}
-	pthread_rwlock_unlock(&r->lock);
+	rwlock_release(&r->lock);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The whole structure, checked (tests call it between steps).
+ */
+
+static bool sane_fail(char *why, size_t size, const char *what, uint64_t pos)
+{
+	snprintf(why, size, "recent set: %s (item %" PRIu64 ")", what, pos);
+	return false;
+}
+
+/* One chunk's items: names inside its names, seqs rising, every record
+ * reachable through the hash slots. */
+static bool chunk_sane(const struct recent_chunk *c, uint64_t *last_seq,
+		       char *why, size_t size)
+{
+	uint32_t in_slots = 0;
+
+	if (c->n > RECENT_CHUNK_ITEMS || c->names_used > RECENT_CHUNK_NAMES)
+		return sane_fail(why, size, "a chunk over its bounds", c->first);
+	for (uint32_t s = 0; s < RECENT_SLOTS; s++) {
+		if (c->slots[s] > c->n ||
+		    (c->slots[s] && c->items[c->slots[s] - 1].kind != FRAME_KIND_RECORD))
+			return sane_fail(why, size, "a hash slot names no record", c->first);
+		in_slots += c->slots[s] != 0;
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct recent_item *it = &c->items[i];
+		uint32_t s = slot_of(it->id);
+
+		if (it->seq <= *last_seq)
+			return sane_fail(why, size, "seqs out of order", c->first + i);
+		*last_seq = it->seq;
+		for (int k = 0; k < 3; k++) {
+			if ((uint64_t)it->name_off[k] + it->name_len[k] > c->names_used)
+				return sane_fail(why, size, "a name outside its chunk",
+						 c->first + i);
+		}
+		if (it->kind != FRAME_KIND_RECORD)
+			continue;
+		in_slots--;
+		while (c->slots[s] && c->slots[s] != i + 1)
+			s = (s + 1) % RECENT_SLOTS;
+		if (!c->slots[s])
+			return sane_fail(why, size, "a record its hash does not find",
+					 c->first + i);
+	}
+	if (in_slots != 0)
+		return sane_fail(why, size, "hash slots and records disagree", c->first);
+	return true;
+}
+
+bool recent_sane(struct recent *r, char *why, size_t size)
+{
+	const struct recent_chunk *c, *prev = NULL;
+	uint64_t last_seq = 0;
+	bool ok = true;
+
+	rwlock_acquire_shared(&r->lock);
+	if (r->indexed > r->end)
+		ok = sane_fail(why, size, "more indexed than published", r->indexed);
+	if (ok && (!r->head != !r->tail))
+		ok = sane_fail(why, size, "a head without a tail", 0);
+	for (c = r->head; ok && c; prev = c, c = c->next) {
+		if (prev && c->first != prev->first + prev->n)
+			ok = sane_fail(why, size, "chunks not end to end", c->first);
+		else
+			ok = chunk_sane(c, &last_seq, why, size);
+	}
+	if (ok && prev && prev != r->tail)
+		ok = sane_fail(why, size, "the tail is not the last chunk", prev->first);
+	if (ok && r->tail && r->tail->first + r->tail->n != r->end)
+		ok = sane_fail(why, size, "the tail does not end at the end", r->end);
+	/* Trimming keeps every chunk holding an item not yet indexed. */
+	if (ok && r->head && r->head != r->tail &&
+	    r->head->first + r->head->n <= r->indexed)
+		ok = sane_fail(why, size, "an indexed chunk kept", r->head->first);
+	if (ok && r->tail && r->tail->n &&
+	    r->last.last_seq != r->tail->items[r->tail->n - 1].seq)
+		ok = sane_fail(why, size, "the last state is not the last item's", r->end);
+	rwlock_release(&r->lock);
+	return ok;
 }

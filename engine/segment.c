@@ -302,7 +302,7 @@ int segment_fds_init(struct segment_fds *c, const char *dir)
 	c->dir = strdup(dir);
 	if (!c->dir)
 		return err_set(ENOMEM, "opening the store");
-	pthread_mutex_init(&c->lock, NULL);
+	lock_init(&c->lock);
 	return ATOLOG_OK;
 }
 
@@ -312,7 +312,7 @@ void segment_fds_destroy(struct segment_fds *c)
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		close(c->slots[i].fd);
-	pthread_mutex_destroy(&c->lock);
+	lock_destroy(&c->lock);
 	free(c->dir);
 	c->dir = NULL;
 }
@@ -338,11 +338,13 @@ static int segment_fds_open(struct segment_fds *c, uint64_t id, int *fd)
 	return ATOLOG_OK;
 }
 
-/* A slot to (re)use: a free one, else the least recently used idle one. */
+/* A slot to (re)use: a free one, else the least recently used idle one
+ * (with the lock held). */
 static struct segment_fd *segment_fds_victim(struct segment_fds *c)
 {
 	struct segment_fd *victim = NULL;
 
+	lock_assert_held(&c->lock);
 	if (c->n < SEGMENT_FDS_MAX)
 		return &c->slots[c->n++];
 	for (size_t i = 0; i < c->n; i++) {
@@ -356,23 +358,25 @@ static struct segment_fd *segment_fds_victim(struct segment_fds *c)
 	return victim;
 }
 
-/* Closes slot i and moves the last slot into its place. */
+/* Closes slot i and moves the last slot into its place (with the lock
+ * held). */
 static void slot_drop(struct segment_fds *c, size_t i)
 {
+	lock_assert_held(&c->lock);
 	close(c->slots[i].fd);
 	c->slots[i] = c->slots[--c->n];
 }
 
 void segment_fds_flush(struct segment_fds *c)
 {
-	pthread_mutex_lock(&c->lock);
+	lock_acquire(&c->lock);
 	for (size_t i = c->n; i-- > 0;) {
 		if (c->slots[i].refs == 0)
 			slot_drop(c, i);
 		else
 			c->slots[i].stale = true; /* closed when put back */
 	}
-	pthread_mutex_unlock(&c->lock);
+	lock_release(&c->lock);
 }
 
 void segment_fds_refresh(struct segment_fds *c, struct index *idx)
@@ -381,18 +385,18 @@ void segment_fds_refresh(struct segment_fds *c, struct index *idx)
 	uint64_t count;
 	bool due;
 
-	pthread_mutex_lock(&c->lock);
+	lock_acquire(&c->lock);
 	due = c->n > 0 && now - c->looked_at_ms >= FDS_REFRESH_MS;
 	if (due)
 		c->looked_at_ms = now;
-	pthread_mutex_unlock(&c->lock);
+	lock_release(&c->lock);
 	/* A failed look changes nothing: descriptors stay valid, only kept. */
 	if (!due || index_last_compaction(idx, &count) != ATOLOG_OK)
 		return;
-	pthread_mutex_lock(&c->lock);
+	lock_acquire(&c->lock);
 	due = count != c->compaction;
 	c->compaction = count;
-	pthread_mutex_unlock(&c->lock);
+	lock_release(&c->lock);
 	if (due)
 		segment_fds_flush(c);
 }
@@ -402,13 +406,13 @@ int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
 	struct segment_fd *slot;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
+	lock_acquire(&c->lock);
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->slots[i].id == id && !c->slots[i].stale) {
 			c->slots[i].refs++;
 			c->slots[i].last_use = ++c->clock;
 			*fd = c->slots[i].fd;
-			pthread_mutex_unlock(&c->lock);
+			lock_release(&c->lock);
 			return ATOLOG_OK;
 		}
 	}
@@ -420,21 +424,21 @@ int segment_fds_get(struct segment_fds *c, uint64_t id, int *fd)
 		slot->stale = false;
 		slot->last_use = ++c->clock;
 	}
-	pthread_mutex_unlock(&c->lock);
+	lock_release(&c->lock);
 	return rc;
 }
 
 void segment_fds_put(struct segment_fds *c, uint64_t id, int fd)
 {
-	pthread_mutex_lock(&c->lock);
+	lock_acquire(&c->lock);
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->slots[i].id == id && c->slots[i].fd == fd) {
 			if (--c->slots[i].refs == 0 && c->slots[i].stale)
 				slot_drop(c, i);
-			pthread_mutex_unlock(&c->lock);
+			lock_release(&c->lock);
 			return;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	lock_release(&c->lock);
 	close(fd); /* a private descriptor */
 }

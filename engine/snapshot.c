@@ -35,6 +35,7 @@
 
 #define SNAPSHOT_COPY_CHUNK (1u << 20)
 #define SNAPSHOT_TMP_MARK ".tmp-" /* DEST.tmp-PID-T: a snapshot's work dir */
+#define SNAPSHOT_WORK_MARKER ".atolog-work" /* in it: whose it is (below) */
 /* Room left in a path for what goes under the snapshot directory. */
 #define SNAPSHOT_TMP_MAX (PATH_MAX - 256)
 
@@ -253,18 +254,48 @@ static void tmp_name(char *out, size_t size, const char *dest)
 }
 
 /* ------------------------------------------------------------------------
- * Work directories of snapshots that were killed.
+ * Work directories of snapshots (and restores) that were killed.
+ *
+ * A work directory holds, from the moment it exists, a marker naming the
+ * process that made it the way the kernel does: boot id, host name, pid
+ * namespace, pid and the process's start time in clock ticks since boot.
+ * It is stale, and may be deleted, only when that process cannot be
+ * running: the machine has booted since (same host, another boot id), or
+ * in the same boot and pid namespace no process has that pid, or the one
+ * that has it started at another tick (the pid was reused). Anything else
+ * is left alone: no marker (not ours, or killed in the instant before it
+ * was written), another host (a shared volume), another pid namespace (a
+ * container: its pids mean nothing here), a directory of another user.
+ * Wall-clock time is never used: it can step.
  */
 
-/* When process pid started, in microseconds UTC; false if unknown. */
-static bool process_start_us(long pid, int64_t *out)
+/* dir/name into out; false when it does not fit. */
+static bool path_in(char *out, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(out, size, "%s/%s", dir, name);
+
+	return n > 0 && (size_t)n < size;
+}
+
+struct work_id {
+	char boot[64];
+	char host[256];
+	unsigned long long pidns;
+	long pid;
+	unsigned long long start; /* clock ticks since boot */
+};
+
+/* When process pid started, in clock ticks since boot; false if unknown. */
+static bool process_start_ticks(long pid, unsigned long long *out)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long ticks = 0, btime = 0;
 	size_t got;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/stat");
 	f = fopen(path, "re");
 	if (!f)
 		return false;
@@ -275,71 +306,141 @@ static bool process_start_us(long pid, int64_t *out)
 	/* After ") ": state is field 3; starttime is field 22. */
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p, " %llu", &ticks) != 1)
-		return false;
-	f = fopen("/proc/stat", "re");
-	while (f && fgets(buf, sizeof(buf), f)) {
-		if (sscanf(buf, "btime %llu", &btime) == 1)
-			break;
-	}
-	if (f)
-		fclose(f);
-	if (!btime)
-		return false;
-	*out = (int64_t)btime * 1000000 +
-	       (int64_t)(ticks * 1000000 / (unsigned long long)sysconf(_SC_CLK_TCK));
-	return true;
+	return p && sscanf(p, " %llu", out) == 1;
 }
 
-/*
- * Whether the snapshot that made work directory name may still run: its
- * process exists and started before the directory's time (with a second
- * of slack for the clock's granularity in /proc). A name that is not a
- * work directory's is never stale.
- */
-static bool tmp_is_stale(const char *name, long *pid_out)
+static void work_id_self(struct work_id *w)
+{
+	struct stat st;
+
+	memset(w, 0, sizeof(*w));
+	(void)store_boot_id(w->boot); /* "" if unreadable: never taken for a reboot */
+	if (gethostname(w->host, sizeof(w->host) - 1) != 0)
+		w->host[0] = '\0';
+	w->pidns = stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+	w->pid = (long)getpid();
+	if (!process_start_ticks(0, &w->start))
+		w->start = 0;
+}
+
+/* Marks dir as this process's work directory (see above). */
+static int work_mark(const char *dir)
+{
+	char path[PATH_MAX];
+	struct work_id w;
+	FILE *f;
+	int rc = 0;
+
+	work_id_self(&w);
+	if (!path_in(path, sizeof(path), dir, SNAPSHOT_WORK_MARKER))
+		return err_set(ENAMETOOLONG, "snapshot: %s: name too long", dir);
+	f = fopen(path, "wxe");
+	if (!f || fprintf(f, "atolog-work 1\nboot %s\nhost %s\npidns %llu\npid %ld\n"
+			  "start %llu\n", w.boot, w.host, w.pidns, w.pid, w.start) < 0 ||
+	    fflush(f) != 0)
+		rc = err_errno(errno ? errno : EIO, "snapshot: writing %s", path);
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = err_errno(errno, "snapshot: writing %s", path);
+	return rc;
+}
+
+/* A finished work directory is no longer one (before its rename). */
+static int work_unmark(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (!path_in(path, sizeof(path), dir, SNAPSHOT_WORK_MARKER))
+		return err_set(ENAMETOOLONG, "snapshot: %s: name too long", dir);
+	return unlink(path) == 0 || errno == ENOENT
+		       ? 0 : err_errno(errno, "snapshot: removing %s", path);
+}
+
+static bool work_id_read(const char *dir, struct work_id *w)
+{
+	char path[PATH_MAX], line[320];
+	int fields = 0;
+	FILE *f;
+
+	memset(w, 0, sizeof(*w));
+	if (!path_in(path, sizeof(path), dir, SNAPSHOT_WORK_MARKER))
+		return false;
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f) || strcmp(line, "atolog-work 1\n") != 0) {
+		fclose(f);
+		return false;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		fields += sscanf(line, "boot %63s", w->boot) == 1;
+		fields += sscanf(line, "host %255s", w->host) == 1;
+		fields += sscanf(line, "pidns %llu", &w->pidns) == 1;
+		fields += sscanf(line, "pid %ld", &w->pid) == 1;
+		fields += sscanf(line, "start %llu", &w->start) == 1;
+	}
+	fclose(f);
+	return fields == 5 && w->pid > 0;
+}
+
+/* Whether the process that made work directory dir cannot be running. */
+static bool work_is_stale(const char *dir, long *pid_out)
+{
+	struct work_id mine, theirs;
+	unsigned long long started;
+
+	if (!work_id_read(dir, &theirs))
+		return false;
+	work_id_self(&mine);
+	*pid_out = theirs.pid;
+	if (strcmp(mine.host, theirs.host) != 0)
+		return false;
+	if (strcmp(mine.boot, theirs.boot) != 0)
+		return mine.boot[0] && theirs.boot[0]; /* rebooted since */
+	if (mine.pidns != theirs.pidns || !mine.pidns)
+		return false;
+	if (kill((pid_t)theirs.pid, 0) != 0 && errno == ESRCH)
+		return true;
+	/* A process has that pid (EPERM says so too): the same one unless it
+	 * started at another tick. */
+	return process_start_ticks(theirs.pid, &started) && started != theirs.start;
+}
+
+/* Whether name, in dir, is a work directory of ours that is stale. */
+static bool entry_is_stale(const char *dir, const char *name, char *path,
+			   size_t size, long *pid)
 {
 	const char *mark = strstr(name, SNAPSHOT_TMP_MARK);
 	unsigned long long t;
-	int64_t started;
-	long pid;
+	struct stat st;
+	long named_pid;
 	int used = 0;
 
-	if (!mark || sscanf(mark + strlen(SNAPSHOT_TMP_MARK), "%ld-%llx%n", &pid, &t,
-			    &used) != 2 || mark[strlen(SNAPSHOT_TMP_MARK) + used] != '\0' ||
-	    pid <= 0)
+	if (!mark || sscanf(mark + strlen(SNAPSHOT_TMP_MARK), "%ld-%llx%n",
+			    &named_pid, &t, &used) != 2 ||
+	    mark[strlen(SNAPSHOT_TMP_MARK) + used] != '\0')
 		return false;
-	*pid_out = pid;
-	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-		return true;
-	/* There is a process by that pid (EPERM says so too): the same one
-	 * unless it started after the directory was named. */
-	return process_start_us(pid, &started) &&
-	       started > (int64_t)t + 1000000;
+	if (!path_in(path, size, dir, name) ||
+	    lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return false;
+	return work_is_stale(path, pid) && *pid == named_pid;
 }
 
-int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn, void *ctx)
+/* The sweep, without touching the caller's error slot. */
+static int stale_sweep(const char *dir, bool remove, atolog_stale_fn fn, void *ctx)
 {
-	DIR *d;
 	struct dirent *e;
 	int rc = ATOLOG_OK;
+	DIR *d = opendir(dir);
 
-	err_begin(NULL);
-	if (!dir || !*dir)
-		return err_set(ATOLOG_INVALID, "snapshot: a directory is needed");
-	d = opendir(dir);
 	if (!d)
 		return err_errno(errno, "snapshot: listing %s", dir);
 	while (rc == ATOLOG_OK && (e = readdir(d)) != NULL) {
 		char path[PATH_MAX];
 		struct stat st;
-		long pid;
+		long pid = 0;
 
-		if (!tmp_is_stale(e->d_name, &pid))
+		if (!entry_is_stale(dir, e->d_name, path, sizeof(path), &pid))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-			continue; /* only what a snapshot makes: a directory */
 		if (remove) {
 			remove_tree(path);
 			if (lstat(path, &st) == 0) {
@@ -352,6 +453,14 @@ int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn, void 
 	}
 	closedir(d);
 	return rc;
+}
+
+int atolog_snapshot_stale(const char *dir, int remove, atolog_stale_fn fn, void *ctx)
+{
+	err_begin(NULL);
+	if (!dir || !*dir)
+		return err_set(ATOLOG_INVALID, "snapshot: a directory is needed");
+	return stale_sweep(dir, remove != 0, fn, ctx);
 }
 
 /* The directory dest goes in, for the sweep of stale work directories. */
@@ -381,7 +490,7 @@ static int make_dirs(const char *dir)
 	snprintf(path, sizeof(path), "%s/index", dir);
 	if (mkdir(path, 0755) != 0)
 		return err_errno(errno, "snapshot: creating %s", path);
-	return 0;
+	return work_mark(dir);
 }
 
 /* Syncs the skeleton's subdirectories (before the manifest names them
@@ -404,7 +513,10 @@ static int sync_skeleton(const char *tmp)
 static int publish(const char *tmp, const char *dest)
 {
 	char path[PATH_MAX], *slash;
-	int rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+	int rc = work_unmark(tmp);
+
+	if (rc == 0)
+		rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
 
 	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0)
 		rc = errno == EEXIST ? err_set(ATOLOG_EXISTS, "%s appeared meanwhile; "
@@ -518,10 +630,10 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 		/* Best effort: a leftover the sweep cannot remove is not this
 		 * snapshot's business, and the next sweep tries again. */
 		parent_of(dest, parent, sizeof(parent));
-		if (atolog_snapshot_stale(parent, 1, NULL, NULL) != ATOLOG_OK)
-			err_begin(s);
+		if (stale_sweep(parent, true, NULL, NULL) != ATOLOG_OK)
+			err_clear();
 	}
-	pthread_mutex_lock(&s->maint_lock);
+	lock_acquire(&s->maint_lock);
 	/* A compaction of this handle that could not delete its old
 	 * segments left its journal: finish it, or every try would race. */
 	if (!s->readonly && compact_pending(s)) {
@@ -535,7 +647,7 @@ int atolog_store_snapshot(atolog_store *s, const char *dest,
 	if (s->writer_ready && s->w.started)
 		writer_index_catch_up(s);
 	rc = snapshot_take(&sn);
-	pthread_mutex_unlock(&s->maint_lock);
+	lock_release(&s->maint_lock);
 	if (rc != 0)
 		return rc; /* take_store removed what it made */
 	if (rc == 0)

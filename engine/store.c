@@ -27,7 +27,6 @@
 #include "error.h"
 
 #define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
-#define BOOT_ID_SIZE 64
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -81,10 +80,10 @@ static int store_lock(atolog_store *s)
 	return ATOLOG_OK;
 }
 
-/* The boot id, or "" where the system has none (taken for another boot:
+/* "" where the system has none (the marker takes that for another boot:
  * a rebuild too many rather than a damaged index kept). Failing to read
  * one that is there (ENOMEM, EMFILE) is an error, not another boot. */
-static int read_boot_id(char out[BOOT_ID_SIZE])
+int store_boot_id(char out[STORE_BOOT_ID_SIZE])
 {
 	FILE *f = fopen(BOOT_ID_PATH, "re");
 
@@ -92,7 +91,7 @@ static int read_boot_id(char out[BOOT_ID_SIZE])
 	if (!f && errno != ENOENT)
 		return err_errno(errno, "reading %s", BOOT_ID_PATH);
 	if (f) {
-		if (!fgets(out, BOOT_ID_SIZE, f))
+		if (!fgets(out, STORE_BOOT_ID_SIZE, f))
 			out[0] = '\0';
 		fclose(f);
 	}
@@ -139,7 +138,7 @@ static int store_drop_index(atolog_store *s)
 static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-	char now[BOOT_ID_SIZE], then[BOOT_ID_SIZE] = "";
+	char now[STORE_BOOT_ID_SIZE], then[STORE_BOOT_ID_SIZE] = "";
 	FILE *f;
 	int rc = ATOLOG_OK;
 
@@ -155,7 +154,7 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 			then[0] = '\0';
 		fclose(f);
 		then[strcspn(then, "\n")] = '\0';
-		rc = read_boot_id(now);
+		rc = store_boot_id(now);
 		*other_boot = now[0] == '\0' || strcmp(now, then) != 0;
 	}
 	free(marker);
@@ -166,8 +165,11 @@ static int store_marker_check(atolog_store *s, bool *present, bool *other_boot)
 static int store_marker_read(atolog_store *s)
 {
 	bool other_boot;
-	int rc = store_marker_check(s, &s->marker_present, &other_boot);
+	int rc;
 
+	lock_acquire(&s->marker_lock); /* alone at open, but it is the rule */
+	rc = store_marker_check(s, &s->marker_present, &other_boot);
+	lock_release(&s->marker_lock);
 	if (rc == ATOLOG_OK && other_boot)
 		rc = store_drop_index(s);
 	return rc;
@@ -201,14 +203,15 @@ bool store_needs_marker(const atolog_store *s)
 int store_marker_write(atolog_store *s)
 {
 	char *marker = path_join(s->dir, STORE_UNSYNCED_FILE);
-	char now[BOOT_ID_SIZE], tmp[PATH_MAX];
+	char now[STORE_BOOT_ID_SIZE], tmp[PATH_MAX];
 	FILE *f = NULL;
 	int rc = ATOLOG_OK;
 
+	lock_assert_held(&s->marker_lock);
 	if (!marker)
 		return err_set(ENOMEM, "opening the store");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
-	rc = read_boot_id(now); /* not "": that would read as another boot */
+	rc = store_boot_id(now); /* not "": that would read as another boot */
 	if (rc == ATOLOG_OK)
 		f = fopen(tmp, "we");
 	if (rc == ATOLOG_OK && (!f || fprintf(f, "%s\n", now) < 0 || fflush(f) != 0 ||
@@ -238,6 +241,7 @@ static int marker_clear_locked(atolog_store *s)
 	char *marker;
 	int rc;
 
+	lock_assert_held(&s->marker_lock);
 	if (!s->marker_present)
 		return ATOLOG_OK;
 	rc = index_sync(s->idx);
@@ -257,9 +261,9 @@ int store_marker_clear(atolog_store *s)
 {
 	int rc;
 
-	pthread_mutex_lock(&s->marker_lock);
+	lock_acquire(&s->marker_lock);
 	rc = marker_clear_locked(s);
-	pthread_mutex_unlock(&s->marker_lock);
+	lock_release(&s->marker_lock);
 	return rc;
 }
 
@@ -415,8 +419,11 @@ static int store_open_writer(atolog_store *s)
 	if (rc == ATOLOG_OK)
 		rc = store_marker_read(s);
 	/* Recovery itself commits: arm the marker first. */
-	if (rc == ATOLOG_OK && store_needs_marker(s))
+	if (rc == ATOLOG_OK && store_needs_marker(s)) {
+		lock_acquire(&s->marker_lock);
 		rc = store_marker_write(s);
+		lock_release(&s->marker_lock);
+	}
 	if (rc == ATOLOG_OK)
 		rc = store_open_index(s);
 	if (rc == ATOLOG_OK) {
@@ -452,9 +459,9 @@ int atolog_store_open(const char *dir, const atolog_options *opts,
 		return err_set(ENOMEM, "opening the store");
 	s->lock_fd = -1;
 	s->w.active.fd = -1;
-	pthread_mutex_init(&s->maint_lock, NULL);
+	lock_init(&s->maint_lock);
 	io_faults_init(&s->compact_io);
-	pthread_mutex_init(&s->marker_lock, NULL);
+	lock_init(&s->marker_lock);
 	s->opts = opts ? *opts : defaults;
 	store_default_options(&s->opts);
 	s->readonly = (s->opts.flags & ATOLOG_OPEN_READONLY) != 0;
@@ -498,8 +505,8 @@ int atolog_store_close(atolog_store *s)
 	if (s->tail_ready)
 		recent_destroy(&s->tail);
 	segment_fds_destroy(&s->fds);
-	pthread_mutex_destroy(&s->maint_lock);
-	pthread_mutex_destroy(&s->marker_lock);
+	lock_destroy(&s->maint_lock);
+	lock_destroy(&s->marker_lock);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->dir);
@@ -564,14 +571,14 @@ int atolog_store_stats(atolog_store *s, atolog_stats *out)
 			out->first_created_at = out->last_created_at = 0;
 	}
 	if (s->writer_ready) {
-		pthread_mutex_lock(&s->w.lock);
+		lock_acquire(&s->w.lock);
 		out->commit_groups = s->w.n_groups;
 		out->commit_frames = s->w.n_frames;
 		out->log_syncs = s->w.n_syncs;
 		out->index_commits = s->w.n_index_commits;
 		memcpy(out->group_sizes, s->w.group_sizes,
 		       sizeof(out->group_sizes));
-		pthread_mutex_unlock(&s->w.lock);
+		lock_release(&s->w.lock);
 	}
 	return ATOLOG_OK;
 }
@@ -582,11 +589,11 @@ void store_inject_fault(atolog_store *s, enum io_op op, long nth, int err,
 	/* Set while no write is in flight (the leader reads the plan
 	 * without the lock); the lock orders the update before the next
 	 * request a leader takes. */
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	s->w.io.countdown[op] = nth;
 	s->w.io.err[op] = err;
 	s->w.io.short_write = short_write;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 }
 
 void store_inject_compact_fault(atolog_store *s, enum io_op op, long nth, int err)

@@ -435,7 +435,7 @@ int atolog_store_verify(atolog_store *s, atolog_progress_fn progress, void *ctx,
 	int rc;
 
 	err_begin(s);
-	pthread_mutex_lock(&s->maint_lock);
+	lock_acquire(&s->maint_lock);
 	for (int attempt = 0;; attempt++) {
 		rc = verify_pass(s, progress, ctx, out, &raced);
 		if (!raced || attempt == MAINT_COMPACTION_RETRIES)
@@ -443,7 +443,7 @@ int atolog_store_verify(atolog_store *s, atolog_progress_fn progress, void *ctx,
 		err_clear();
 		usleep(MAINT_RETRY_WAIT_MS * 1000);
 	}
-	pthread_mutex_unlock(&s->maint_lock);
+	lock_release(&s->maint_lock);
 	if (rc != ATOLOG_OK)
 		return rc;
 	if (out->problems)

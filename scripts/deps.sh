@@ -6,16 +6,20 @@
 #   scripts/deps.sh          what the library, the CLI and the tests need
 #   scripts/deps.sh bench    that, plus what the benchmarks need (gnuplot for
 #                            the charts, the sqlite3 program for .dump)
+#   scripts/deps.sh tsan     that, plus clang with its ThreadSanitizer
+#                            runtime and llvm-symbolizer (make tsan)
 set -eu
 
 PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev"
 BENCH_PACKAGES="gnuplot-nox sqlite3"
+TSAN_PACKAGES="clang libclang-rt-14-dev llvm-14"
 
 case "${1:-}" in
 "") ;;
 bench) PACKAGES="$PACKAGES $BENCH_PACKAGES" ;;
+tsan) PACKAGES="$PACKAGES $TSAN_PACKAGES" ;;
 *)
-	echo "usage: $0 [bench]" >&2
+	echo "usage: $0 [bench|tsan]" >&2
 	exit 2
 	;;
 esac

@@ -130,7 +130,7 @@ struct run {
 static size_t kill_round(struct run *r, int round)
 {
 	size_t before = r->n_acks;
-	int pipefd[2];
+	int pipefd[2], status;
 	pid_t pid;
 	struct ack a;
 
@@ -159,7 +159,12 @@ static size_t kill_round(struct run *r, int round)
 			r->acks[r->n_acks++] = a;
 	}
 	close(pipefd[0]);
-	waitpid(pid, NULL, 0);
+	waitpid(pid, &status, 0);
+	/* Anything else (a failed write, a sanitizer's report) ended the
+	 * child before the kill. */
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		CHECK_FAILF("round %d: the writer ended before the kill (status %#x)",
+			    round, (unsigned)status);
 	r->kills++;
 	return r->n_acks - before;
 }

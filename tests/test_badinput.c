@@ -361,9 +361,9 @@ static void queue_one_more(void *arg)
 	q->started = true;
 	pthread_create(&q->thread, NULL, record_behind, q);
 	for (int i = 0; i < 5000 && queued == 0; i++) {
-		pthread_mutex_lock(&q->store->w.lock);
+		lock_acquire(&q->store->w.lock);
 		queued = q->store->w.queued_reqs;
-		pthread_mutex_unlock(&q->store->w.lock);
+		lock_release(&q->store->w.lock);
 		if (!queued)
 			usleep(1000);
 	}

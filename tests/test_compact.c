@@ -641,6 +641,82 @@ static void test_removed_at_once(const char *dir)
 	model_free(&m);
 }
 
+/* A committed compaction whose first new segment cannot be read (here, a
+ * directory for a moment: EISDIR) is not taken for an uncommitted one:
+ * the open fails and removes nothing. It used to count any failure as
+ * "absent", and then undo the compaction by deleting the other new
+ * segments, the only copies of what they held. */
+static void test_unreadable_output(const char *root)
+{
+	char *dir = check_path(root, "unreadable");
+	atolog_options o = small_opts();
+	atolog_compact_report r;
+	struct model before = { 0 }, after = { 0 };
+	unsigned long long first = 0;
+	size_t n_outputs = 0;
+	char *journal = check_path(dir, COMPACT_JOURNAL_FILE), line[256];
+	char name[64], *seg, *aside;
+	atolog_store *s;
+	FILE *f;
+	int status, rc;
+	pid_t pid;
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	register_projects(s);
+	record_random(s, &before, 600);
+	CHECK_OK(atolog_store_close(s), NULL);
+	model_copy(&after, &before);
+	model_retain(&after, "beta", false, 0);
+	pid = fork();
+	if (pid == 0) {
+		atolog_store *c;
+
+		crash_at = COMPACT_STEP_RENAMED;
+		if (atolog_store_open(dir, &o, &c) != ATOLOG_OK)
+			_exit(1);
+		store_on_compact_step(c, crash_hook, NULL);
+		compact(c, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r);
+		_exit(2);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+	f = fopen(journal, "r");
+	while (f && fgets(line, sizeof(line), f))
+		sscanf(line, "outputs %llx %zu", &first, &n_outputs);
+	if (f)
+		fclose(f);
+	CHECK(n_outputs >= 2);
+	snprintf(name, sizeof(name), "segments/%016llx.seg", first);
+	seg = check_path(dir, name);
+	aside = check_path(dir, "aside.seg");
+	CHECK(rename(seg, aside) == 0 && mkdir(seg, 0755) == 0);
+	rc = atolog_store_open(dir, &o, &s);
+	CHECK_RC(rc, EISDIR, NULL);
+	CHECK(journal_exists(dir));
+	for (size_t k = 1; k < n_outputs; k++) {
+		char *other;
+
+		snprintf(name, sizeof(name), "segments/%016llx.seg", first + k);
+		other = check_path(dir, name);
+		CHECK(access(other, F_OK) == 0); /* never undone */
+		free(other);
+	}
+	CHECK(rmdir(seg) == 0 && rename(aside, seg) == 0);
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	if (s) {
+		CHECK(!journal_exists(dir));
+		check_exactly(s, &after);
+		check_verify(s);
+		CHECK_OK(atolog_store_close(s), NULL);
+	}
+	model_free(&before);
+	model_free(&after);
+	free(seg);
+	free(aside);
+	free(journal);
+	free(dir);
+}
+
 static void test_crash_points(const char *root)
 {
 	for (int step = 0; step < COMPACT_STEP_COUNT; step++) {
@@ -1103,6 +1179,7 @@ int main(void)
 		{ "corrupt_input", test_corrupt_input },
 		{ "refusals", test_refusals },
 		{ "crash_points", test_crash_points },
+		{ "unreadable_output", test_unreadable_output },
 		{ "io_faults", test_io_faults },
 		{ "removed_at_once", test_removed_at_once },
 		{ "reader_holds_segments", test_reader_holds_segments },

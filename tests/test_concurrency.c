@@ -436,9 +436,9 @@ static uint64_t queued_bytes(atolog_store *s)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&s->w.lock);
+	lock_acquire(&s->w.lock);
 	n = s->w.queued_bytes;
-	pthread_mutex_unlock(&s->w.lock);
+	lock_release(&s->w.lock);
 	return n;
 }
 
@@ -725,7 +725,7 @@ static void check_index_within_durable_log(long *indexed)
 	char *dir = check_tmpdir("durable");
 	struct synced last[64], rec;
 	size_t n_segments = 0;
-	int pipefd[2];
+	int pipefd[2], status;
 	pid_t pid;
 
 	CHECK(pipe(pipefd) == 0);
@@ -758,7 +758,8 @@ static void check_index_within_durable_log(long *indexed)
 		last[k] = rec;
 	}
 	close(pipefd[0]);
-	waitpid(pid, NULL, 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	CHECK(n_segments > 1);
 	lose_unsynced(dir, last, n_segments);
 	/* Read-only: no recovery runs, the index is taken as it is. */

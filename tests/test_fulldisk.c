@@ -59,11 +59,13 @@ struct small_fs {
 
 static int run_quiet(const char *cmd)
 {
-	char line[1024];
+	char *line;
 	int status;
 
-	snprintf(line, sizeof(line), "%s >/dev/null 2>&1", cmd);
+	if (asprintf(&line, "%s >/dev/null 2>&1", cmd) < 0)
+		return -1;
 	status = system(line);
+	free(line);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -57,6 +57,20 @@ static int64_t random_time(void)
 	return t;
 }
 
+/* The whole structures: the recent set's invariants, and the index
+ * against the log (verify), between the steps of the test. */
+static void check_sane(atolog_store *s, const char *when)
+{
+	atolog_verify_report v;
+	char why[256];
+
+	if (!s)
+		return;
+	if (store_recent(s) && !recent_sane(store_recent(s), why, sizeof(why)))
+		CHECK_FAILF("%s: %s", when, why);
+	CHECK_OK(atolog_store_verify(s, NULL, NULL, &v), s);
+}
+
 static void record_random(atolog_store *s, struct model *m)
 {
 	size_t p = check_rand_below(N_PROJECT_NAMES);
@@ -77,6 +91,8 @@ static void record_random(atolog_store *s, struct model *m)
 	in.n_memories_used = m->n % 3;
 	in.context_pack = CONTEXT;
 	CHECK_OK(atolog_interaction_record(s, &in, &out), s);
+	if (m->n % 250 == 0)
+		check_sane(s, "while recording");
 	if (!out)
 		return;
 	CHECK_STR(out->project, project_names[p].canonical);
@@ -157,6 +173,7 @@ static void check_everything(atolog_store *s, const struct model *m,
 	}
 	for (size_t i = 0; i < m->n; i += 7)
 		check_get(s, &m->recs[i]);
+	check_sane(s, when);
 	fprintf(stderr, "test_model: %s: %s\n", when,
 		check_failures == before ? "ok" : "FAILED");
 }

@@ -216,6 +216,14 @@ static void check_take(struct recent *r, struct recent_batch *b, uint64_t from,
 
 /* One leader run: reserve for several groups, then publish them in order,
  * except one that "failed" after its reservation. */
+static void check_sane(struct recent *r)
+{
+	char why[256];
+
+	if (!recent_sane(r, why, sizeof(why)))
+		CHECK_FAILF("%s", why);
+}
+
 static void leader_run(struct recent *r)
 {
 	struct log_item groups[GROUPS_MAX][GROUP_ITEMS];
@@ -269,8 +277,24 @@ int main(void)
 		check_find(&r, indexed);
 		if (round % 10 == 0)
 			check_collect(&r, indexed);
+		check_sane(&r);
 	}
 	CHECK(n_model > 20 * RECENT_CHUNK_ITEMS);
+	{
+		/* The checker sees a broken set. */
+		char why[256];
+		uint64_t end = r.end, was_indexed = r.indexed;
+
+		r.end = end + 1;
+		CHECK(!recent_sane(&r, why, sizeof(why)) &&
+		      strstr(why, "does not end at the end"));
+		r.end = end;
+		r.indexed = end + 1;
+		CHECK(!recent_sane(&r, why, sizeof(why)) &&
+		      strstr(why, "more indexed than published"));
+		r.indexed = was_indexed;
+		CHECK(recent_sane(&r, why, sizeof(why)));
+	}
 	fprintf(stderr, "test_recent: %zu items published, %" PRIu64 " trimmed\n",
 		n_model, indexed);
 	recent_batch_free(&b);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine.h" /* store_index_wait */
 
 #define SMALL_SEGMENT 65536
 #define LIVE_RECORDS 20000 /* what the writer appends during the snapshots */
@@ -36,8 +37,11 @@ struct probe {
 	char msg[512];
 };
 
-/* Records "from", "from+1", ... in SESSION until n or killed. */
-static void write_sequence(const char *dir, long from, long n)
+/* Records "from", "from+1", ... in SESSION until n or killed. With
+ * rolled >= 0, writes a byte to it once the log spans two segments and
+ * the index has reached the second (a snapshot takes the segments up to
+ * the index's point, engine/snapshot.c). */
+static void write_sequence(const char *dir, long from, long n, int rolled)
 {
 	atolog_options opts = { .sync = ATOLOG_SYNC_NONE, .segment_size = SMALL_SEGMENT };
 	atolog_store *s;
@@ -47,9 +51,17 @@ static void write_sequence(const char *dir, long from, long n)
 		char prompt[32];
 		atolog_interaction in = { .prompt = prompt, .session_id = SESSION,
 					  .project = "p" };
+		atolog_stats st;
 
 		snprintf(prompt, sizeof(prompt), "%ld", i);
 		CHECK_OK(atolog_interaction_record(s, &in, NULL), s);
+		if (rolled >= 0 && atolog_store_stats(s, &st) == ATOLOG_OK &&
+		    st.n_segments > 1) {
+			store_index_wait(s);
+			CHECK(write(rolled, "r", 1) == 1);
+			close(rolled);
+			rolled = -1;
+		}
 	}
 	CHECK_OK(atolog_store_close(s), NULL);
 }
@@ -134,17 +146,25 @@ static void test_during_ingest(const char *dir)
 {
 	pid_t writer;
 	long last = 0;
-	int status;
+	int status, rolled[2];
+	char c;
 
-	write_sequence(dir, 0, 200);
+	write_sequence(dir, 0, 200, -1);
+	CHECK(pipe(rolled) == 0);
 	writer = fork();
 	if (writer == 0) {
 		alarm(60);
-		write_sequence(dir, 200, LIVE_RECORDS);
+		close(rolled[0]);
+		write_sequence(dir, 200, LIVE_RECORDS, rolled[1]);
 		pause(); /* until killed: the store stays as written */
 		_exit(0);
 	}
-	usleep(50 * 1000);
+	/* Not a fixed pause: a slow writer (a loaded machine, a sanitizer)
+	 * would not have sealed a segment yet, and every snapshot must link
+	 * at least one. */
+	close(rolled[1]);
+	CHECK(read(rolled[0], &c, 1) == 1);
+	close(rolled[0]);
 	for (int i = 0; i < 6; i++) {
 		char name[32], *snap;
 		struct probe p;
@@ -168,6 +188,16 @@ static void test_during_ingest(const char *dir)
 	}
 	kill(writer, SIGKILL);
 	waitpid(writer, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+	char *path = check_path(dir, name);
+	bool yes = access(path, F_OK) == 0;
+
+	free(path);
+	return yes;
 }
 
 static void test_restore_round_trip(const char *root)
@@ -177,17 +207,19 @@ static void test_restore_round_trip(const char *root)
 	struct probe p, after;
 	long n;
 
-	write_sequence(src, 0, 500);
+	write_sequence(src, 0, 500, -1);
 	p = run_probe(PROBE_SNAPSHOT, src, snap);
 	CHECK_RC(p.rc, ATOLOG_OK, NULL);
 	CHECK_INT(p.info.records, 500);
 	/* The source goes on; the snapshot does not move. */
-	write_sequence(src, 500, 100);
+	write_sequence(src, 500, 100, -1);
 	CHECK_RC(atolog_snapshot_restore(snap, dst, 0, NULL, NULL), ATOLOG_OK, NULL);
 	n = check_snapshot(dst, 500);
 	CHECK_INT(n, 500);
+	/* Neither is a work directory any more. */
+	CHECK(!exists_in(snap, ".atolog-work") && !exists_in(dst, ".atolog-work"));
 	/* The restored store takes writes; the snapshot stays as it was. */
-	write_sequence(dst, 500, 50);
+	write_sequence(dst, 500, 50, -1);
 	after = run_probe(PROBE_VERIFY, dst, NULL);
 	CHECK_RC(after.rc, ATOLOG_OK, NULL);
 	CHECK_INT(after.replayed, 550);
@@ -233,9 +265,9 @@ static void test_restore_refuses_live(const char *root)
 	pid_t writer;
 	char c;
 
-	write_sequence(src, 0, 20);
+	write_sequence(src, 0, 20, -1);
 	CHECK_RC(run_probe(PROBE_SNAPSHOT, src, snap).rc, ATOLOG_OK, NULL);
-	write_sequence(live, 0, 5);
+	write_sequence(live, 0, 5, -1);
 	if (pipe(ready) != 0)
 		abort();
 	writer = fork();
@@ -343,14 +375,6 @@ static void make_fake(const char *dir, const char *name, int64_t t, bool manifes
 	free(path);
 }
 
-static bool exists_in(const char *dir, const char *name)
-{
-	char *path = check_path(dir, name);
-	bool yes = access(path, F_OK) == 0;
-
-	free(path);
-	return yes;
-}
 
 /* Runs `atolog snapshot cleanup dir args`; returns stdout (malloc'ed). */
 static char *cleanup(const char *cli, const char *dir, const char *args)
@@ -523,20 +547,74 @@ static size_t count_tmp(const char *dir)
 	return n;
 }
 
+/* Who this process is, as a work directory's marker says it. */
+struct whoami {
+	char boot[64], host[256];
+	unsigned long long pidns, start;
+};
+
+static void whoami(struct whoami *w)
+{
+	char buf[1024], *p;
+	struct stat st;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+	memset(w, 0, sizeof(*w));
+	if (f && fgets(w->boot, sizeof(w->boot), f))
+		w->boot[strcspn(w->boot, "\n")] = '\0';
+	if (f)
+		fclose(f);
+	gethostname(w->host, sizeof(w->host) - 1);
+	if (stat("/proc/self/ns/pid", &st) == 0)
+		w->pidns = (unsigned long long)st.st_ino;
+	f = fopen("/proc/self/stat", "r");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')'))) {
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			sscanf(p, " %llu", &w->start);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* A work directory as a snapshot leaves it, marked as made by pid. */
+static void make_work(const char *dir, const char *name, const struct whoami *w,
+		      long pid)
+{
+	char *path = check_path(dir, name), *marker;
+	FILE *f;
+
+	make_fake(dir, name, 0, false);
+	marker = check_path(path, ".atolog-work");
+	f = fopen(marker, "w");
+	if (f) {
+		fprintf(f, "atolog-work 1\nboot %s\nhost %s\npidns %llu\npid %ld\n"
+			"start %llu\n", w->boot, w->host, w->pidns, pid, w->start);
+		fclose(f);
+	}
+	free(marker);
+	free(path);
+}
+
 static void test_stale_work_dirs(const char *root)
 {
 	const char *cli = getenv("ATOLOG_CLI");
 	char *store = check_path(root, "store"), *backups = check_path(root, "backups");
-	char dead[64], live[64], reused[64], *out;
+	char dead[64], live[64], reused[64], rebooted[64], host[64], ns[64], bare[64];
+	struct whoami me, other;
 	atolog_snapshot_info info;
 	atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
 	atolog_store *s;
+	long gone = dead_pid(), self = (long)getpid();
+	char *out;
 
 	if (!cli) {
 		CHECK_FAILF("ATOLOG_CLI is not set");
 		return;
 	}
-	write_sequence(store, 0, 300);
+	whoami(&me);
+	write_sequence(store, 0, 300, -1);
 	CHECK(mkdir(backups, 0755) == 0);
 	{
 		char *dest = check_path(backups, "killed");
@@ -544,33 +622,46 @@ static void test_stale_work_dirs(const char *root)
 		killed_snapshot(store, dest);
 		free(dest);
 	}
-	snprintf(dead, sizeof(dead), "old.tmp-%ld-%" PRIx64, dead_pid(),
-		 (uint64_t)time(NULL) * 1000000);
-	snprintf(live, sizeof(live), "run.tmp-%ld-%" PRIx64, (long)getpid(),
-		 (uint64_t)time(NULL) * 1000000);
-	/* Our pid, but named long before this process began: reused. */
-	snprintf(reused, sizeof(reused), "re.tmp-%ld-1", (long)getpid());
-	make_fake(backups, dead, 1790000000, true); /* with its manifest */
-	make_fake(backups, live, 0, false);
-	make_fake(backups, reused, 0, false);
-	make_fake(backups, "half.tmp-7", 0, false); /* not a work dir's name */
-	{
-		char *path = check_path(root, "backups/file.tmp-1-1");
-		FILE *f = fopen(path, "w");
+	/* Stale: its process is gone; our pid but another start (reused);
+	 * another boot of this host. */
+	snprintf(dead, sizeof(dead), "old.tmp-%ld-1", gone);
+	make_work(backups, dead, &me, gone);
+	snprintf(reused, sizeof(reused), "re.tmp-%ld-2", self);
+	other = me;
+	other.start = me.start + 1000;
+	make_work(backups, reused, &other, self);
+	snprintf(rebooted, sizeof(rebooted), "boot.tmp-%ld-3", self);
+	other = me;
+	snprintf(other.boot, sizeof(other.boot), "00000000-0000-0000-0000-000000000000");
+	make_work(backups, rebooted, &other, self);
+	/* Left alone: ours and running; another host's; another pid
+	 * namespace's (a container: its pids mean nothing here), however
+	 * dead they look; no marker at all; not a work directory's name. */
+	snprintf(live, sizeof(live), "run.tmp-%ld-4", self);
+	make_work(backups, live, &me, self);
+	snprintf(host, sizeof(host), "nfs.tmp-%ld-5", gone);
+	other = me;
+	snprintf(other.host, sizeof(other.host), "another-host");
+	make_work(backups, host, &other, gone);
+	snprintf(ns, sizeof(ns), "ns.tmp-%ld-6", gone);
+	other = me;
+	other.pidns = me.pidns + 1;
+	make_work(backups, ns, &other, gone);
+	snprintf(bare, sizeof(bare), "bare.tmp-%ld-7", gone);
+	make_fake(backups, bare, 0, false);
+	make_fake(backups, "half.tmp-7", 0, false);
+	CHECK_INT(count_tmp(backups), 8);
 
-		if (f)
-			fclose(f);
-		free(path);
-	}
-	CHECK_INT(count_tmp(backups), 4);
-
-	/* Cleanup's dry run lists the stale and removes nothing. */
+	/* Cleanup's dry run lists the stale (the killed one too) and
+	 * removes nothing. */
 	out = cleanup(cli, backups, "");
-	CHECK(out && strstr(out, dead) && strstr(out, reused));
-	CHECK(out && strstr(out, "\"reasons\":[\"stale\"]") && strstr(out, "\"stale\":3"));
-	CHECK(out && !strstr(out, live) && !strstr(out, "half.tmp-7"));
+	CHECK(out && strstr(out, dead) && strstr(out, reused) && strstr(out, rebooted));
+	CHECK(out && strstr(out, "killed.tmp-"));
+	CHECK(out && strstr(out, "\"reasons\":[\"stale\"]") && strstr(out, "\"stale\":4"));
+	CHECK(out && !strstr(out, live) && !strstr(out, host) && !strstr(out, ns) &&
+	      !strstr(out, bare) && !strstr(out, "half.tmp-7"));
 	free(out);
-	CHECK_INT(count_tmp(backups), 4);
+	CHECK_INT(count_tmp(backups), 8);
 
 	/* The next snapshot into the directory sweeps them. */
 	CHECK_OK(atolog_store_open(store, &ro, &s), NULL);
@@ -579,16 +670,19 @@ static void test_stale_work_dirs(const char *root)
 
 		CHECK_OK(atolog_store_snapshot(s, dest, NULL, NULL, &info), s);
 		CHECK_INT(info.records, 300);
+		CHECK(!exists_in(dest, ".atolog-work")); /* a snapshot, not work */
 		free(dest);
 		atolog_store_close(s);
 	}
-	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused));
-	CHECK(exists_in(backups, live) && exists_in(backups, "half.tmp-7"));
-	CHECK(exists_in(backups, "file.tmp-1-1") && exists_in(backups, "snap"));
-	CHECK_INT(count_tmp(backups), 1);
+	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused) &&
+	      !exists_in(backups, rebooted));
+	CHECK(exists_in(backups, live) && exists_in(backups, host) &&
+	      exists_in(backups, ns) && exists_in(backups, bare));
+	CHECK(exists_in(backups, "half.tmp-7") && exists_in(backups, "snap"));
+	CHECK_INT(count_tmp(backups), 4);
 
 	/* And cleanup --apply does too. */
-	make_fake(backups, dead, 0, false);
+	make_work(backups, dead, &me, gone);
 	out = cleanup(cli, backups, "--apply");
 	CHECK(out && strstr(out, "\"action\":\"deleted\",\"reasons\":[\"stale\"]"));
 	free(out);
