@@ -476,21 +476,28 @@ static void parent_of(const char *dest, char *out, size_t size)
 		snprintf(out, size, "%.*s", (int)(slash - dest), dest);
 }
 
-/* A store's skeleton: dir, dir/segments, dir/index. */
+/* A store's skeleton: dir, dir/segments, dir/index, and its marker. If
+ * any step after the first fails, dir goes again: without its marker no
+ * sweep would ever take it for stale. */
 static int make_dirs(const char *dir)
 {
 	char path[PATH_MAX];
+	int rc = 0;
 
 	if (mkdir(dir, 0755) != 0)
 		return errno == EEXIST ? err_set(ATOLOG_EXISTS, "snapshot: %s exists", dir)
 				       : err_errno(errno, "snapshot: creating %s", dir);
 	snprintf(path, sizeof(path), "%s/segments", dir);
 	if (mkdir(path, 0755) != 0)
-		return err_errno(errno, "snapshot: creating %s", path);
+		rc = err_errno(errno, "snapshot: creating %s", path);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	if (mkdir(path, 0755) != 0)
-		return err_errno(errno, "snapshot: creating %s", path);
-	return work_mark(dir);
+	if (rc == 0 && mkdir(path, 0755) != 0)
+		rc = err_errno(errno, "snapshot: creating %s", path);
+	if (rc == 0)
+		rc = work_mark(dir);
+	if (rc != 0)
+		remove_tree(dir);
+	return rc;
 }
 
 /* Syncs the skeleton's subdirectories (before the manifest names them
