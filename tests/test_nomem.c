@@ -66,7 +66,7 @@
 
 /* An operation whose failures are not all reached by this many runs is
  * taken to loop (each run fails one allocation of a finite path). */
-#define NOMEM_RUNS_MAX 20000
+#define NOMEM_RUNS_MAX 2000
 #define NOMEM_SAMPLE_HEAD 32   /* a sampled operation: its first allocations, */
 #define NOMEM_SAMPLE_TAIL 32   /* its last ones, */
 #define NOMEM_SAMPLE_MIDDLE 16 /* and so many in between (nomem_loop_sampled) */
