@@ -705,16 +705,33 @@ static void log_group_run(atolog_store *s, struct commit_req *reqs,
  * Leading.
  */
 
-static struct commit_req *queue_take_locked(struct writer *w)
+/*
+ * Takes the queued requests as one group, but no more than fit in one
+ * segment (the first always goes): a group that lies in one segment can be
+ * taken back whole if its write fails (group_roll_ahead), which a group
+ * rolling in its middle cannot. The rest lead the next group.
+ */
+static struct commit_req *queue_take_locked(atolog_store *s)
 {
-	struct commit_req *reqs;
+	struct writer *w = &s->w;
+	struct commit_req *reqs, *last;
+	uint64_t bytes;
+	uint64_t taken = 1;
 
 	lock_assert_held(&w->lock);
 	reqs = w->paused || w->exclusive ? NULL : w->queue_head;
-	if (reqs) {
-		w->queue_head = w->queue_tail = NULL;
-		w->queued_reqs = 0;
-	}
+	if (!reqs)
+		return NULL;
+	bytes = reqs->bytes;
+	for (last = reqs; last->next &&
+	     bytes + last->next->bytes + SEGMENT_HEADER_SIZE <= s->opts.segment_size;
+	     last = last->next, taken++)
+		bytes += last->next->bytes;
+	w->queue_head = last->next;
+	if (!w->queue_head)
+		w->queue_tail = NULL;
+	last->next = NULL;
+	w->queued_reqs -= taken;
 	return reqs;
 }
 
@@ -760,7 +777,7 @@ static void leader_run(atolog_store *s, struct commit_req *self)
 	if (s->opts.sync == ATOLOG_SYNC_ALWAYS)
 		leader_gather_locked(w, self);
 	for (;;) {
-		struct commit_req *reqs = queue_take_locked(w);
+		struct commit_req *reqs = queue_take_locked(s);
 
 		if (!reqs)
 			break;
@@ -794,6 +811,12 @@ static int wait_for_room_locked(atolog_store *s, struct commit_req *req)
 	if (s->opts.queue_timeout_ms)
 		until = deadline_in_us((int64_t)s->opts.queue_timeout_ms * 1000);
 	/* A request larger than the whole budget still goes, alone. */
+	/* A registration is acknowledged once indexed, which a full index
+	 * cannot promise: refused before its frame is written, so that a
+	 * refusal never takes effect later. */
+	if (w->index_full && req->wait_indexed)
+		return err_set(ATOLOG_FULL, "%s; registrations resume once there is "
+			       "room", w->index_full_msg);
 	while (!w->failed_rc && !w->stopping &&
 	       ((w->queued_bytes > 0 &&
 		 w->queued_bytes + req->bytes > s->opts.queue_bytes) ||
@@ -1353,8 +1376,10 @@ void writer_index_catch_up(atolog_store *s)
 	lock_acquire(&w->lock);
 	target = w->published;
 	index_nudge_locked(w, true);
+	/* A full index would hold it for ever: the caller takes the recent
+	 * set's end instead (snapshot_end). */
 	while (w->indexed < target && !w->index_failed && !w->index_paused &&
-	       !w->failed_rc)
+	       !w->failed_rc && !w->index_full)
 		lock_wait(&w->idle, &w->lock);
 	lock_release(&w->lock);
 }
@@ -1375,6 +1400,16 @@ void store_set_recent_max(atolog_store *s, uint64_t max)
 	s->w.recent_max = max;
 	pthread_cond_broadcast(&s->w.room);
 	lock_release(&s->w.lock);
+}
+
+bool store_index_full(atolog_store *s)
+{
+	bool full;
+
+	lock_acquire(&s->w.lock);
+	full = s->w.index_full;
+	lock_release(&s->w.lock);
+	return full;
 }
 
 void writer_destroy(atolog_store *s)

@@ -48,6 +48,8 @@
  * sync none, name log bytes not yet flushed); holds the boot id, so a
  * reboot (a machine crash) is detectable. */
 #define STORE_UNSYNCED_FILE "index-unsynced"
+#define STORE_LOCK_RETRY_MS 100 /* a writer open retries a held LOCK this
+				 * long: readers hold it shared for an instant */
 #define SEGMENT_SUFFIX ".seg"
 #define SEGMENT_NAME_LEN 20         /* 16 hex digits + ".seg" */
 #define SEGMENT_FIRST_ID 1
@@ -547,6 +549,13 @@ int tail_load(atolog_store *store);
 
 /* engine/recovery.c: brings the index level with the log at open. */
 int recovery_run(atolog_store *store);
+/* engine/recovery.c: reads back the frame st names as the last indexed:
+ * ATOLOG_OK (*kind its kind, 0 for none yet); ATOLOG_NOTFOUND (st does not
+ * describe this log: its segment is gone, or it contradicts itself);
+ * ATOLOG_CORRUPT (that acknowledged frame is damaged, or the log ends
+ * before it); errno. */
+int state_frame_check(atolog_store *store, const struct index_state *st,
+		      uint8_t *kind);
 
 /* engine/read.c: reads and decodes the record frame at a location. */
 int store_read_record(atolog_store *store, const struct index_loc *loc,
@@ -571,6 +580,8 @@ void store_pause_log(atolog_store *store, bool paused);
  * and how many recent items make callers wait (0: RECENT_MAX_ITEMS). */
 void store_pause_index(atolog_store *store, bool paused);
 void store_set_recent_max(atolog_store *store, uint64_t max);
+/* Test hook: whether the index's last commit found the disk full. */
+bool store_index_full(atolog_store *store);
 /* Test hook: waits until the index holds everything published. */
 void store_index_wait(atolog_store *store);
 /* Whole-structure check of the set's invariants (recent.c's list), for

@@ -253,8 +253,8 @@ static bool contains(const uint64_t *ids, size_t n, uint64_t id, size_t *at)
  * this is not a torn tail to cut but damage to report. Any other failure
  * (EIO, ENOMEM) is passed on: a rebuild would only hide it.
  */
-static int state_frame_check(atolog_store *s, const struct index_state *st,
-			     uint8_t *kind)
+int state_frame_check(atolog_store *s, const struct index_state *st,
+		      uint8_t *kind)
 {
 	struct segment_header hdr;
 	uint8_t *frame = NULL;

@@ -52,6 +52,7 @@ struct snapshot {
 	char tmp[SNAPSHOT_TMP_MAX];
 	struct index_state state; /* the index copy's */
 	struct index_state end;   /* how far the log prefix goes */
+	struct compact_view view; /* an interrupted compaction's, if any */
 	atolog_snapshot_info *out;
 	struct copier copier;
 };
@@ -151,6 +152,8 @@ static int take_segments(struct snapshot *sn)
 
 		if (ids[i] > sn->end.segment)
 			break; /* newer than the snapshot's point */
+		if (compact_view_ignores(&sn->view, ids[i]))
+			continue; /* not the log the index copy describes */
 		segment_path(from, sizeof(from), dir, ids[i]);
 		snprintf(sub, sizeof(sub), "%s/segments", sn->tmp);
 		segment_path(to, sizeof(to), sub, ids[i]);
@@ -172,7 +175,8 @@ static int take_segments(struct snapshot *sn)
 }
 
 /* The total for progress: the segments the snapshot will take. */
-static uint64_t segments_total(const atolog_store *s, const struct index_state *st)
+static uint64_t segments_total(const atolog_store *s, const struct index_state *st,
+			       const struct compact_view *view)
 {
 	uint64_t *ids = NULL, total = 0;
 	size_t n = 0;
@@ -184,6 +188,8 @@ static uint64_t segments_total(const atolog_store *s, const struct index_state *
 		struct stat sb;
 
 		segment_path(path, sizeof(path), s->segment_dir, ids[i]);
+		if (compact_view_ignores(view, ids[i]))
+			continue;
 		if (ids[i] == st->segment)
 			total += st->end_offset;
 		else if (stat(path, &sb) == 0)
@@ -543,22 +549,24 @@ static int publish(const char *tmp, const char *dest)
 }
 
 /*
- * The log prefix to take: what the index copy describes, or, on a
- * read-only handle that serves a dead writer's unindexed tail, as far as
- * that tail goes (unless the index has caught up since): those records
+ * The log prefix to take: what the index copy describes, or, when the
+ * handle serves more than its index holds, as far as that goes: a
+ * read-only handle's unindexed tail (a dead writer's), or a writer's
+ * recent set when its index cannot catch up (a full disk). Those records
  * were acknowledged too. The snapshot's index then lags its log, which
  * its first writer open indexes and its readers serve as a tail.
  */
 static void snapshot_end(struct snapshot *sn)
 {
-	struct index_state tail;
+	struct recent *r = store_recent(sn->store);
+	struct index_state last;
 
 	sn->end = sn->state;
-	if (!sn->store->tail_ready)
+	if (!r)
 		return;
-	recent_last_state(&sn->store->tail, &tail);
-	if (tail.last_seq > sn->state.last_seq && tail.segment >= sn->state.segment)
-		sn->end = tail;
+	recent_last_state(r, &last);
+	if (last.last_seq > sn->state.last_seq && last.segment >= sn->state.segment)
+		sn->end = last;
 }
 
 /*
@@ -567,29 +575,46 @@ static void snapshot_end(struct snapshot *sn)
  * meanwhile, or leave old and new ones side by side while it retires
  * them: *raced then says to take it all again.
  */
+/* Whether two looks at the journal saw the same interrupted compaction
+ * (or none): then it is not running, and its view holds for the copy. */
+static bool same_view(const struct compact_view *a, const struct compact_view *b)
+{
+	return a->pending == b->pending && a->nonce == b->nonce &&
+	       a->committed == b->committed && a->swapped == b->swapped;
+}
+
 static int take_store(struct snapshot *sn, bool *raced)
 {
 	atolog_store *s = sn->store;
+	struct compact_view after_view = { .pending = false };
 	uint64_t before = 0, after = 0;
-	bool pending = compact_pending(s);
 	int rc = index_last_compaction(s->idx, &before);
 
 	*sn->out = (atolog_snapshot_info){ .created_at = sn->out->created_at };
 	sn->copier.linked = 0;
 	if (rc == 0)
+		rc = compact_view_read(s, &sn->view);
+	if (rc == 0)
 		rc = make_dirs(sn->tmp);
-	if (rc != 0)
+	if (rc != 0) {
+		compact_view_free(&sn->view);
 		return rc; /* nothing of ours to remove */
+	}
 	rc = take_index(sn);
 	if (rc == 0) {
 		snapshot_end(sn);
 		sn->out->records = sn->end.n_records;
 		sn->out->last_seq = sn->end.last_seq;
-		sn->copier.total = segments_total(s, &sn->end);
+		sn->copier.total = segments_total(s, &sn->end, &sn->view);
 		rc = take_segments(sn);
 	}
-	*raced = pending || index_last_compaction(s->idx, &after) != ATOLOG_OK ||
-		 after != before;
+	*raced = compact_view_read(s, &after_view) != ATOLOG_OK ||
+		 !same_view(&sn->view, &after_view) ||
+		 index_last_compaction(s->idx, &after) != ATOLOG_OK || after != before;
+	compact_view_free(&after_view);
+	compact_view_free(&sn->view);
+	if (*raced)
+		err_clear();
 	if (rc != 0 || *raced)
 		remove_tree(sn->tmp);
 	return rc;

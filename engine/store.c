@@ -47,6 +47,23 @@ static int store_make_dirs(atolog_store *s)
 	return ATOLOG_OK;
 }
 
+/*
+ * Readers look whether a writer runs by taking LOCK shared for an instant
+ * (engine/tail.c, engine/follow.c): a writer opening in that instant must
+ * not be refused as if another writer held it. So a refusal is retried
+ * for STORE_LOCK_RETRY_MS; another writer holds it for longer than that.
+ */
+static int lock_exclusive(int fd)
+{
+	for (int waited = 0;; waited++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || waited >= STORE_LOCK_RETRY_MS)
+			return -1;
+		usleep(1000);
+	}
+}
+
 static int store_lock(atolog_store *s)
 {
 	char path[PATH_MAX], pid[32];
@@ -56,7 +73,7 @@ static int store_lock(atolog_store *s)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return err_errno(errno, "opening %s", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+	if (lock_exclusive(fd) != 0) {
 		int e = errno;
 		ssize_t got = pread(fd, pid, sizeof(pid) - 1, 0);
 
@@ -236,6 +253,35 @@ int store_marker_write(atolog_store *s)
 }
 
 /* Removes the marker once the index is flushed (a no-op without one). */
+/*
+ * In sync none the log is synced only at rolls and close, so the index
+ * may name log bytes a machine crash would lose: before the marker goes,
+ * the segment holding the last frame the index names is synced (older
+ * ones were, when sealed). Otherwise the next open would find the index
+ * naming frames the log lost, which is corruption, where it is the loss
+ * that mode allows and a rebuild repairs.
+ */
+static int marker_sync_log(atolog_store *s)
+{
+	struct index_state st;
+	char path[PATH_MAX];
+	int fd, rc = index_state_get(s->idx, &st);
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	segment_path(path, sizeof(path), s->segment_dir, st.segment);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(errno, "syncing %s", path);
+	rc = io_fdatasync(NULL, fd);
+	close(fd);
+	if (rc)
+		return err_errno(rc, "syncing %s", path);
+	if (s->w.on_sync) /* a sync of the log, like the leader's */
+		s->w.on_sync(st.segment, st.end_offset, s->w.on_sync_ctx);
+	return ATOLOG_OK;
+}
+
 static int marker_clear_locked(atolog_store *s)
 {
 	char *marker;
@@ -245,6 +291,8 @@ static int marker_clear_locked(atolog_store *s)
 	if (!s->marker_present)
 		return ATOLOG_OK;
 	rc = index_sync(s->idx);
+	if (rc == ATOLOG_OK && s->opts.sync == ATOLOG_SYNC_NONE)
+		rc = marker_sync_log(s);
 	if (rc != ATOLOG_OK)
 		return rc;
 	marker = path_join(s->dir, STORE_UNSYNCED_FILE);

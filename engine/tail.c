@@ -29,6 +29,8 @@
  *    describe (engine/journal.c); they are not scanned.
  *  - The set is fixed at open: a reader that wants later records opens
  *    again (or reads beside a live writer, which indexes them).
+ *  - An index with no state row (a rebuild that stopped before its first
+ *    batch) makes the whole log the tail, from the first segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,12 +118,15 @@ static void tail_damaged(atolog_store *s, uint64_t segment, uint64_t offset)
 	err_clear();
 }
 
-/* Scans segment id from offset; *more false once the tail has ended. */
+/* Scans segment id from offset (after a frame of prev_kind there); *more
+ * false once the tail has ended. */
 static int tail_segment(struct tail_scan *t, uint64_t id, uint64_t offset,
-			const uint8_t store_id[UUID_SIZE], bool newest, bool *more)
+			uint8_t prev_kind, const uint8_t store_id[UUID_SIZE],
+			bool newest, bool *more)
 {
 	atolog_store *s = t->store;
-	struct scan_start from = { .segment_id = id, .offset = offset };
+	struct scan_start from = { .segment_id = id, .offset = offset,
+				   .prev_kind = prev_kind };
 	struct segment_header hdr;
 	struct scan_result res;
 	int fd, rc = segment_open(s->segment_dir, id, O_RDONLY, &hdr, &fd);
@@ -152,12 +157,54 @@ static int tail_segment(struct tail_scan *t, uint64_t id, uint64_t offset,
 	return ATOLOG_OK;
 }
 
+/*
+ * The kind of the last frame the index holds: a state that ends on a
+ * seal (a writer stopped between its seal and the next segment) resumes
+ * in the next segment, not in a sealed one's empty rest. A damaged frame
+ * there is the read path's to report (it is indexed); the tail goes on.
+ */
+static uint8_t tail_prev_kind(atolog_store *s, const struct index_state *st)
+{
+	uint8_t kind = 0;
+
+	if (state_frame_check(s, st, &kind) != ATOLOG_OK)
+		kind = 0;
+	err_clear();
+	return kind;
+}
+
+/*
+ * No state row: the index was emptied for a rebuild that stopped before
+ * its first batch (or never written). The log is then all tail, from the
+ * first segment, and the store id is that segment's.
+ */
+static int tail_state_from_log(atolog_store *s, struct index_state *st)
+{
+	struct segment_header hdr;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int fd, rc = segment_list(s->segment_dir, &ids, &n);
+
+	memset(st, 0, sizeof(*st));
+	if (rc == ATOLOG_OK && n > 0)
+		rc = segment_open(s->segment_dir, ids[0], O_RDONLY, &hdr, &fd);
+	if (rc == ATOLOG_OK && n > 0) {
+		close(fd);
+		memcpy(st->store_id, hdr.store_id, UUID_SIZE);
+		st->segment = ids[0];
+		st->end_offset = SEGMENT_HEADER_SIZE;
+	}
+	free(ids);
+	return rc;
+}
+
 /* The segments past the index's point, in order, that the index's log
  * holds (a pending compaction's other side left out). */
 static int tail_scan(struct tail_scan *t, const struct index_state *st,
 		     const struct compact_view *view)
 {
 	atolog_store *s = t->store;
+	uint8_t prev_kind = tail_prev_kind(s, st);
 	uint64_t *ids = NULL;
 	size_t n = 0, first = 0;
 	bool more = true;
@@ -172,7 +219,8 @@ static int tail_scan(struct tail_scan *t, const struct index_state *st,
 		if (compact_view_ignores(view, ids[i]))
 			continue;
 		rc = tail_segment(t, ids[i], i == first ? st->end_offset : SEGMENT_HEADER_SIZE,
-				  st->store_id, i + 1 == n, &more);
+				  i == first ? prev_kind : 0, st->store_id, i + 1 == n,
+				  &more);
 	}
 	free(ids);
 	return rc;
@@ -190,7 +238,9 @@ int tail_load(atolog_store *s)
 	rc = index_state_get(s->idx, &st);
 	if (rc == ATOLOG_NOTFOUND) {
 		err_clear();
-		return ATOLOG_OK; /* an index never written: nothing to start from */
+		rc = tail_state_from_log(s, &st);
+		if (rc == ATOLOG_OK && !st.segment)
+			return ATOLOG_OK; /* no segment: nothing to serve */
 	}
 	if (rc == ATOLOG_OK)
 		rc = compact_view_read(s, &view);

@@ -199,15 +199,43 @@ static int index_env_create(struct index *idx, const struct index_options *o)
 
 /*
  * LMDB maps its lock file (the reader table) shared and writable, and
- * sizes it with ftruncate, which leaves it sparse: a reader taking a slot
- * in a page never touched before makes the kernel find a block for it,
- * and on a full disk (or tmpfs) that is a SIGBUS, not an error. So the
- * file's blocks are reserved once it exists, without changing its size
- * (every process maps it whole). On a disk already too full for that, the
- * open fails with ATOLOG_FULL instead of a crash later. A file that cannot
- * be opened for writing (read-only media) is left as it is; so is a
- * filesystem that has no fallocate.
+ * sizes it with ftruncate, which leaves it sparse: writing its header, or
+ * a reader taking a slot in a page never touched before, makes the kernel
+ * find a block for it, and on a full disk (or tmpfs) that is a SIGBUS,
+ * not an error. So atolog makes the lock file itself when there is none:
+ * INDEX_LOCK_FILE_BYTES with every block allocated, under a temporary
+ * name, then linked into place, so that no process ever maps it before it
+ * is whole. LMDB takes a lock file of any size at least what its reader
+ * table needs and sizes the table from the file, so every process agrees
+ * on it. One that exists (an older build's) has its blocks reserved once
+ * it is open, without changing its size (every process maps it whole).
+ * On a disk too full for either, the open fails with ATOLOG_FULL instead
+ * of a crash later. Read-only media, and filesystems without fallocate,
+ * are left to LMDB.
  */
+static int index_make_lock_file(const struct index *idx)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32];
+	int fd, rc = ATOLOG_OK;
+
+	snprintf(path, sizeof(path), "%s/lock.mdb", idx->path);
+	if (access(path, F_OK) == 0)
+		return ATOLOG_OK;
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return ATOLOG_OK; /* read-only media: LMDB says what it can */
+	if (fallocate(fd, 0, 0, INDEX_LOCK_FILE_BYTES) != 0) {
+		if (errno != EOPNOTSUPP && errno != ENOSYS)
+			rc = err_errno(errno, "index: making %s", path);
+	} else if (link(tmp, path) != 0 && errno != EEXIST) {
+		rc = err_errno(errno, "index: making %s", path);
+	}
+	close(fd);
+	unlink(tmp);
+	return rc;
+}
+
 static int index_reserve_lock_file(struct index *idx)
 {
 	char path[PATH_MAX];
@@ -251,7 +279,9 @@ int index_open(const char *dir, const struct index_options *opts,
 		rc = err_errno(errno, "creating %s", dir);
 		goto fail;
 	}
-	rc = index_env_create(idx, opts);
+	rc = index_make_lock_file(idx);
+	if (rc == ATOLOG_OK)
+		rc = index_env_create(idx, opts);
 	if (rc == ATOLOG_OK)
 		rc = index_reserve_lock_file(idx);
 	if (rc == ATOLOG_OK)

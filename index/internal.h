@@ -41,6 +41,10 @@
 #define ID_VALUE_SIZE 64
 #define STATE_VALUE_SIZE 64
 #define INDEX_MAX_READERS 1024
+/* lock.mdb as atolog makes it: at least LMDB's reader table for
+ * INDEX_MAX_READERS (65,664 bytes on x86-64); LMDB sizes the table from
+ * the file, so a larger one only holds more readers. */
+#define INDEX_LOCK_FILE_BYTES (128u << 10)
 #define INDEX_FULL_SLACK_BYTES (1u << 20) /* less room than this: a failed
 					  * commit's EIO was a full disk */
 #define INDEX_MAX_DBS 16

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -243,6 +245,32 @@ static void test_registry_conflicts(atolog_store *s)
 	/* Registering again what is there changes nothing. */
 	CHECK_OK(atolog_project_add(s, "FIRST", a1, 2), s);
 	CHECK_UNCHANGED(s, before);
+}
+
+/* A reader's look at LOCK (a shared flock for an instant) does not make a
+ * writer opening at that instant fail as if another writer held it. */
+static void test_lock_beside_a_look(const char *dir)
+{
+	char *path = check_path(dir, "LOCK");
+	int fd = open(path, O_RDONLY), status;
+	atolog_store *s = NULL;
+	pid_t pid;
+
+	CHECK(fd >= 0 && flock(fd, LOCK_SH) == 0);
+	pid = fork();
+	if (pid == 0) {
+		/* A long look (the lock is the shared open file's: the
+		 * child lets it go for both), while the writer tries. */
+		usleep(30000);
+		flock(fd, LOCK_UN);
+		_exit(0);
+	}
+	CHECK_OK(atolog_store_open(dir, NULL, &s), NULL); /* retried, not LOCKED */
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	atolog_store_close(s);
+	close(fd);
+	free(path);
 }
 
 static void test_locks_and_modes(const char *dir)
@@ -528,6 +556,7 @@ int main(void)
 	test_registry_conflicts(s);
 	atolog_store_close(s);
 	test_locks_and_modes(dir);
+	test_lock_beside_a_look(dir);
 	test_disk_full(dir);
 	test_failed_truncate(dir);
 	test_failed_sync(dir);

@@ -465,6 +465,27 @@ static void check_pending_readonly(const char *dir, int step,
 	if (v.pending_compaction >= ATOLOG_PENDING_RETIRE)
 		CHECK(v.set_aside > 0);
 	check_exactly(r, step <= COMPACT_STEP_RENAMED ? before : after);
+	{
+		/* A snapshot of it: what the readers see, and a sound store. */
+		char *snap = check_path(dir, "../pending-snapshot");
+		atolog_snapshot_info info;
+		atolog_store *c;
+
+		CHECK_OK(atolog_store_snapshot(r, snap, NULL, NULL, &info), r);
+		CHECK_OK(atolog_store_open(snap, &ro, &c), NULL);
+		if (c) {
+			check_exactly(c, step <= COMPACT_STEP_RENAMED ? before : after);
+			CHECK_OK(atolog_store_verify(c, NULL, NULL, &v), c);
+			atolog_store_close(c);
+		}
+		{
+			char cmd[4200];
+
+			snprintf(cmd, sizeof(cmd), "rm -rf '%s'", snap);
+			CHECK(system(cmd) == 0);
+		}
+		free(snap);
+	}
 	atolog_store_close(r);
 	CHECK_INT(journal_exists(dir), journal);
 }

@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 
 #include "check.h"
+#include "engine.h"
 
 #define SKIP_EXIT 77
 #define SMALL_FS_MB 24           /* big enough for the stores, small to fill */
@@ -387,6 +388,124 @@ static void test_failed_reservation(enum fs_kind kind)
 }
 
 /* ------------------------------------------------------------------------
+ * The index full while the log still has room (its segment reserved):
+ * writes go on into the log until the recent set is full, then are
+ * refused; registrations are refused before they are written; an online
+ * snapshot holds every acknowledged record without waiting for the index;
+ * compaction is refused; all of it resumes once there is room.
+ */
+
+#define INDEX_FULL_SEGMENT (8u << 20) /* reserved ahead: room for the log */
+#define INDEX_FULL_RECENT 64          /* unindexed records before refusals */
+
+static long record_until_full(atolog_store *s, char (*ids)[ATOLOG_ID_TEXT_LEN + 1],
+			      long max)
+{
+	static char response[1500];
+	long n = 0;
+
+	memset(response, 'r', sizeof(response) - 1);
+	for (; n < max; n++) {
+		atolog_interaction in = { .prompt = "index full", .response = response,
+					  .project = "p" };
+		atolog_interaction *out;
+		int rc = atolog_interaction_record(s, &in, &out);
+
+		if (rc == ATOLOG_FULL)
+			break;
+		CHECK_OK(rc, s);
+		if (rc != ATOLOG_OK)
+			break;
+		memcpy(ids[n], out->id, ATOLOG_ID_TEXT_LEN + 1);
+		atolog_interaction_free(out);
+	}
+	return n;
+}
+
+static void test_index_full(enum fs_kind kind)
+{
+	static char ids[20000][ATOLOG_ID_TEXT_LEN + 1];
+	atolog_options opts = { .segment_size = INDEX_FULL_SEGMENT };
+	const char *alias[] = { "pp" };
+	atolog_compact_options co = { .flags = ATOLOG_COMPACT_APPLY };
+	atolog_compact_report cr;
+	atolog_snapshot_info info;
+	struct small_fs fs;
+	atolog_store *s = NULL;
+	char *dir, *snap, *outside;
+	long n = 0, more;
+	double t0;
+
+	if (!fs_mount(&fs, kind)) {
+		fs_unmount(&fs);
+		return;
+	}
+	dir = check_path(fs.mnt, "store");
+	outside = check_tmpdir("fulldisk-snap");
+	snap = check_path(outside, "snap");
+	CHECK_OK(atolog_store_open(dir, &opts, &s), NULL);
+	if (!s)
+		goto out;
+	store_set_recent_max(s, INDEX_FULL_RECENT);
+	n = record_until_full(s, ids, 100);
+	CHECK_INT(n, 100);
+	fs_fill(&fs);
+	n += record_until_full(s, ids + n, 20000 - n);
+	/* Refused, so the index is what is full: the log's segment had room. */
+	CHECK(n < 20000);
+	CHECK(store_index_full(s));
+	t0 = now_s();
+	CHECK_RC(atolog_project_add(s, "p", alias, 1), ATOLOG_FULL, s);
+	CHECK_RC(atolog_store_compact(s, &co, &cr), ATOLOG_FULL, s);
+	CHECK_OK(atolog_store_snapshot(s, snap, NULL, NULL, &info), s);
+	CHECK(now_s() - t0 < 10); /* none of it waited for the index */
+	CHECK_INT(info.records, n);
+	CHECK_OK(check_verify_dir(snap), NULL);
+	{
+		atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+		atolog_store *r;
+		atolog_interaction *got;
+
+		CHECK_OK(atolog_store_open(snap, &ro, &r), NULL);
+		for (long i = 0; r && i < n; i += 7) {
+			CHECK_OK(atolog_interaction_get(r, ids[i], &got), r);
+			atolog_interaction_free(got);
+		}
+		atolog_store_close(r);
+	}
+	fs_free(&fs);
+	/* Room again: the index retries, writes and registrations resume. */
+	for (int i = 0; i < 200 && store_index_full(s); i++)
+		usleep(10000);
+	CHECK(!store_index_full(s));
+	more = record_until_full(s, ids + n, 20);
+	CHECK_INT(more, 20);
+	n += more;
+	CHECK_OK(atolog_project_add(s, "p", alias, 1), s);
+	CHECK_OK(atolog_store_close(s), NULL);
+	s = NULL;
+	{
+		atolog_options ro = { .flags = ATOLOG_OPEN_READONLY };
+		atolog_stats st;
+		atolog_store *r;
+
+		CHECK_OK(atolog_store_open(dir, &ro, &r), NULL);
+		if (r) {
+			CHECK_OK(atolog_store_stats(r, &st), r);
+			CHECK_INT(st.n_records, n);
+		}
+		atolog_store_close(r);
+	}
+	CHECK_OK(check_verify_dir(dir), NULL);
+out:
+	atolog_store_close(s);
+	free(snap);
+	check_tmpdir_remove(outside);
+	free(dir);
+	fs_unmount(&fs);
+}
+
+/* ------------------------------------------------------------------------
  * The command line.
  */
 
@@ -441,6 +560,24 @@ static void test_cli(enum fs_kind kind)
 	CHECK_INT(cli_sh(dir, "list", NULL, &lines), 0);
 	CHECK_INT(lines, tries);
 	CHECK_INT(cli_sh(dir, "verify", NULL, NULL), 0);
+	{
+		/* No lock file (a restore, a dropped index): making one on a
+		 * full disk is refused, never a SIGBUS in LMDB's first write
+		 * to its map. */
+		char *lock = check_path(dir, "index/lock.mdb");
+
+		char *more = check_path(fs.mnt, FILLER "2");
+		char cmd[8192];
+
+		CHECK(unlink(lock) == 0);
+		/* What it held is room again: fill that too. */
+		snprintf(cmd, sizeof(cmd), "cat /dev/zero > '%s' 2>/dev/null; true", more);
+		CHECK(system(cmd) == 0);
+		CHECK_INT(cli_sh(dir, "list", NULL, &lines), 3);
+		CHECK(unlink(more) == 0);
+		free(more);
+		free(lock);
+	}
 	fs_free(&fs);
 	CHECK_INT(cli_sh(dir, "record", body, NULL), 0);
 	CHECK_INT(cli_sh(dir, "list", NULL, &lines), 0);
@@ -627,6 +764,7 @@ int main(void)
 		test_failed_reservation(k);
 		test_in_process(k, ATOLOG_SYNC_ALWAYS);
 		test_in_process(k, ATOLOG_SYNC_NONE);
+		test_index_full(k);
 		if (cli_path) {
 			test_cli(k);
 			test_server(k);

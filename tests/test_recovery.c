@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "codec.h"
+#include "engine.h"
 
 #define SEGMENT_SIZE (32 * 1024)
 #define KILL_ROUNDS 4
@@ -456,6 +457,147 @@ static void test_state_frame_unreadable(void)
 }
 
 /* ------------------------------------------------------------------------
+ * What a reader sees when a writer stopped at awkward moments.
+ */
+
+struct synced {
+	_Atomic uint64_t segment, size;
+};
+
+static void note_synced(uint64_t segment, uint64_t size, void *ctx)
+{
+	struct synced *sy = ctx;
+
+	sy->segment = segment;
+	sy->size = size;
+}
+
+/* Sync none: the idle flush removes the index-unsynced marker only once
+ * the log the index names is synced too, or a power cut would leave an
+ * index naming frames the log lost, with no marker to say so. */
+static void test_sync_none_marker(void)
+{
+	char *dir = check_tmpdir("nonemarker"), *marker;
+	atolog_options o = { .sync = ATOLOG_SYNC_NONE, .segment_size = SEGMENT_SIZE };
+	struct synced sy = { 0, 0 };
+	atolog_store *s = NULL;
+	atolog_stats st;
+	int waited = 0;
+
+	marker = check_path(dir, "index-unsynced");
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	if (s) {
+		store_observe_syncs(s, note_synced, &sy);
+		for (int i = 0; i < 5; i++)
+			CHECK_OK(record_prompt(s, "unsynced", "s", NULL), s);
+		CHECK(access(marker, F_OK) == 0);
+		while (access(marker, F_OK) == 0 && waited++ < 500)
+			usleep(10000);
+		CHECK(access(marker, F_OK) != 0);
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		/* Gone only after a sync that covers what the index names. */
+		CHECK_INT(sy.segment, st.n_segments);
+		CHECK(sy.size >= (uint64_t)SEGMENT_HEADER_SIZE + 5 * FRAME_HEADER_SIZE);
+	}
+	atolog_store_close(s);
+	free(marker);
+	check_tmpdir_remove(dir);
+}
+
+static void die_on_progress(uint64_t done, uint64_t total, void *ctx)
+{
+	(void)done, (void)total, (void)ctx;
+	_exit(9);
+}
+
+/* A rebuild killed before its first batch leaves an index with no state:
+ * readers serve the whole log from the log, not nothing. */
+static void test_rebuild_killed_early(void)
+{
+	char *dir = check_tmpdir("rebuildkill");
+	atolog_store *s;
+	atolog_stats st;
+	int status;
+	pid_t pid;
+
+	fill(dir, 5000, NULL);
+	pid = fork();
+	if (pid == 0) {
+		atolog_options o = { .flags = ATOLOG_OPEN_REBUILD_INDEX,
+				     .segment_size = SEGMENT_SIZE,
+				     .progress = die_on_progress };
+
+		atolog_store_open(dir, &o, &s);
+		_exit(2);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	if (s) {
+		CHECK_INT(check_count_session(s, "s"), 5000);
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.tail_records, 5000);
+		CHECK_INT(st.damaged_segment, 0);
+	}
+	atolog_store_close(s);
+	s = open_store(dir, 0, NULL); /* and a writer finishes the rebuild */
+	CHECK_INT(check_count_session(s, "s"), 5000);
+	atolog_store_close(s);
+	check_tmpdir_remove(dir);
+}
+
+/* The index's state ends on a seal (a roll was cut short after the seal:
+ * the next open made the successor and indexed the seal), and a writer
+ * then died with records in the next segment unindexed: a reader resumes
+ * after the seal and serves them, and sees no damage. */
+static void test_tail_after_seal(void)
+{
+	char *dir = check_tmpdir("tailseal");
+	char *big = malloc(3000);
+	atolog_options o = { .segment_size = ATOLOG_SEGMENT_SIZE_MIN };
+	atolog_store *s = NULL;
+	atolog_stats st;
+	int status;
+	pid_t pid;
+
+	memset(big, 'b', 2999);
+	big[2999] = '\0';
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	CHECK_OK(record_prompt(s, big, "s", NULL), s);
+	/* The next record rolls: the new segment's sync (0), the seal's (1),
+	 * then the directory's (2) fails: sealed, with no successor. */
+	store_inject_fault(s, IO_SYNC, 2, EIO, false);
+	CHECK(record_prompt(s, big, "s", NULL) != ATOLOG_OK);
+	atolog_store_close(s);
+	pid = fork();
+	if (pid == 0) {
+		atolog_store *c;
+
+		if (atolog_store_open(dir, &o, &c) != ATOLOG_OK)
+			_exit(1);
+		store_pause_index(c, true);
+		for (int i = 0; i < 4; i++)
+			if (record_prompt(c, "after the seal", "s", NULL) != ATOLOG_OK)
+				_exit(3);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	s = open_store(dir, ATOLOG_OPEN_READONLY, NULL);
+	if (s) {
+		CHECK_OK(atolog_store_stats(s, &st), s);
+		CHECK_INT(st.n_segments, 2);
+		CHECK_INT(st.damaged_segment, 0);
+		CHECK_INT(st.tail_records, 4);
+		CHECK_INT(st.n_records, 5);
+		CHECK_INT(check_count_session(s, "s"), 5);
+	}
+	atolog_store_close(s);
+	free(big);
+	check_tmpdir_remove(dir);
+}
+
+/* ------------------------------------------------------------------------
  * Flipped bytes.
  */
 
@@ -799,6 +941,9 @@ int main(void)
 	test_index_lags();
 	test_index_past_log();
 	test_state_frame_unreadable();
+	test_sync_none_marker();
+	test_rebuild_killed_early();
+	test_tail_after_seal();
 	test_flipped_byte(false);
 	test_flipped_byte(true);
 	test_corrupt_tail_readonly();

@@ -672,6 +672,11 @@ static void test_stale_work_dirs(const char *root)
 		CHECK_INT(info.records, 300);
 		CHECK(!exists_in(dest, ".atolog-work")); /* a snapshot, not work */
 		free(dest);
+		/* A snapshot that fails after the sweep still says why (/proc
+		 * can be listed, but nothing can be made in it). */
+		CHECK(atolog_store_snapshot(s, "/proc/atolog-snapshot-test", NULL, NULL,
+					    &info) != ATOLOG_OK);
+		CHECK(strstr(atolog_errmsg(s), "atolog-snapshot-test") != NULL);
 		atolog_store_close(s);
 	}
 	CHECK(!exists_in(backups, dead) && !exists_in(backups, reused) &&

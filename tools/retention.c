@@ -225,6 +225,8 @@ void retention_print(FILE *f, const struct retention_plan *plan, const char *sep
 	} reasons[] = { { RETAIN_NEWEST, "newest" }, { RETAIN_LAST, "last" },
 			{ RETAIN_DAILY, "daily" }, { RETAIN_WEEKLY, "weekly" } };
 
+	size_t printed = 0;
+
 	for (size_t i = 0; i < plan->n; i++) {
 		const struct retention_item *it = &plan->items[i];
 		char iso[ATOLOG_TIME_ISO_LEN], *q = NULL;
@@ -234,7 +236,7 @@ void retention_print(FILE *f, const struct retention_plan *plan, const char *sep
 			continue;
 		atolog_time_format_iso(it->created_at, iso);
 		fprintf(f, "%s{\"name\":%s,\"created_at\":\"%s\",\"action\":\"%s\",\"reasons\":[",
-			i ? sep : "", q, iso,
+			printed++ ? sep : "", q, iso,
 			it->reasons ? "keep" : it->deleted ? "deleted" : "delete");
 		for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
 			if (it->reasons & reasons[r].bit)
@@ -250,7 +252,7 @@ void retention_print(FILE *f, const struct retention_plan *plan, const char *sep
 		if (cli_json_quote(it->name, &q) != 0)
 			continue;
 		fprintf(f, "%s{\"name\":%s,\"action\":\"%s\",\"reasons\":[\"stale\"],"
-			"\"pid\":%ld}", plan->n || i ? sep : "", q,
+			"\"pid\":%ld}", printed++ ? sep : "", q,
 			it->deleted ? "deleted" : "delete", it->pid);
 		free(q);
 	}
