@@ -31,9 +31,7 @@
  * atolog built with the same wrap (atolog_nomem) fails allocation
  * ATOLOG_NOMEM_FAIL of its main thread.
  *
- * Every n is tried for every operation but import, whose runs are
- * processes: a sample of its allocations fails (nomem_loop_sampled;
- * ATOLOG_NOMEM_ALL=1 tries every one). Each run copies its starting
+ * Every n is tried for every operation. Each run copies its starting
  * store afresh where the operation changes it, so each n sees the same
  * path up to its failure. ATOLOG_NOMEM_STACK=1 prints where each failure
  * is injected; ATOLOG_NOMEM_TIME=1 how long each operation's runs took.
@@ -67,9 +65,6 @@
 /* An operation whose failures are not all reached by this many runs is
  * taken to loop (each run fails one allocation of a finite path). */
 #define NOMEM_RUNS_MAX 2000
-#define NOMEM_SAMPLE_HEAD 32   /* a sampled operation: its first allocations, */
-#define NOMEM_SAMPLE_TAIL 32   /* its last ones, */
-#define NOMEM_SAMPLE_MIDDLE 16 /* and so many in between (nomem_loop_sampled) */
 #define NOMEM_TMPFS "/dev/shm" /* the stores' home, unless TMPDIR says */
 #define SEGMENT 4096        /* small, so that the stores have sealed segments */
 #define BASE_RECORDS 24     /* in the starting store */
@@ -446,19 +441,14 @@ static struct nomem_run nomem_run_once(const struct nomem_op *o, long n, long *c
 	return run;
 }
 
-static void nomem_done(const struct nomem_op *o, int64_t t0, long count, long runs)
+static void nomem_done(const struct nomem_op *o, int64_t t0, long count)
 {
 	if (getenv("ATOLOG_NOMEM_TIME"))
 		fprintf(stderr, "test_nomem: %s: %.1f s\n", o->what,
 			(double)(check_now_us() - t0) / 1e6);
 	if (leaks_found())
 		CHECK_FAILF("%s: a leak (see the report above)", o->what);
-	if (runs == count)
-		fprintf(stderr, "test_nomem: %s: %ld allocations, each failed\n", o->what,
-			count);
-	else
-		fprintf(stderr, "test_nomem: %s: %ld allocations, %ld of them failed "
-			"(a sample)\n", o->what, count, runs);
+	fprintf(stderr, "test_nomem: %s: %ld allocations, each failed\n", o->what, count);
 }
 
 /*
@@ -475,7 +465,7 @@ static long nomem_loop_op(const struct nomem_op *o)
 		struct nomem_run run = nomem_run_once(o, n, &count);
 
 		if (!run.fired) {
-			nomem_done(o, t0, n, n);
+			nomem_done(o, t0, n);
 			return n;
 		}
 	}
@@ -490,39 +480,6 @@ static long nomem_loop(const char *what, enum nomem_scope scope,
 	struct nomem_op o = { what, scope, op, after, ctx, also, n_also };
 
 	return nomem_loop_op(&o);
-}
-
-/*
- * For an operation that starts afresh each run and costs a process per
- * run (the CLI's): a run counts its allocations, unfailed, then the first
- * NOMEM_SAMPLE_HEAD and last NOMEM_SAMPLE_TAIL of them fail one by one,
- * and NOMEM_SAMPLE_MIDDLE spread evenly in between (where the per-record
- * steps repeat). ATOLOG_NOMEM_ALL=1 fails every one instead.
- */
-static long nomem_loop_sampled(const char *what, enum nomem_scope scope,
-			       int (*op)(void *ctx),
-			       void (*after)(void *ctx, const struct nomem_run *run),
-			       void *ctx, const int *also, size_t n_also)
-{
-	struct nomem_op o = { what, scope, op, after, ctx, also, n_also };
-	int64_t t0 = check_now_us();
-	long total, count, runs = 0, step;
-
-	if (getenv("ATOLOG_NOMEM_ALL"))
-		return nomem_loop_op(&o);
-	nomem_run_once(&o, -1, &total);
-	step = (total - NOMEM_SAMPLE_HEAD - NOMEM_SAMPLE_TAIL) / (NOMEM_SAMPLE_MIDDLE + 1);
-	for (long n = 0; n < total; n++) {
-		bool head = n < NOMEM_SAMPLE_HEAD, tail = n >= total - NOMEM_SAMPLE_TAIL;
-
-		if (!head && !tail && (step <= 0 || (n - NOMEM_SAMPLE_HEAD) % step != step - 1))
-			continue;
-		if (!nomem_run_once(&o, n, &count).fired)
-			CHECK_FAILF("%s: allocation %ld of %ld was not reached", what, n, total);
-		runs++;
-	}
-	nomem_done(&o, t0, total, runs);
-	return total;
 }
 
 #define ALSO(...) (const int[]){ __VA_ARGS__ }, sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int)
@@ -1963,7 +1920,7 @@ static void test_cli(const char *dir)
 	CHECK(c.want && strstr(c.want, "\"registry\""));
 	nomem_loop("atolog export", NOMEM_SELF, op_cli_export, NULL, &c, NO_ALSO);
 	store_check(store, &t, "the store after the exports");
-	nomem_loop_sampled("atolog import", NOMEM_SELF, op_cli_import, NULL, &c, NO_ALSO);
+	nomem_loop("atolog import", NOMEM_SELF, op_cli_import, NULL, &c, NO_ALSO);
 	free(c.want);
 	free(c.want_noseq);
 	truth_free(&t);
