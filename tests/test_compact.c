@@ -430,6 +430,45 @@ static void check_exactly(atolog_store *s, const struct model *m)
 		model_check_get(s, &m->recs[i]);
 }
 
+/*
+ * 600 random records in dir, and the models of the store before and after
+ * a retention of project beta; then a child runs that compaction and is
+ * stopped at step (a crash). False (with a failed check) if it was not.
+ */
+static bool compact_killed_at(const char *dir, int step, struct model *before,
+			      struct model *after)
+{
+	atolog_options o = small_opts();
+	atolog_compact_report r;
+	atolog_store *s;
+	int status;
+	pid_t pid;
+
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	register_projects(s);
+	record_random(s, before, 600);
+	CHECK_OK(atolog_store_close(s), NULL);
+	model_copy(after, before);
+	model_retain(after, "beta", false, 0);
+	pid = fork();
+	if (pid == 0) {
+		atolog_store *c;
+
+		crash_at = step;
+		if (atolog_store_open(dir, &o, &c) != ATOLOG_OK)
+			_exit(1);
+		store_on_compact_step(c, crash_hook, NULL);
+		compact(c, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r);
+		_exit(2); /* the step never came */
+	}
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 42) {
+		CHECK_FAILF("step %d: the child did not stop there (status %d)", step, status);
+		return false;
+	}
+	return true;
+}
+
 /* What a killed compaction leaves for the next writer open, as a reader
  * sees it, step by step. */
 static int pending_after(int step)
@@ -496,32 +535,9 @@ static void crash_case(const char *dir, int step)
 	atolog_compact_report r;
 	struct model before = { 0 }, after = { 0 };
 	atolog_store *s;
-	int status;
-	pid_t pid;
 
-	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
-	register_projects(s);
-	record_random(s, &before, 600);
-	CHECK_OK(atolog_store_close(s), NULL);
-	model_copy(&after, &before);
-	model_retain(&after, "beta", false, 0);
-
-	pid = fork();
-	if (pid == 0) {
-		atolog_store *c;
-
-		crash_at = step;
-		if (atolog_store_open(dir, &o, &c) != ATOLOG_OK)
-			_exit(1);
-		store_on_compact_step(c, crash_hook, NULL);
-		compact(c, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r);
-		_exit(2); /* the step never came */
-	}
-	waitpid(pid, &status, 0);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 42) {
-		CHECK_FAILF("step %d: the child did not stop there (status %d)", step, status);
+	if (!compact_killed_at(dir, step, &before, &after))
 		goto out;
-	}
 	check_pending_readonly(dir, step, &before, &after);
 	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
 	if (!s)
@@ -671,7 +687,6 @@ static void test_unreadable_output(const char *root)
 {
 	char *dir = check_path(root, "unreadable");
 	atolog_options o = small_opts();
-	atolog_compact_report r;
 	struct model before = { 0 }, after = { 0 };
 	unsigned long long first = 0;
 	size_t n_outputs = 0;
@@ -679,28 +694,9 @@ static void test_unreadable_output(const char *root)
 	char name[64], *seg, *aside;
 	atolog_store *s;
 	FILE *f;
-	int status, rc;
-	pid_t pid;
+	int rc;
 
-	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
-	register_projects(s);
-	record_random(s, &before, 600);
-	CHECK_OK(atolog_store_close(s), NULL);
-	model_copy(&after, &before);
-	model_retain(&after, "beta", false, 0);
-	pid = fork();
-	if (pid == 0) {
-		atolog_store *c;
-
-		crash_at = COMPACT_STEP_RENAMED;
-		if (atolog_store_open(dir, &o, &c) != ATOLOG_OK)
-			_exit(1);
-		store_on_compact_step(c, crash_hook, NULL);
-		compact(c, ATOLOG_COMPACT_APPLY | ATOLOG_COMPACT_PROJECT, "beta", 0, &r);
-		_exit(2);
-	}
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+	compact_killed_at(dir, COMPACT_STEP_RENAMED, &before, &after);
 	f = fopen(journal, "r");
 	while (f && fgets(line, sizeof(line), f))
 		sscanf(line, "outputs %llx %zu", &first, &n_outputs);
