@@ -393,11 +393,10 @@ struct atolog_store {
 	atolog_stats open_stats; /* recovery figures */
 	bool marker_present;     /* STORE_UNSYNCED_FILE exists (marker_lock) */
 	/* Read-only handles: the log's unindexed tail, loaded at open when no
-	 * writer holds the store (engine/tail.c), and the damage that ended
-	 * it, if any (open_stats.damaged_*). */
+	 * writer holds the store (engine/tail.c; the damage that ended it, if
+	 * any, is in open_stats.damaged_*). */
 	struct recent tail;
 	bool tail_ready;
-	char tail_damage[ERR_MSG_SIZE];
 	bool writer_ready;       /* writer_init ran: stop and destroy on close */
 	/* One maintenance task at a time per handle: compaction, snapshot,
 	 * verify (each reads segments that another may retire). */

@@ -107,14 +107,13 @@ static int tail_frame(const struct log_frame *f, void *ctx)
 	return rc;
 }
 
-/* Keeps the first damage met: where, and why. */
+/* Keeps where the first damage met is; the open goes on. */
 static void tail_damaged(atolog_store *s, uint64_t segment, uint64_t offset)
 {
-	if (s->open_stats.damaged_segment)
-		return;
-	s->open_stats.damaged_segment = segment;
-	s->open_stats.damaged_offset = offset;
-	snprintf(s->tail_damage, sizeof(s->tail_damage), "%s", err_message(NULL));
+	if (!s->open_stats.damaged_segment) {
+		s->open_stats.damaged_segment = segment;
+		s->open_stats.damaged_offset = offset;
+	}
 	err_clear();
 }
 
@@ -210,6 +209,8 @@ static int tail_scan(struct tail_scan *t, const struct index_state *st,
 	bool more = true;
 	int rc = segment_list(s->segment_dir, &ids, &n);
 
+	while (rc == ATOLOG_OK && n > 0 && compact_view_ignores(view, ids[n - 1]))
+		n--; /* the newest is the newest of the index's log */
 	while (rc == ATOLOG_OK && first < n && ids[first] < st->segment)
 		first++;
 	if (rc == ATOLOG_OK && (first == n || ids[first] != st->segment))
