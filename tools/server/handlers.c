@@ -207,16 +207,15 @@ static int batch_add(size_t index, int rc, const char *why,
 	return slot->why ? 0 : ENOMEM;
 }
 
-/* NDJSON: one body per line; blank lines are not items. A line that is not
- * JSON is that item's error alone. */
-static int batch_parse_lines(char *body, size_t len, struct batch *b)
+int batch_split_lines(const char *body, size_t len, atolog_json_item_fn fn,
+		      void *ctx)
 {
 	size_t index = 0;
-	char *p = body, *end = body + len;
+	const char *p = body, *end = body + len;
 
 	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *stop = nl ? nl : end, *q = stop;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end, *q = stop;
 		atolog_interaction *item = NULL;
 		int rc;
 
@@ -224,7 +223,8 @@ static int batch_parse_lines(char *body, size_t len, struct batch *b)
 			q--;
 		if (q > p) {
 			rc = atolog_interaction_from_json(p, (size_t)(q - p), &item);
-			rc = batch_add(index++, rc, atolog_errmsg(NULL), item, b);
+			rc = fn(index++, rc, rc == ATOLOG_OK ? NULL : atolog_errmsg(NULL),
+				item, ctx);
 			if (rc != 0)
 				return rc;
 		}
@@ -390,7 +390,7 @@ static enum MHD_Result post_batch(struct request *req, struct MHD_Connection *co
 		return MHD_NO;
 	req->work_state = b;
 	req->work_free = batch_free;
-	rc = req->ndjson ? batch_parse_lines(req->body, req->len, b)
+	rc = req->ndjson ? batch_split_lines(req->body, req->len, batch_add, b)
 			 : atolog_interactions_from_json_array(body_of(req), req->len,
 							       batch_add, b);
 	if (rc == ATOLOG_TOOBIG)
@@ -430,30 +430,48 @@ static const char *query_arg(struct MHD_Connection *conn, const char *key)
 	return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+int list_query_parse(request_arg_fn arg, void *ctx, atolog_query *q,
+		     char *why, size_t size)
+{
+	const char *limit = arg(ctx, "limit");
+	char *end;
+
+	*q = (atolog_query){
+		.project = arg(ctx, "project"),
+		.session_id = arg(ctx, "session_id"),
+		.client = arg(ctx, "client"),
+		.since = arg(ctx, "since"),
+		.limit = ATOLOG_LIST_LIMIT_DEFAULT,
+	};
+	if (limit) {
+		errno = 0;
+		q->limit = strtol(limit, &end, 10);
+		if (errno || end == limit || *end) {
+			snprintf(why, size, "limit must be an integer (got \"%.64s\")",
+				 limit);
+			return ATOLOG_INVALID;
+		}
+	}
+	if (q->limit > ATOLOG_LIST_LIMIT_MAX)
+		q->limit = ATOLOG_LIST_LIMIT_MAX;
+	return ATOLOG_OK;
+}
+
+static const char *connection_arg(void *conn, const char *key)
+{
+	return query_arg(conn, key);
+}
+
 /* GET /interactions?project=&session_id=&client=&since=&limit= */
 static enum MHD_Result get_list(struct request *req, struct MHD_Connection *conn)
 {
-	atolog_query q = {
-		.project = query_arg(conn, "project"),
-		.session_id = query_arg(conn, "session_id"),
-		.client = query_arg(conn, "client"),
-		.since = query_arg(conn, "since"),
-		.limit = ATOLOG_LIST_LIMIT_DEFAULT,
-	};
-	const char *limit = query_arg(conn, "limit");
+	char why[160];
+	atolog_query q;
 	atolog_iter *iter;
-	char *end;
-	int rc;
+	int rc = list_query_parse(connection_arg, conn, &q, why, sizeof(why));
 
-	if (limit) {
-		errno = 0;
-		q.limit = strtol(limit, &end, 10);
-		if (errno || end == limit || *end)
-			return reply_error(req, conn, MHD_HTTP_BAD_REQUEST,
-					   "limit must be an integer (got \"%s\")", limit);
-	}
-	if (q.limit > ATOLOG_LIST_LIMIT_MAX)
-		q.limit = ATOLOG_LIST_LIMIT_MAX;
+	if (rc != ATOLOG_OK)
+		return reply_error(req, conn, MHD_HTTP_BAD_REQUEST, "%s", why);
 	rc = atolog_list_open(req->srv->store, &q, &iter);
 	if (rc != ATOLOG_OK)
 		return reply_store_error(req, conn, rc, "list");

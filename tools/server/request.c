@@ -46,8 +46,7 @@ static char *replay_session(const char *url)
 	return strndup(url + pl, len - pl - sl);
 }
 
-/* The route of a path; *arg gets the path's {id} (malloc'ed) if any. */
-static enum route route_of(const char *url, char **arg)
+enum route request_route(const char *url, char **arg)
 {
 	static const struct {
 		const char *path;
@@ -493,7 +492,7 @@ static struct request *request_begin(struct server *srv, const char *url)
 		return NULL;
 	req->srv = srv;
 	req->start_ns = now_ns();
-	req->route = route_of(url, &req->arg);
+	req->route = request_route(url, &req->arg);
 	atomic_fetch_add(&srv->in_flight, 1);
 	return req;
 }

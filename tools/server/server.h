@@ -220,6 +220,9 @@ struct request_head {
  * early_close and ndjson; req->srv (its cfg and token) and req->route
  * must be set. */
 void request_check_head(struct request *req, const struct request_head *head);
+/* The route of a decoded path; *arg gets the path's {id} (malloc'ed), or
+ * NULL. ROUTE_UNKNOWN also when that copy cannot be made. */
+enum route request_route(const char *url, char **arg);
 /* Whether a body follows the head (then an early answer closes). */
 bool request_body_follows(const struct request_head *head);
 /* Decodes %HH in s, in place, returning the new length; *bad is set when
@@ -244,6 +247,20 @@ uint64_t now_ns(void);
  */
 enum MHD_Result handle_request(struct request *req, struct MHD_Connection *conn,
 			       const char *method);
+/* A query argument by name (decoded), or NULL when absent. */
+typedef const char *(*request_arg_fn)(void *ctx, const char *key);
+/* GET /interactions' arguments into *q (pointing at what arg returns):
+ * ATOLOG_OK, or ATOLOG_INVALID with why (a limit that is not an integer;
+ * the store judges the rest). A limit over ATOLOG_LIST_LIMIT_MAX is cut
+ * to it, as the seed does. */
+int list_query_parse(request_arg_fn arg, void *ctx, atolog_query *q,
+		     char *why, size_t size);
+/* NDJSON (a batch body): one interaction per line; blank lines (spaces,
+ * tabs, a CR before the LF) are not items, and a line that is not JSON is
+ * that item's refusal alone. fn as atolog_interactions_from_json_array
+ * calls it; its non-zero answer stops the split and is returned. */
+int batch_split_lines(const char *body, size_t len, atolog_json_item_fn fn,
+		      void *ctx);
 /* Hands work to a writer thread (503 once the server is stopping). */
 enum MHD_Result submit_write(struct request *req, struct MHD_Connection *conn,
 			     void (*work)(struct request *req));
