@@ -369,7 +369,30 @@ static bool decode_entry(struct record_view *view, const msgpack_object_kv *kv,
 
 /* The names become index keys: a checksum-valid frame from a dishonest
  * writer must not smuggle in one that is too long or holds a 0x00. */
-static int decoded_names_ok(const struct record_fields *f)
+/* Every text a record holds is UTF-8, as record_input_init checked when
+ * it was written: a checksum-valid record with other bytes is corrupt (a
+ * writer's bug, or a hostile segment), never handed to a reader. */
+static bool decoded_texts_utf8(const struct record_fields *f)
+{
+	const struct text texts[] = { f->prompt, f->response, f->response_summary,
+				      f->project, f->client, f->session_id };
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		if (!text_is_utf8(texts[i].ptr, texts[i].len))
+			return false;
+	}
+	for (size_t i = 0; i < f->n_memories_used; i++) {
+		if (!text_is_utf8(f->memories_used[i].ptr, f->memories_used[i].len))
+			return false;
+	}
+	for (size_t i = 0; i < f->n_chunks_used; i++) {
+		if (!text_is_utf8(f->chunks_used[i].ptr, f->chunks_used[i].len))
+			return false;
+	}
+	return true;
+}
+
+static int decoded_fields_ok(const struct record_fields *f)
 {
 	const struct text names[] = { f->project, f->client, f->session_id };
 
@@ -381,6 +404,8 @@ static int decoded_names_ok(const struct record_fields *f)
 	}
 	if (f->created_at < TIME_MIN_US || f->created_at > TIME_MAX_US)
 		return err_set(ATOLOG_CORRUPT, "record created_at is out of range");
+	if (!decoded_texts_utf8(f))
+		return err_set(ATOLOG_CORRUPT, "record holds text that is not UTF-8");
 	return ATOLOG_OK;
 }
 
@@ -401,7 +426,7 @@ static int decode_map(struct record_view *view, const msgpack_object_map *map)
 	if (have != HAVE_ALL)
 		return err_set(ATOLOG_CORRUPT,
 			       "record lacks a required field (id, created_at, prompt)");
-	return decoded_names_ok(&view->fields);
+	return decoded_fields_ok(&view->fields);
 }
 
 int record_view_decode(struct record_view *view, const void *payload, size_t len)

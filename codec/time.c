@@ -188,7 +188,7 @@ static bool read_iso8601(const char *s, struct civil_time *t)
 int time_parse(const char *text, int64_t *out_us)
 {
 	struct civil_time t;
-	int64_t seconds;
+	int64_t seconds, us;
 
 	if (!text || !read_iso8601(text, &t))
 		return err_set(ATOLOG_INVALID,
@@ -197,7 +197,14 @@ int time_parse(const char *text, int64_t *out_us)
 			       text ? text : "(null)");
 	seconds = days_from_civil(t.year, t.month, t.day) * SECONDS_PER_DAY +
 		  t.hour * 3600 + t.minute * 60 + t.second - t.offset_s;
-	*out_us = seconds * TIME_US_PER_SEC + t.micro;
+	us = seconds * TIME_US_PER_SEC + t.micro;
+	/* An offset can carry year 1 or 9999 outside what a record holds and
+	 * what the formats print: refused rather than clamped. */
+	if (us < TIME_MIN_US || us > TIME_MAX_US)
+		return err_set(ATOLOG_INVALID,
+			       "time out of range: \"%.64s\" (after the offset it "
+			       "must lie within 0001-01-01 and 9999-12-31 UTC)", text);
+	*out_us = us;
 	return ATOLOG_OK;
 }
 

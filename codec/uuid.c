@@ -41,8 +41,8 @@ int uuid_parse(const char *text, uint8_t out[UUID_SIZE])
 	for (size_t i = 0; i < UUID_SIZE; i++) {
 		int hi, lo;
 
-		if (text[pos] == '-')
-			pos++;
+		if (pos == 8 || pos == 13 || pos == 18 || pos == 23)
+			pos++; /* a dash, checked above: never one elsewhere */
 		hi = hex_value((unsigned char)text[pos]);
 		lo = hex_value((unsigned char)text[pos + 1]);
 		if (hi < 0 || lo < 0)

@@ -633,7 +633,8 @@ int atolog_project_foreach(atolog_store *store,
  * Parses ISO 8601: YYYY-MM-DD, then optionally a 'T', 't' or space and
  * HH:MM[:SS[.fraction]], then optionally Z or an offset +HH:MM, +HHMM,
  * +HH; surrounding blanks ignored. A time without an offset is UTC. Digits
- * of the fraction beyond microseconds are truncated.
+ * of the fraction beyond microseconds are truncated. The instant must lie
+ * within 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
  * Returns ATOLOG_OK and *out_us; ATOLOG_INVALID.
  */
 int atolog_time_parse(const char *text, int64_t *out_us);

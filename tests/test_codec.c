@@ -297,6 +297,14 @@ static void test_time_parse_boundaries(void)
 	expect_time_invalid("2026-09-31");
 	expect_time_invalid("2026-11-31");
 	expect_time_invalid("2026-01-32");
+	/* An offset may not carry the instant out of the range a record
+	 * holds (found by fuzz_time: formatting clamped it). */
+	expect_time("0001-01-01T00:00:00-00:01", TIME_MIN_US + 60 * US);
+	expect_time("9999-12-31T23:59:59.999999+00:01", TIME_MAX_US - 60 * US);
+	expect_time_invalid("0001-01-01T00:00:00+00:01");
+	expect_time_invalid("0001-01-01T00:59:59+01");
+	expect_time_invalid("9999-12-31T23:59:59-00:01");
+	expect_time_invalid("9999-12-31T23:00:00-0100");
 }
 
 static void test_time_parse_rejects(void)
@@ -2577,6 +2585,34 @@ static void test_record_decode_rules(void)
 	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
 	if (rc == ATOLOG_OK)
 		atolog_interaction_free(rec);
+
+	/* Text that is not UTF-8 was never written by a writer: corrupt, in
+	 * every text field and in context_pack (found by fuzz_record: the
+	 * record decoded, and only rendering it failed). */
+	{
+		static const struct {
+			const char *key, *raw;
+			size_t len;
+		} bad_text[] = {
+			{ "prompt", BYTES("\xa2\xc0\xaf") },         /* overlong '/' */
+			{ "response", BYTES("\xa3\xed\xa0\x80") },  /* a surrogate */
+			{ "response_summary", BYTES("\xa1\xff") },
+			{ "project", BYTES("\xa2" "a\x80") },
+			{ "session_id", BYTES("\xa1\xe0") },         /* cut short */
+			{ "memories_used", BYTES("\x92\xa1" "a\xa1\xfe") },
+			{ "chunks_used", BYTES("\x91\xa2\xf8\x88") },
+			{ "context_pack", BYTES("\x81\xa1k\xa1\xff") },
+		};
+
+		for (size_t i = 0; i < ARRAY_LEN(bad_text); i++) {
+			rc = decode_with_raw(bad_text[i].key, bad_text[i].raw,
+					     bad_text[i].len, &rec);
+			if (rc != ATOLOG_CORRUPT)
+				CHECK_FAILF("%s not UTF-8 decodes with %d", bad_text[i].key, rc);
+			if (rc == ATOLOG_OK)
+				atolog_interaction_free(rec);
+		}
+	}
 
 	/* Duplicate record keys: the reader keeps the last occurrence. */
 	{
