@@ -503,6 +503,13 @@ struct compact_journal {
 	size_t n_inputs;
 };
 
+/* The journal's text (malloc'ed, NUL-terminated, *len bytes): fields,
+ * then the XXH3 of everything before the newline that precedes it. */
+char *journal_format(const struct compact_journal *j, size_t *len);
+/* Parses a journal's text (len bytes, NUL-terminated) into *j (inputs
+ * malloc'ed; nothing to free on failure): ATOLOG_CORRUPT unless it is
+ * exactly what journal_format writes; ENOMEM. */
+int journal_parse(const char *text, size_t len, struct compact_journal *j);
 int journal_write(atolog_store *store, const struct compact_journal *j);
 int journal_remove(atolog_store *store);
 /* Deletes the segments (or sets held ones aside as .retired, counted in

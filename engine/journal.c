@@ -49,9 +49,7 @@ static int journal_path(const atolog_store *s, char *out, size_t size)
 					 : err_set(ENAMETOOLONG, "journal path");
 }
 
-/* The journal's text: fields, then the XXH3 of everything before the
- * newline that precedes it. */
-static char *journal_format(const struct compact_journal *j, size_t *len)
+char *journal_format(const struct compact_journal *j, size_t *len)
 {
 	size_t cap = 160 + j->n_inputs * 18, n;
 	char *buf = malloc(cap);
@@ -123,19 +121,32 @@ static int journal_damaged(const char *why)
 		       COMPACT_JOURNAL_FILE, why);
 }
 
-/* Parses text (NUL-terminated, len bytes) into *j (inputs malloc'ed). */
-static int journal_parse(char *text, size_t len, struct compact_journal *j)
+/* Fails a parse: nothing kept. */
+static int journal_refuse(struct compact_journal *j, int rc)
 {
-	char *sum = strstr(text, "\nxxh3 "), *p;
+	free(j->inputs);
+	memset(j, 0, sizeof(*j));
+	return rc;
+}
+
+int journal_parse(const char *text, size_t len, struct compact_journal *j)
+{
+	const char *sum = strstr(text, "\nxxh3 "), *p;
+	char *written;
 	uint64_t want;
-	size_t n;
+	size_t n, wlen;
+	bool same;
 	int used;
 
-	if (!sum || sscanf(sum, "\nxxh3 %" SCNx64, &want) != 1 ||
+	memset(j, 0, sizeof(*j));
+	/* Written whole and renamed: exactly the fields, the checksum line
+	 * and nothing after it (no NUL inside, no trailing bytes). */
+	if (strlen(text) != len || !sum ||
+	    sscanf(sum, "\nxxh3 %16" SCNx64 "%n", &want, &used) != 1 ||
+	    used != 6 + 16 || strcmp(sum + used, "\n") != 0 ||
 	    want != XXH3_64bits(text, (size_t)(sum - text)) ||
 	    strncmp(text, JOURNAL_MAGIC "\n", strlen(JOURNAL_MAGIC) + 1) != 0)
 		return journal_damaged("checksum or header");
-	(void)len;
 	p = text + strlen(JOURNAL_MAGIC) + 1;
 	if (sscanf(p, "nonce %" SCNx64 "\noutputs %" SCNx64 " %zu\ninputs %zu%n",
 		   &j->nonce, &j->output, &j->n_outputs, &n, &used) != 4 ||
@@ -148,10 +159,19 @@ static int journal_parse(char *text, size_t len, struct compact_journal *j)
 	p += used;
 	for (j->n_inputs = 0; j->n_inputs < n; j->n_inputs++) {
 		if (sscanf(p, " %" SCNx64 "%n", &j->inputs[j->n_inputs], &used) != 1)
-			return journal_damaged("inputs");
+			break;
 		p += used;
 	}
-	return ATOLOG_OK;
+	if (j->n_inputs < n || p != sum)
+		return journal_refuse(j, journal_damaged("inputs"));
+	/* One spelling only: sscanf would also take other widths, signs or
+	 * spaces that journal_format never writes. */
+	written = journal_format(j, &wlen);
+	if (!written)
+		return journal_refuse(j, err_set(ENOMEM, "reading the compaction journal"));
+	same = wlen == len && memcmp(written, text, len) == 0;
+	free(written);
+	return same ? ATOLOG_OK : journal_refuse(j, journal_damaged("spelling"));
 }
 
 /* ATOLOG_NOTFOUND when there is no journal. */

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +27,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include <xxhash.h>
 
 #include "check.h"
 #include "engine.h"
@@ -734,6 +737,56 @@ static void test_unreadable_output(const char *root)
 	free(dir);
 }
 
+/* The journal is written whole and renamed, so any other text in its
+ * place is damage: bytes after its checksum line, or fields spelled
+ * otherwise under a checksum that matches them. The open refuses it,
+ * changes nothing, and takes the journal once it is put back. */
+static void test_journal_damaged(const char *root)
+{
+	char *dir = check_path(root, "journal_damaged");
+	char *journal = check_path(dir, COMPACT_JOURNAL_FILE);
+	char *saved = check_path(dir, "journal.saved");
+	atolog_options o = small_opts();
+	struct model before = { 0 }, after = { 0 };
+	atolog_store *s;
+	FILE *f;
+
+	compact_killed_at(dir, COMPACT_STEP_RENAMED, &before, &after);
+	check_copy_file(journal, saved);
+	f = fopen(journal, "a");
+	CHECK(f && fputs("x", f) >= 0 && fclose(f) == 0);
+	CHECK_RC(atolog_store_open(dir, &o, &s), ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, COMPACT_JOURNAL_FILE);
+	CHECK(journal_exists(dir));
+	/* The same fields respelled (no zero padding), checksum made anew. */
+	{
+		char body[256];
+		int n = snprintf(body, sizeof(body),
+				 "atolog-compact 1\nnonce 1\noutputs 2 1\ninputs 1 1");
+
+		f = fopen(journal, "w");
+		CHECK(f && fprintf(f, "%s\nxxh3 %016" PRIx64 "\n", body,
+				   (uint64_t)XXH3_64bits(body, (size_t)n)) > 0 &&
+		      fclose(f) == 0);
+	}
+	CHECK_RC(atolog_store_open(dir, &o, &s), ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, "spelling");
+	check_copy_file(saved, journal);
+	CHECK(unlink(saved) == 0);
+	CHECK_OK(atolog_store_open(dir, &o, &s), NULL);
+	if (s) {
+		CHECK(!journal_exists(dir));
+		check_exactly(s, &after);
+		check_verify(s);
+		CHECK_OK(atolog_store_close(s), NULL);
+	}
+	model_free(&before);
+	model_free(&after);
+	free(saved);
+	free(journal);
+	free(dir);
+}
+
 static void test_crash_points(const char *root)
 {
 	for (int step = 0; step < COMPACT_STEP_COUNT; step++) {
@@ -1197,6 +1250,7 @@ int main(void)
 		{ "refusals", test_refusals },
 		{ "crash_points", test_crash_points },
 		{ "unreadable_output", test_unreadable_output },
+		{ "journal_damaged", test_journal_damaged },
 		{ "io_faults", test_io_faults },
 		{ "removed_at_once", test_removed_at_once },
 		{ "reader_holds_segments", test_reader_holds_segments },
