@@ -77,10 +77,13 @@ static int recovery_flush(struct recovery *r)
 	size_t dup = 0;
 	int rc;
 
+	/* No arena yet when every name so far was empty (offsets all 0). */
+	const char *names = r->names.buf ? r->names.buf : "";
+
 	for (size_t i = 0; i < r->n_entries; i++) {
-		r->entries[i].project.ptr = r->names.buf + r->name_at[i][0];
-		r->entries[i].session.ptr = r->names.buf + r->name_at[i][1];
-		r->entries[i].client.ptr = r->names.buf + r->name_at[i][2];
+		r->entries[i].project.ptr = names + r->name_at[i][0];
+		r->entries[i].session.ptr = names + r->name_at[i][1];
+		r->entries[i].client.ptr = names + r->name_at[i][2];
 	}
 	rc = index_apply(r->store->idx, &b, &dup);
 	if (rc == ATOLOG_EXISTS)

@@ -55,7 +55,12 @@ static int reader_fetch(struct log_reader *r, uint64_t off, size_t n,
 	}
 	if (off + n > r->file_size)
 		return ATOLOG_OK;
-	want = n > SCAN_CHUNK ? n : SCAN_CHUNK;
+	/* A chunk, or less where the file ends (a small segment is read
+	 * without a megabyte's buffer). */
+	want = r->file_size - off < SCAN_CHUNK ? (size_t)(r->file_size - off)
+					       : SCAN_CHUNK;
+	if (want < n)
+		want = n;
 	if (want > r->cap) {
 		uint8_t *grown = realloc(r->buf, want);
 
