@@ -16,6 +16,11 @@
 #                follow, snapshot, server, full disk, lock records, the
 #                crash loop; suppressions (third-party code only, none
 #                today) in tests/tsan.supp
+#   make fuzz    libFuzzer build (clang) in build-fuzz/, then each target of
+#                tests/fuzz for FUZZ_SECONDS (default 60) or FUZZ_RUNS
+#                executions; FUZZ_TARGETS=... picks some. New inputs land in
+#                build-fuzz/corpus/NAME, crashes in build-fuzz/artifacts
+#   make fuzz-corpus  writes the seed corpora again (tests/fuzz/corpus)
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 DATA   ?= ./data
@@ -29,10 +34,15 @@ STRESS_ARGS = $(if $(KILLS),--kills $(KILLS),--seconds $(or $(SECONDS),600))
 TSAN_TESTS = test_concurrency test_recent test_compact test_follow test_snapshot \
 	     test_server test_fulldisk test_stress test_lock
 TSAN_TARGETS = $(filter-out test_stress,$(TSAN_TESTS)) atolog_stress atolog_cli
+# The fuzz targets (tests/fuzz/fuzz_NAME.c), how long each runs.
+FUZZ_TARGETS ?= json batch record frame scan store journal registry time http
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all deps build run tour test bench stress valgrind tsan clean
+.PHONY: all deps build run tour test bench stress valgrind tsan fuzz fuzz-corpus clean
 
 all: build
 
@@ -81,5 +91,23 @@ tsan:
 	@cd build-tsan && ctest --output-on-failure -j $(JOBS) \
 		-R '^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$'
 
+fuzz:
+	@./scripts/deps.sh tsan
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DATOLOG_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t build-fuzz/artifacts; \
+		echo "fuzz: $$t" >&2; \
+		./build-fuzz/tests/fuzz/fuzz_$$t $(FUZZ_LIMIT) -print_final_stats=1 \
+			-artifact_prefix=build-fuzz/artifacts/$$t- \
+			build-fuzz/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
+
+fuzz-corpus: build
+	@cmake --build build -j $(JOBS) --target fuzz_gen_corpus
+	rm -rf tests/fuzz/corpus
+	./build/tests/fuzz/fuzz_gen_corpus tests/fuzz/corpus
+
 clean:
-	rm -rf build build-test build-bench build-valgrind build-tsan
+	rm -rf build build-test build-bench build-valgrind build-tsan build-fuzz

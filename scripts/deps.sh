@@ -7,7 +7,8 @@
 #   scripts/deps.sh bench    that, plus what the benchmarks need (gnuplot for
 #                            the charts, the sqlite3 program for .dump)
 #   scripts/deps.sh tsan     that, plus clang with its ThreadSanitizer
-#                            runtime and llvm-symbolizer (make tsan)
+#                            runtime, libFuzzer and llvm-symbolizer
+#                            (make tsan, make fuzz)
 set -eu
 
 PACKAGES="cmake make gcc pkg-config liblmdb-dev libmsgpack-dev libxxhash-dev libyajl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev"
