@@ -210,25 +210,27 @@ static int batch_add(size_t index, int rc, const char *why,
 int batch_split_lines(const char *body, size_t len, atolog_json_item_fn fn,
 		      void *ctx)
 {
-	size_t index = 0;
-	const char *p = body, *end = body + len;
+	size_t index = 0, at = 0;
 
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = nl ? nl : end, *q = stop;
+	while (at < len) {
+		const char *p = body + at, *nl = memchr(p, '\n', len - at);
+		size_t line = nl ? (size_t)(nl - p) : len - at, used = line;
 		atolog_interaction *item = NULL;
 		int rc;
 
-		while (q > p && (q[-1] == '\r' || q[-1] == ' ' || q[-1] == '\t'))
-			q--;
-		if (q > p) {
-			rc = atolog_interaction_from_json(p, (size_t)(q - p), &item);
-			rc = fn(index++, rc, rc == ATOLOG_OK ? NULL : atolog_errmsg(NULL),
-				item, ctx);
-			if (rc != 0)
-				return rc;
-		}
-		p = stop + 1;
+		while (used > 0 && (p[used - 1] == '\r' || p[used - 1] == ' ' ||
+				    p[used - 1] == '\t'))
+			used--;
+		at += line + 1;
+		if (used == 0)
+			continue;
+		rc = atolog_interaction_from_json(p, used, &item);
+		if (rc == ENOMEM) /* the server's want, not the item's fault */
+			return rc;
+		rc = fn(index++, rc, rc == ATOLOG_OK ? NULL : atolog_errmsg(NULL),
+			item, ctx);
+		if (rc != 0)
+			return rc;
 	}
 	return ATOLOG_OK;
 }
@@ -390,7 +392,7 @@ static enum MHD_Result post_batch(struct request *req, struct MHD_Connection *co
 		return MHD_NO;
 	req->work_state = b;
 	req->work_free = batch_free;
-	rc = req->ndjson ? batch_split_lines(req->body, req->len, batch_add, b)
+	rc = req->ndjson ? batch_split_lines(body_of(req), req->len, batch_add, b)
 			 : atolog_interactions_from_json_array(body_of(req), req->len,
 							       batch_add, b);
 	if (rc == ATOLOG_TOOBIG)
@@ -465,7 +467,7 @@ static const char *connection_arg(void *conn, const char *key)
 /* GET /interactions?project=&session_id=&client=&since=&limit= */
 static enum MHD_Result get_list(struct request *req, struct MHD_Connection *conn)
 {
-	char why[160];
+	char why[LIST_QUERY_WHY_SIZE];
 	atolog_query q;
 	atolog_iter *iter;
 	int rc = list_query_parse(connection_arg, conn, &q, why, sizeof(why));

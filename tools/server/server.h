@@ -255,10 +255,12 @@ typedef const char *(*request_arg_fn)(void *ctx, const char *key);
  * to it, as the seed does. */
 int list_query_parse(request_arg_fn arg, void *ctx, atolog_query *q,
 		     char *why, size_t size);
+#define LIST_QUERY_WHY_SIZE 160 /* room for list_query_parse's why */
 /* NDJSON (a batch body): one interaction per line; blank lines (spaces,
  * tabs, a CR before the LF) are not items, and a line that is not JSON is
  * that item's refusal alone. fn as atolog_interactions_from_json_array
- * calls it; its non-zero answer stops the split and is returned. */
+ * calls it; its non-zero answer stops the split and is returned, as is
+ * ENOMEM (never an item's refusal). body may be NULL when len is 0. */
 int batch_split_lines(const char *body, size_t len, atolog_json_item_fn fn,
 		      void *ctx);
 /* Hands work to a writer thread (503 once the server is stopping). */
