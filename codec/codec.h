@@ -234,6 +234,7 @@ bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE]);
  * Segment header (codec/frame.c). See docs/FORMAT.md, "Segment".
  */
 #define SEGMENT_HEADER_SIZE 64
+#define SEGMENT_HEADER_SUM_AT 56 /* its XXH3-64, of the bytes before it */
 #define SEGMENT_MAGIC "ATOLOGSG"
 #define SEGMENT_FORMAT_MAJOR 1 /* readers refuse a higher major */
 #define SEGMENT_FORMAT_MINOR 1

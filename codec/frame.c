@@ -106,7 +106,7 @@ void segment_header_write(uint8_t out[SEGMENT_HEADER_SIZE],
 	memcpy(out + 24, h->store_id, UUID_SIZE);
 	put_le64(out + 40, (uint64_t)h->created_at);
 	put_le64(out + 48, h->compaction);
-	put_le64(out + 56, XXH3_64bits(out, 56));
+	put_le64(out + SEGMENT_HEADER_SUM_AT, XXH3_64bits(out, SEGMENT_HEADER_SUM_AT));
 }
 
 int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
@@ -114,7 +114,7 @@ int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
 {
 	if (memcmp(in, SEGMENT_MAGIC, 8) != 0)
 		return err_set(ATOLOG_CORRUPT, "not a segment (bad magic)");
-	if (get_le64(in + 56) != XXH3_64bits(in, 56))
+	if (get_le64(in + SEGMENT_HEADER_SUM_AT) != XXH3_64bits(in, SEGMENT_HEADER_SUM_AT))
 		return err_set(ATOLOG_CORRUPT, "segment header checksum mismatch");
 	out->major = (uint16_t)(in[8] | in[9] << 8);
 	out->minor = (uint16_t)(in[10] | in[11] << 8);

@@ -367,8 +367,6 @@ static bool decode_entry(struct record_view *view, const msgpack_object_kv *kv,
 	return true; /* "v" and keys from newer writers */
 }
 
-/* The names become index keys: a checksum-valid frame from a dishonest
- * writer must not smuggle in one that is too long or holds a 0x00. */
 /* Every text a record holds is UTF-8, as record_input_init checked when
  * it was written: a checksum-valid record with other bytes is corrupt (a
  * writer's bug, or a hostile segment), never handed to a reader. */
@@ -392,6 +390,8 @@ static bool decoded_texts_utf8(const struct record_fields *f)
 	return true;
 }
 
+/* The names become index keys: a checksum-valid frame from a dishonest
+ * writer must not smuggle in one that is too long or holds a 0x00. */
 static int decoded_fields_ok(const struct record_fields *f)
 {
 	const struct text names[] = { f->project, f->client, f->session_id };

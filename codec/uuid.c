@@ -38,11 +38,13 @@ int uuid_parse(const char *text, uint8_t out[UUID_SIZE])
 		if (text[dash_at[d]] != '-')
 			goto fail_shape;
 	}
-	for (size_t i = 0; i < UUID_SIZE; i++) {
+	for (size_t i = 0, d = 0; i < UUID_SIZE; i++) {
 		int hi, lo;
 
-		if (pos == 8 || pos == 13 || pos == 18 || pos == 23)
+		if (d < 4 && pos == (size_t)dash_at[d]) {
 			pos++; /* a dash, checked above: never one elsewhere */
+			d++;
+		}
 		hi = hex_value((unsigned char)text[pos]);
 		lo = hex_value((unsigned char)text[pos + 1]);
 		if (hi < 0 || lo < 0)

@@ -129,25 +129,13 @@ static int journal_refuse(struct compact_journal *j, int rc)
 	return rc;
 }
 
-int journal_parse(const char *text, size_t len, struct compact_journal *j)
+/* The values of the fields from p (after the magic line) to sum. */
+static int journal_fields(const char *p, const char *sum,
+			  struct compact_journal *j)
 {
-	const char *sum = strstr(text, "\nxxh3 "), *p;
-	char *written;
-	uint64_t want;
-	size_t n, wlen;
-	bool same;
+	size_t n;
 	int used;
 
-	memset(j, 0, sizeof(*j));
-	/* Written whole and renamed: exactly the fields, the checksum line
-	 * and nothing after it (no NUL inside, no trailing bytes). */
-	if (strlen(text) != len || !sum ||
-	    sscanf(sum, "\nxxh3 %16" SCNx64 "%n", &want, &used) != 1 ||
-	    used != 6 + 16 || strcmp(sum + used, "\n") != 0 ||
-	    want != XXH3_64bits(text, (size_t)(sum - text)) ||
-	    strncmp(text, JOURNAL_MAGIC "\n", strlen(JOURNAL_MAGIC) + 1) != 0)
-		return journal_damaged("checksum or header");
-	p = text + strlen(JOURNAL_MAGIC) + 1;
 	if (sscanf(p, "nonce %" SCNx64 "\noutputs %" SCNx64 " %zu\ninputs %zu%n",
 		   &j->nonce, &j->output, &j->n_outputs, &n, &used) != 4 ||
 	    n > COMPACT_INPUTS_MAX || j->n_outputs == 0 ||
@@ -159,13 +147,32 @@ int journal_parse(const char *text, size_t len, struct compact_journal *j)
 	p += used;
 	for (j->n_inputs = 0; j->n_inputs < n; j->n_inputs++) {
 		if (sscanf(p, " %" SCNx64 "%n", &j->inputs[j->n_inputs], &used) != 1)
-			break;
+			return journal_damaged("inputs");
 		p += used;
 	}
-	if (j->n_inputs < n || p != sum)
-		return journal_refuse(j, journal_damaged("inputs"));
-	/* One spelling only: sscanf would also take other widths, signs or
-	 * spaces that journal_format never writes. */
+	return p == sum ? ATOLOG_OK : journal_damaged("inputs");
+}
+
+int journal_parse(const char *text, size_t len, struct compact_journal *j)
+{
+	const char *sum = strstr(text, "\nxxh3 ");
+	uint64_t want;
+	size_t wlen;
+	char *written;
+	bool same;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	if (strlen(text) != len || !sum || sscanf(sum, "\nxxh3 %" SCNx64, &want) != 1 ||
+	    want != XXH3_64bits(text, (size_t)(sum - text)) ||
+	    strncmp(text, JOURNAL_MAGIC "\n", strlen(JOURNAL_MAGIC) + 1) != 0)
+		return journal_damaged("checksum or header");
+	rc = journal_fields(text + strlen(JOURNAL_MAGIC) + 1, sum, j);
+	if (rc != ATOLOG_OK)
+		return journal_refuse(j, rc);
+	/* Written whole and renamed: one spelling only, the one written, and
+	 * nothing after its checksum line (sscanf would also take other
+	 * widths, signs and spaces, and ignore what follows). */
 	written = journal_format(j, &wlen);
 	if (!written)
 		return journal_refuse(j, err_set(ENOMEM, "reading the compaction journal"));

@@ -69,8 +69,6 @@ static int reader_fetch(struct log_reader *r, uint64_t off, size_t n,
 		r->buf = grown;
 		r->cap = want;
 	}
-	if (want > r->file_size - off)
-		want = (size_t)(r->file_size - off);
 	rc = io_pread_all(r->fd, r->buf, want, off, &got);
 	if (rc != 0)
 		return err_errno(rc, "reading the log at offset %" PRIu64, off);
