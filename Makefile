@@ -101,7 +101,8 @@ fuzz:
 		echo "fuzz: $$t" >&2; \
 		./build-fuzz/tests/fuzz/fuzz_$$t $(FUZZ_LIMIT) -print_final_stats=1 \
 			-artifact_prefix=build-fuzz/artifacts/$$t- \
-			build-fuzz/corpus/$$t tests/fuzz/corpus/$$t; \
+			build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+			$$(test -d tests/fuzz/found/$$t && echo tests/fuzz/found/$$t); \
 	done
 
 fuzz-corpus: build

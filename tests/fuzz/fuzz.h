@@ -37,6 +37,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 		}                                                            \
 	} while (0)
 
+/* A segment file's checksums made as a writer makes them: the header's,
+ * then each frame's as far as their headers chain (plausible, and within
+ * size). What the binary targets do with an input whose first byte is odd. */
+void fuzz_make_checksums(uint8_t *buf, size_t size);
+
+/* Removes a directory tree (the targets' temporary stores). */
+void fuzz_remove_tree(const char *path);
+
 /* data as a NUL-terminated copy (malloc'ed; aborts when memory is out, as
  * a fuzz target may). */
 char *fuzz_strndup(const uint8_t *data, size_t size);

@@ -16,8 +16,11 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "codec.h"
 #include "fuzz.h"
+
+#define FUZZ_MP_DEPTH 8 /* containers nested in a payload, for mp_is_bounded */
 
 static void check_frame(uint8_t *buf, size_t size, bool made)
 {
@@ -49,7 +52,7 @@ static void check_frame(uint8_t *buf, size_t size, bool made)
 
 		FUZZ_CHECK(rc == ATOLOG_OK || rc == ATOLOG_CORRUPT || rc == ENOMEM);
 	} else {
-		(void)mp_is_bounded(payload, h.payload_len, 8);
+		(void)mp_is_bounded(payload, h.payload_len, FUZZ_MP_DEPTH);
 	}
 }
 
@@ -61,12 +64,9 @@ static void check_segment_header(uint8_t *buf, size_t size, bool made)
 
 	if (size < SEGMENT_HEADER_SIZE)
 		return;
-	if (made) {
-		uint64_t sum = XXH3_64bits(buf, 56);
-
-		for (int i = 0; i < 8; i++)
-			buf[56 + i] = (uint8_t)(sum >> (8 * i));
-	}
+	if (made)
+		put_le64(buf + SEGMENT_HEADER_SUM_AT,
+			 XXH3_64bits(buf, SEGMENT_HEADER_SUM_AT));
 	rc = segment_header_read(buf, &h);
 	FUZZ_CHECK(rc == ATOLOG_OK || rc == ATOLOG_CORRUPT || rc == ATOLOG_VERSION);
 	if (rc != ATOLOG_OK)

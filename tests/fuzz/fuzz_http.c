@@ -13,15 +13,17 @@
  * this code runs.
  *
  * Properties: every head is passed or refused with a status of the set
- * below and a message; an encoded NUL or control byte in the path or a
- * query value is always refused with 400; a token only ever adds a 401;
- * a listing holds what its filters ask and no more rows than its limit;
- * the store's answers are found, not found or invalid, never an error.
+ * below and a message; a path or query value with a raw control byte, or
+ * one that decodes to a NUL (which would cut it short), is always refused
+ * with 400, judged here from the bytes themselves; a token only ever adds
+ * a 401; a listing holds what its session, client and since ask and no
+ * more rows than its limit; the store's answers are found, not found or
+ * invalid, never an error.
  */
-#include <ftw.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "fuzz.h"
 #include "server.h"
 
@@ -33,17 +35,10 @@
 static char store_dir[] = "/tmp/atolog-fuzz-http-XXXXXX";
 static atolog_store *store;
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void fuzz_store_close(void)
 {
 	atolog_store_close(store);
-	nftw(store_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_remove_tree(store_dir);
 }
 
 /* Twelve interactions over two projects, three sessions, two clients. */
@@ -52,7 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const char *projects[] = { "alpha", "beta" };
 	static const char *clients[] = { "openclaw", "claude-code" };
 	static const char *sessions[] = { "s1", "s2", "s3" };
-	atolog_options opts = { .sync = ATOLOG_SYNC_NONE };
+	atolog_options opts = { .sync = ATOLOG_SYNC_NONE,
+				.segment_size = ATOLOG_SEGMENT_SIZE_MIN };
 
 	(void)argc, (void)argv;
 	FUZZ_CHECK(mkdtemp(store_dir) != NULL);
@@ -76,12 +72,37 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* The head, split: each piece NUL-terminated in place. */
 struct head {
 	char *method, *url, *version;
+	bool bytes_bad; /* the model's verdict: a raw control byte or a %00 */
 	struct request_field fields[FUZZ_FIELDS_MAX];
 	size_t n_fields;
 	char *keys[FUZZ_ARGS_MAX], *values[FUZZ_ARGS_MAX];
 	size_t n_args;
 	bool url_bad;
 };
+
+/* Whether s (still encoded) holds a raw control byte or DEL, or a %00
+ * that decoding would turn into a NUL. */
+static bool encoded_bad(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+		if (s[0] == '%' && s[1] == '0' && s[2] == '0')
+			return true;
+	}
+	return false;
+}
+
+/* libmicrohttpd's query decoding: '+' is a space, then %HH. */
+static void decode_query_part(struct head *h, char *s)
+{
+	h->bytes_bad |= encoded_bad(s);
+	for (char *p = s; *p; p++) {
+		if (*p == '+')
+			*p = ' ';
+	}
+	request_unescape(s, &h->url_bad);
+}
 
 static char *cut(char **p, const char *sep)
 {
@@ -128,9 +149,9 @@ static void split_query(struct head *h, char *q)
 			*eq = '\0';
 		h->keys[h->n_args] = q;
 		h->values[h->n_args] = eq ? eq + 1 : NULL;
-		request_unescape(q, &h->url_bad);
+		decode_query_part(h, q);
 		if (eq)
-			request_unescape(eq + 1, &h->url_bad);
+			decode_query_part(h, eq + 1);
 		h->n_args++;
 		q = amp ? amp + 1 : NULL;
 	}
@@ -146,6 +167,7 @@ static bool split_head(struct head *h, char *text)
 	query = strchr(h->url, '?');
 	if (query)
 		*query++ = '\0';
+	h->bytes_bad |= encoded_bad(h->url);
 	request_unescape(h->url, &h->url_bad);
 	split_query(h, query);
 	split_fields(h, p);
@@ -158,15 +180,20 @@ static const char *head_arg(void *ctx, const char *key)
 
 	for (size_t i = 0; i < h->n_args; i++) {
 		if (strcmp(h->keys[i], key) == 0)
-			return h->values[i] ? h->values[i] : "";
+			return h->values[i]; /* NULL for "?key" without '=' */
 	}
 	return NULL;
 }
 
 static bool status_known(unsigned s)
 {
-	static const unsigned known[] = { 0, 400, 401, 404, 405, 411, 413, 415, 417,
-					  501, 505 };
+	static const unsigned known[] = {
+		0, MHD_HTTP_BAD_REQUEST, MHD_HTTP_UNAUTHORIZED, MHD_HTTP_NOT_FOUND,
+		MHD_HTTP_METHOD_NOT_ALLOWED, MHD_HTTP_LENGTH_REQUIRED,
+		MHD_HTTP_CONTENT_TOO_LARGE, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		MHD_HTTP_EXPECTATION_FAILED, MHD_HTTP_NOT_IMPLEMENTED,
+		MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED,
+	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
 		if (s == known[i])
@@ -176,15 +203,16 @@ static bool status_known(unsigned s)
 }
 
 static unsigned check_with(struct server *srv, struct request *req,
-			   const struct request_head *rh)
+			   const struct request_head *rh, bool bytes_bad)
 {
 	req->srv = srv;
 	request_check_head(req, rh);
 	FUZZ_CHECK(status_known(req->early));
 	if (req->early)
 		FUZZ_CHECK(req->early_msg[0] != '\0');
-	if (rh->url_bad)
-		FUZZ_CHECK(req->early == 400);
+	FUZZ_CHECK(rh->url_bad == bytes_bad);
+	if (bytes_bad)
+		FUZZ_CHECK(req->early == MHD_HTTP_BAD_REQUEST);
 	return req->early;
 }
 
@@ -195,10 +223,11 @@ static bool matches(const char *want, const char *got)
 
 static void read_list(struct head *h)
 {
-	char why[160];
+	char why[LIST_QUERY_WHY_SIZE];
 	atolog_query q;
 	atolog_iter *iter;
 	const atolog_interaction *rec;
+	int64_t since;
 	long rows = 0;
 	int rc = list_query_parse(head_arg, h, &q, why, sizeof(why));
 
@@ -207,6 +236,10 @@ static void read_list(struct head *h)
 		return;
 	}
 	FUZZ_CHECK(q.limit <= ATOLOG_LIST_LIMIT_MAX);
+	if (q.since && *q.since && atolog_time_parse(q.since, &since) == ATOLOG_OK)
+		since = time_floor_second(since); /* the seed's whole seconds */
+	else
+		since = INT64_MIN;
 	rc = atolog_list_open(store, &q, &iter);
 	FUZZ_CHECK(rc == ATOLOG_OK || rc == ATOLOG_INVALID);
 	if (rc != ATOLOG_OK)
@@ -216,6 +249,7 @@ static void read_list(struct head *h)
 		FUZZ_CHECK(rows <= q.limit);
 		FUZZ_CHECK(matches(q.session_id, rec->session_id));
 		FUZZ_CHECK(matches(q.client, rec->client));
+		FUZZ_CHECK(rec->created_at >= since);
 	}
 	FUZZ_CHECK(rc == ATOLOG_OK || rc == ATOLOG_DONE);
 	atolog_iter_close(iter);
@@ -266,10 +300,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		req.route = request_route(h.url, &arg);
 		FUZZ_CHECK((arg != NULL) == (req.route == ROUTE_INTERACTION ||
 					     req.route == ROUTE_REPLAY));
-		without = check_with(&open, &req, &rh);
-		FUZZ_CHECK(without != 401);
-		with = check_with(&guarded, &req, &rh);
-		FUZZ_CHECK(with == without || with == 401);
+		without = check_with(&open, &req, &rh, h.bytes_bad);
+		FUZZ_CHECK(without != MHD_HTTP_UNAUTHORIZED);
+		with = check_with(&guarded, &req, &rh, h.bytes_bad);
+		FUZZ_CHECK(with == without || with == MHD_HTTP_UNAUTHORIZED);
 		if (without == 0 && (strcmp(h.method, "GET") == 0 ||
 				     strcmp(h.method, "HEAD") == 0))
 			read_route(&h, req.route, arg);

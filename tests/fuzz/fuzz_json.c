@@ -43,8 +43,10 @@ static atolog_interaction *store_and_read(const atolog_interaction *in)
 	atolog_interaction *out = NULL;
 	int rc = record_input_init(&rin, in);
 
-	if (rc != ATOLOG_OK)
-		return NULL; /* validation said yes: only ENOMEM is allowed */
+	if (rc != ATOLOG_OK) {
+		FUZZ_CHECK(rc == ENOMEM); /* validation said yes */
+		return NULL;
+	}
 	FUZZ_CHECK(uuid_parse(in->id[0] ? in->id : fuzz_id, rin.fields.id) == 0);
 	rin.fields.created_at = in->has_created_at ? in->created_at : FUZZ_TIME_US;
 	msgpack_sbuffer_init(&sb);

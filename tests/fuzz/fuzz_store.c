@@ -16,11 +16,10 @@
  * and then verify passes and the close succeeds.
  */
 #include <fcntl.h>
-#include <ftw.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "codec.h"
 #include "engine.h"
@@ -28,21 +27,9 @@
 
 static char work_dir[64];
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void work_dir_remove(void)
 {
-	remove_tree(work_dir);
+	fuzz_remove_tree(work_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -55,24 +42,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(mkdtemp(work_dir) != NULL);
 	atexit(work_dir_remove);
 	return 0;
-}
-
-static void make_checksums(uint8_t *buf, size_t size)
-{
-	struct frame_header h;
-	size_t off = SEGMENT_HEADER_SIZE;
-
-	if (size < SEGMENT_HEADER_SIZE)
-		return;
-	uint64_t sum = XXH3_64bits(buf, 56);
-
-	for (int i = 0; i < 8; i++)
-		buf[56 + i] = (uint8_t)(sum >> (8 * i));
-	while (off + FRAME_HEADER_SIZE <= size && frame_header_read(buf + off, &h) &&
-	       h.payload_len <= size - off - FRAME_HEADER_SIZE) {
-		frame_header_write(buf + off, h.kind, h.flags, h.seq, h.payload_len);
-		off += FRAME_HEADER_SIZE + h.payload_len;
-	}
 }
 
 static void write_file(const char *path, const uint8_t *buf, size_t size)
@@ -186,16 +155,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(log, data + 1, size - 1);
 	size--;
 	if (data[0] & 1)
-		make_checksums(log, size);
+		fuzz_make_checksums(log, size);
 	snprintf(dir, sizeof(dir), "%s/s", work_dir);
 	FUZZ_CHECK(mkdir(dir, 0755) == 0);
 	snprintf(seg, sizeof(seg), "%s/" STORE_SEGMENT_DIR, dir);
 	FUZZ_CHECK(mkdir(seg, 0755) == 0);
-	snprintf(seg, sizeof(seg), "%s/" STORE_SEGMENT_DIR "/%016x" SEGMENT_SUFFIX,
-		 dir, SEGMENT_FIRST_ID);
+	snprintf(seg, sizeof(seg), "%s/" STORE_SEGMENT_DIR "/%016" PRIx64 SEGMENT_SUFFIX,
+		 dir, (uint64_t)SEGMENT_FIRST_ID);
 	write_file(seg, log, size);
 	check_open(dir, seg, log, size);
-	remove_tree(dir);
+	fuzz_remove_tree(dir);
 	free(log);
 	return 0;
 }

@@ -11,6 +11,10 @@
  * The first byte of a scan, store, frame, journal or batch input is the
  * target's mode (see each target's opening comment): the generator writes
  * both modes of each binary input.
+ *
+ * Inputs that once found a bug are not made here: they are kept as they
+ * were found in tests/fuzz/found/<target>/, which make fuzz-corpus leaves
+ * alone and make test replays beside the corpus.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +26,9 @@
 
 #include "codec.h"
 #include "engine.h"
+#include "fuzz.h"
+
+#define GEN_ZEROS_AFTER 48 /* bytes of pre-allocated zeros kept after a log */
 
 static const char *out_root;
 
@@ -260,7 +267,8 @@ static void put_segment(const char *path, uint64_t id)
 		die(path);
 	close(fd);
 	put_modes("frame", "segment-header", file, SEGMENT_HEADER_SIZE);
-	end = res.valid_end + 48 < len ? (size_t)res.valid_end + 48 : len;
+	end = res.valid_end + GEN_ZEROS_AFTER < len ? (size_t)res.valid_end + GEN_ZEROS_AFTER
+						      : len;
 	snprintf(name, sizeof(name), "segment-%" PRIu64, id);
 	put_modes("scan", name, file, end);
 	put_modes("store", name, file, end);
@@ -337,9 +345,7 @@ static void put_store(void)
 		unlink(path);
 	}
 	free(ids);
-	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-	if (system(path) != 0)
-		die("rm");
+	fuzz_remove_tree(dir);
 }
 
 static void put_journals(void)
@@ -369,6 +375,8 @@ static void put_journals(void)
 		free(text);
 	}
 	put_text("journal", "spelling", "\001atolog-compact 1\nnonce 1\noutputs 2 1\ninputs 1 +3");
+	/* Mode 2: values, as bytes, for journal_format to write. */
+	put_text("journal", "values", "\002nonce---first---\003input-1-input-2-");
 }
 
 int main(int argc, char **argv)
