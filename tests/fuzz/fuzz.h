@@ -41,6 +41,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
  * then each frame's as far as their headers chain (plausible, and within
  * size). What the binary targets do with an input whose first byte is odd. */
 void fuzz_make_checksums(uint8_t *buf, size_t size);
+/* A segment file from an input (size > 0): the bytes after the mode byte
+ * (malloc'ed, *len of them), with checksums made when the mode is odd. */
+uint8_t *fuzz_segment_input(const uint8_t *data, size_t size, size_t *len);
 
 /* Removes a directory tree (the targets' temporary stores). */
 void fuzz_remove_tree(const char *path);

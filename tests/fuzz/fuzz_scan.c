@@ -141,12 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	buf = malloc(size);
-	FUZZ_CHECK(buf != NULL);
-	memcpy(buf, data + 1, size - 1);
-	size--;
-	if (data[0] & 1)
-		fuzz_make_checksums(buf, size);
+	buf = fuzz_segment_input(data, size, &size);
 	fd = memfd_create("fuzz-segment", MFD_CLOEXEC);
 	FUZZ_CHECK(fd >= 0);
 	FUZZ_CHECK(size == 0 || write(fd, buf, size) == (ssize_t)size);

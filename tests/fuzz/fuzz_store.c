@@ -150,12 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	log = malloc(size);
-	FUZZ_CHECK(log != NULL);
-	memcpy(log, data + 1, size - 1);
-	size--;
-	if (data[0] & 1)
-		fuzz_make_checksums(log, size);
+	log = fuzz_segment_input(data, size, &size);
 	snprintf(dir, sizeof(dir), "%s/s", work_dir);
 	FUZZ_CHECK(mkdir(dir, 0755) == 0);
 	snprintf(seg, sizeof(seg), "%s/" STORE_SEGMENT_DIR, dir);

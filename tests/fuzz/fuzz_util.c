@@ -36,6 +36,18 @@ void fuzz_make_checksums(uint8_t *buf, size_t size)
 	}
 }
 
+uint8_t *fuzz_segment_input(const uint8_t *data, size_t size, size_t *len)
+{
+	uint8_t *buf = malloc(size);
+
+	FUZZ_CHECK(buf != NULL);
+	*len = size - 1;
+	memcpy(buf, data + 1, *len);
+	if (data[0] & 1)
+		fuzz_make_checksums(buf, *len);
+	return buf;
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag,
 			struct FTW *ftw)
 {
