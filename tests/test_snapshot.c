@@ -142,6 +142,8 @@ static long check_snapshot(const char *snap, uint64_t records)
 	return v.replayed;
 }
 
+#define SNAPSHOT_WRITER_GUARD_S 240
+
 static void test_during_ingest(const char *dir)
 {
 	pid_t writer;
@@ -153,7 +155,9 @@ static void test_during_ingest(const char *dir)
 	CHECK(pipe(rolled) == 0);
 	writer = fork();
 	if (writer == 0) {
-		alarm(60);
+		/* A guard against an orphan, not a time limit: a loaded
+		 * machine under ASan takes minutes (ctest stops at 300 s). */
+		alarm(SNAPSHOT_WRITER_GUARD_S);
 		close(rolled[0]);
 		write_sequence(dir, 200, LIVE_RECORDS, rolled[1]);
 		pause(); /* until killed: the store stays as written */
