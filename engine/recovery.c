@@ -10,9 +10,10 @@
  *  2. Scan forward from there to the end of the log, indexing every valid
  *     frame in batches (each batch commits the state that covers it).
  *  3. Decide how the log ends (engine/scan.c): a clean end; a torn tail in
- *     the newest segment, which is cut off; or corruption, which fails the
- *     open with the segment and offset. A sealed segment must end with its
- *     seal frame.
+ *     the newest segment, which is cut off once everything before it is
+ *     indexed (an open that refuses the log changes no byte of it); or
+ *     corruption, which fails the open with the segment and offset. A
+ *     sealed segment must end with its seal frame.
  *  4. Make the newest segment the active one, or start a new one if it was
  *     sealed.
  *
@@ -47,6 +48,10 @@ struct recovery {
 	uint64_t frames;
 	uint64_t done, total; /* bytes read of the segments to read */
 	uint64_t segment_base; /* done before this segment */
+	/* Where the newest segment's valid frames end: a torn tail is cut
+	 * only once every frame before it is indexed, so that an open that
+	 * refuses the log (a duplicate id, say) leaves it as it found it. */
+	struct scan_result tail;
 };
 
 static int arena_put(struct name_arena *a, struct text t, size_t *at)
@@ -403,17 +408,6 @@ static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
 		rc = err_set(ATOLOG_CORRUPT, "segment %016" PRIx64 " offset %" PRIu64
 			     ": a sealed segment ends without its seal frame",
 			     id, res.valid_end);
-	if (rc == ATOLOG_OK && newest)
-		rc = recovery_cut_tail(s, fd, id, &res);
-	/* What the last writer left may be only in the page cache: make it
-	 * durable before new frames follow, so the first of them may say
-	 * SYNC_START truthfully. */
-	if (rc == ATOLOG_OK && newest) {
-		int e = io_fdatasync(&s->w.io, fd);
-
-		if (e != 0)
-			rc = err_errno(e, "segment %016" PRIx64 ": syncing at open", id);
-	}
 	if (rc != ATOLOG_OK || !newest) {
 		close(fd);
 		return rc;
@@ -421,8 +415,26 @@ static int recovery_segment(struct recovery *r, uint64_t id, bool newest,
 	s->w.active.id = id;
 	s->w.active.fd = fd;
 	s->w.active.size = res.valid_end;
+	r->tail = res;
 	*last_kind = res.last_kind;
 	return ATOLOG_OK;
+}
+
+/* Once the log is indexed: cuts the newest segment's torn tail, then
+ * makes what the last writer left durable (it may be only in the page
+ * cache) before new frames follow, so the first of them may say
+ * SYNC_START truthfully. */
+static int recovery_settle_tail(struct recovery *r)
+{
+	atolog_store *s = r->store;
+	int rc = recovery_cut_tail(s, s->w.active.fd, s->w.active.id, &r->tail), e;
+
+	if (rc != ATOLOG_OK)
+		return rc;
+	e = io_fdatasync(&s->w.io, s->w.active.fd);
+	return e ? err_errno(e, "segment %016" PRIx64 ": syncing at open",
+			     s->w.active.id)
+		 : ATOLOG_OK;
 }
 
 static int recovery_read_store_id(atolog_store *s, uint64_t first_id)
@@ -502,6 +514,8 @@ static int recovery_scan(struct recovery *r, const uint64_t *ids, size_t n)
 		s->opts.progress(r->total, r->total, s->opts.progress_ctx);
 	if (rc == ATOLOG_OK)
 		rc = recovery_flush(r);
+	if (rc == ATOLOG_OK)
+		rc = recovery_settle_tail(r);
 	if (rc != ATOLOG_OK)
 		return rc;
 	s->w.state = r->state;

@@ -421,6 +421,67 @@ static void test_index_past_log(void)
 	check_tmpdir_remove(dir);
 }
 
+/* The bytes of a file (malloc'ed), *len of them. */
+static uint8_t *file_bytes(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long size;
+
+	*len = 0;
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)size + 1)) ||
+	    fread(buf, 1, (size_t)size, f) != (size_t)size) {
+		CHECK_FAILF("reading %s", path);
+	} else {
+		*len = (size_t)size;
+	}
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+/* A log the open refuses (here an id twice: a frame copied after its
+ * original) with a torn tail after it: the open fails naming the copy,
+ * and the tail is still there, byte for byte. The cut used to come
+ * first (found by fuzz_store). */
+static void test_refused_open_keeps_tail(void)
+{
+	static const uint8_t torn[] = { 0x5a, 0x01, 0x02 };
+	char *dir = check_tmpdir("refused"), *seg, where[96];
+	struct frame_pos frames[4];
+	uint8_t *before, *after;
+	size_t n, len_before, len_after;
+	FILE *f;
+	int rc;
+
+	fill(dir, 3, NULL);
+	seg = segment_file(dir, 1);
+	n = list_frames(seg, frames, 4);
+	CHECK_INT(n, 3);
+	before = file_bytes(seg, &len_before);
+	f = fopen(seg, "ab");
+	CHECK(f && before && n == 3 &&
+	      fwrite(before + frames[0].offset, 1, frames[0].length, f) == frames[0].length &&
+	      fwrite(torn, 1, sizeof(torn), f) == sizeof(torn) && fclose(f) == 0);
+	free(before);
+	before = file_bytes(seg, &len_before);
+	snprintf(where, sizeof(where), "segment 0000000000000001 offset %" PRIu64,
+		 n == 3 ? frames[2].offset + frames[2].length : 0);
+	CHECK(open_store(dir, 0, &rc) == NULL);
+	CHECK_RC(rc, ATOLOG_CORRUPT, NULL);
+	CHECK_MSG(NULL, "appears twice");
+	CHECK_MSG(NULL, where);
+	after = file_bytes(seg, &len_after);
+	CHECK_INT(len_after, len_before);
+	CHECK(before && after && len_after == len_before &&
+	      memcmp(before, after, len_before) == 0);
+	free(before);
+	free(after);
+	free(seg);
+	check_tmpdir_remove(dir);
+}
+
 /* A failure to read the last indexed frame that is not damage (here the
  * segment is, for a moment, a directory: EISDIR) fails the open with it,
  * and leaves the index alone: it used to empty the index for a rebuild. */
@@ -940,6 +1001,7 @@ int main(void)
 	test_cut_every_byte();
 	test_index_lags();
 	test_index_past_log();
+	test_refused_open_keeps_tail();
 	test_state_frame_unreadable();
 	test_sync_none_marker();
 	test_rebuild_killed_early();

@@ -126,6 +126,8 @@ static void check_open(const char *dir, const char *seg, const uint8_t *log,
 
 	after = read_file(seg, &after_size);
 	if (rc != ATOLOG_OK) {
+		fprintf(stderr, "open: %d %s (file %zu -> %zu bytes)\n", rc,
+			atolog_errmsg(NULL), size, after_size);
 		FUZZ_CHECK(rc == ATOLOG_CORRUPT || rc == ATOLOG_VERSION ||
 			   rc == ATOLOG_INVALID);
 		FUZZ_CHECK(atolog_errmsg(NULL)[0] != '\0');
