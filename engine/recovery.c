@@ -136,6 +136,26 @@ static int recovery_add_record(struct recovery *r, const struct log_frame *f)
 	return rc;
 }
 
+/* A row may only add to the registry: a writer refuses (ATOLOG_EXISTS) a
+ * name or alias that already belongs to another project, so a log that
+ * re-points one was not written by atolog. */
+static int registry_row_fits(struct index *idx, const struct index_registry_row *row)
+{
+	char *canonical = NULL;
+	int rc = index_registry_get(idx, row->key, &canonical);
+
+	if (rc == ATOLOG_NOTFOUND)
+		return ATOLOG_OK;
+	if (rc == ATOLOG_OK && (strlen(canonical) != row->canonical.len ||
+				memcmp(canonical, row->canonical.ptr, row->canonical.len) != 0))
+		rc = err_set(ATOLOG_CORRUPT, "'%.*s' is registered for '%.*s', and "
+			     "already belongs to '%s'", (int)row->spelling.len,
+			     row->spelling.ptr, (int)row->canonical.len,
+			     row->canonical.ptr, canonical);
+	free(canonical);
+	return rc;
+}
+
 /* Registry rows of one registration: the name and each alias. */
 static int recovery_add_registry(struct recovery *r, const struct log_frame *f)
 {
@@ -165,6 +185,7 @@ static int recovery_add_registry(struct recovery *r, const struct log_frame *f)
 		rows[i].canonical.len = view.name.len;
 		rows[i].spelling.ptr = t.ptr;
 		rows[i].spelling.len = t.len;
+		rc = registry_row_fits(r->store->idx, &rows[i]);
 	}
 	if (rc == ATOLOG_OK) {
 		struct index_batch b = { .registry = rows,

@@ -844,16 +844,27 @@ static size_t craft_frame(uint8_t *out, uint8_t kind, const void *payload,
 	return FRAME_HEADER_SIZE + len;
 }
 
+/* The project every crafted log registers first, with its alias. */
+#define CRAFTED_PROJECT "atolog"
+#define CRAFTED_ALIAS "the-log"
+
 static void check_refused_frame(uint8_t kind, const void *payload, size_t len,
 				int want, const char *what)
 {
+	static const char *const aliases[] = { CRAFTED_ALIAS };
 	char *dir = check_tmpdir("crafted");
 	uint8_t *frame = malloc(FRAME_HEADER_SIZE + len);
+	atolog_store *s;
 	char *seg;
 	long long size;
 	int rc;
 
 	fill(dir, 3, NULL);
+	s = open_store(dir, 0, NULL);
+	if (s) {
+		CHECK_OK(atolog_project_add(s, CRAFTED_PROJECT, aliases, 1), s);
+		CHECK_OK(atolog_store_close(s), NULL);
+	}
 	seg = segment_file(dir, 1);
 	append_bytes(seg, frame, craft_frame(frame, kind, payload, len));
 	size = check_file_size(seg);
@@ -882,6 +893,18 @@ static void test_crafted_frames(void)
 	check_refused_frame(FRAME_KIND_RECORD, sb.data, sb.size, ATOLOG_CORRUPT,
 			    "a 400-byte project name");
 	check_refused_frame(9, "\x80", 1, ATOLOG_VERSION, "a frame of kind 9");
+	/* An alias re-pointed at another project: a writer refuses it with
+	 * ATOLOG_EXISTS, and replay used to take it (found by fuzz_store;
+	 * verify then failed on the first registration). */
+	{
+		struct text other = { "ztolog", 6 }, alias = { CRAFTED_ALIAS, 7 };
+
+		msgpack_sbuffer_clear(&sb);
+		CHECK_OK(registry_encode(other, &alias, 1, &sb), NULL);
+		check_refused_frame(FRAME_KIND_REGISTRY, sb.data, sb.size, ATOLOG_CORRUPT,
+				    "an alias of another project registered again");
+		CHECK_MSG(NULL, "already belongs to '" CRAFTED_PROJECT "'");
+	}
 	msgpack_sbuffer_destroy(&sb);
 	free(project);
 }

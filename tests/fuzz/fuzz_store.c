@@ -140,7 +140,8 @@ static void check_open(const char *dir, const char *seg, const uint8_t *log,
 	free(after);
 	rc = atolog_store_verify(store, NULL, NULL, &report);
 	if (rc != ATOLOG_OK)
-		fprintf(stderr, "verify: %s\n", atolog_errmsg(NULL));
+		fprintf(stderr, "verify: %d %s (%" PRIu64 " problems: %s)\n", rc,
+			atolog_errmsg(store), report.problems, report.first_problem);
 	FUZZ_CHECK(rc == ATOLOG_OK);
 	FUZZ_CHECK(atolog_store_close(store) == ATOLOG_OK);
 }
