@@ -12,9 +12,34 @@
 int check_failures;
 static uint64_t rand_state;
 static uint64_t rand_seed;
+/* The names a run is limited to (check_args), and how many tests ran. */
+static char **selected_names;
+static int n_selected_names;
+static int tests_selected;
+
+void check_args(int argc, char **argv)
+{
+	selected_names = argv + 1;
+	n_selected_names = argc > 1 ? argc - 1 : 0;
+}
+
+bool check_selected(const char *name)
+{
+	bool run = n_selected_names == 0;
+
+	for (int i = 0; i < n_selected_names && !run; i++)
+		run = strstr(name, selected_names[i]) != NULL;
+	tests_selected += run;
+	return run;
+}
 
 int check_report(const char *name)
 {
+	if (n_selected_names > 0 && tests_selected == 0) {
+		fprintf(stderr, "%s: no test's name contains %s%s\n", name,
+			selected_names[0], n_selected_names > 1 ? " (or the others)" : "");
+		return 2;
+	}
 	if (check_failures) {
 		fprintf(stderr, "%s: %d check(s) FAILED (seed %" PRIu64 ")\n", name,
 			check_failures, rand_seed);
@@ -154,8 +179,11 @@ void check_remove_index(const char *dir)
 int check_run_cases(const char *suite, const struct check_case *cases, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char *dir = check_tmpdir(cases[i].name);
+		char *dir;
 
+		if (!check_selected(cases[i].name))
+			continue;
+		dir = check_tmpdir(cases[i].name);
 		fprintf(stderr, "%s: %s\n", suite, cases[i].name);
 		cases[i].run(dir);
 		check_tmpdir_remove(dir);

@@ -7,6 +7,7 @@
 #define ATOLOG_TEST_CHECK_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,28 @@ struct check_case {
 	void (*run)(const char *dir);
 };
 
-/* Runs every case in order (each in its own check_tmpdir, removed after),
- * then returns check_report(suite). */
+/* Picking tests: `./test_x NAME...` runs only the tests whose names
+ * contain one of the NAMEs (every test without one). main passes its
+ * arguments to check_args first; check_run_cases and CHECK_RUN ask
+ * check_selected, and check_report fails a run that selected nothing.
+ * Together with ATOLOG_TEST_SEED (check_rand_init), one test of a
+ * randomized run is replayed alone. */
+void check_args(int argc, char **argv);
+bool check_selected(const char *name);
+/* Runs test function fn (no arguments, or the ones given) if selected. */
+#define CHECK_RUN(fn)                                                        \
+	do {                                                                 \
+		if (check_selected(#fn))                                     \
+			fn();                                                \
+	} while (0)
+#define CHECK_RUN_WITH(fn, ...)                                              \
+	do {                                                                 \
+		if (check_selected(#fn))                                     \
+			fn(__VA_ARGS__);                                     \
+	} while (0)
+
+/* Runs every selected case in order (each in its own check_tmpdir,
+ * removed after), then returns check_report(suite). */
 int check_run_cases(const char *suite, const struct check_case *cases, size_t n);
 
 /* Ends main: prints the verdict, returns the exit status. */

@@ -544,26 +544,27 @@ static void test_map_growth(void)
 	check_tmpdir_remove(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	char *dir = check_tmpdir("bad");
 	atolog_store *s = open_store(dir, 0, 0);
 
-	test_invalid_interactions(s);
-	test_deep_context(s);
-	test_duplicate_id(s);
-	test_bad_queries(s);
-	test_registry_conflicts(s);
+	check_args(argc, argv);
+	CHECK_RUN_WITH(test_invalid_interactions, s);
+	CHECK_RUN_WITH(test_deep_context, s);
+	CHECK_RUN_WITH(test_duplicate_id, s);
+	CHECK_RUN_WITH(test_bad_queries, s);
+	CHECK_RUN_WITH(test_registry_conflicts, s);
 	atolog_store_close(s);
-	test_locks_and_modes(dir);
-	test_lock_beside_a_look(dir);
-	test_disk_full(dir);
-	test_failed_truncate(dir);
-	test_failed_sync(dir);
-	test_queued_behind_failed_sync(dir);
-	test_failed_roll();
-	test_failed_large_group();
-	test_map_growth();
+	CHECK_RUN_WITH(test_locks_and_modes, dir);
+	CHECK_RUN_WITH(test_lock_beside_a_look, dir);
+	CHECK_RUN_WITH(test_disk_full, dir);
+	CHECK_RUN_WITH(test_failed_truncate, dir);
+	CHECK_RUN_WITH(test_failed_sync, dir);
+	CHECK_RUN_WITH(test_queued_behind_failed_sync, dir);
+	CHECK_RUN(test_failed_roll);
+	CHECK_RUN(test_failed_large_group);
+	CHECK_RUN(test_map_growth);
 	check_tmpdir_remove(dir);
 	return check_report("test_badinput");
 }

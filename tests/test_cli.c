@@ -1762,10 +1762,11 @@ static void test_tour(const char *root)
 	free(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	char *root;
 
+	check_args(argc, argv);
 	cli_path = getenv("ATOLOG_CLI");
 	if (!cli_path || access(cli_path, X_OK) != 0) {
 		fprintf(stderr, "test_cli: ATOLOG_CLI is not an executable: %s\n",
@@ -1776,16 +1777,16 @@ int main(void)
 	check_rand_init("test_cli");
 	root = check_tmpdir("cli");
 
-	test_no_store(root);
-	test_record_and_get(root);
-	test_record_numbers(root);
-	test_listing(root);
-	test_limit_cap(root);
-	test_second_writer(root);
-	test_reader_holds_no_lock(root);
-	test_reader_on_damaged_log(root);
-	test_flipped_last_frame(root);
-	test_tour(root);
+	CHECK_RUN_WITH(test_no_store, root);
+	CHECK_RUN_WITH(test_record_and_get, root);
+	CHECK_RUN_WITH(test_record_numbers, root);
+	CHECK_RUN_WITH(test_listing, root);
+	CHECK_RUN_WITH(test_limit_cap, root);
+	CHECK_RUN_WITH(test_second_writer, root);
+	CHECK_RUN_WITH(test_reader_holds_no_lock, root);
+	CHECK_RUN_WITH(test_reader_on_damaged_log, root);
+	CHECK_RUN_WITH(test_flipped_last_frame, root);
+	CHECK_RUN_WITH(test_tour, root);
 
 	check_tmpdir_remove(root);
 	return check_report("test_cli");

@@ -4234,63 +4234,64 @@ static void test_json_roundtrip(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	check_args(argc, argv);
 	check_rand_init("test_codec");
 
-	test_time_parse_known();
-	test_time_parse_shapes();
-	test_time_parse_boundaries();
-	test_time_parse_rejects();
-	test_time_format();
-	test_time_floor();
-	test_time_roundtrip_random();
+	CHECK_RUN(test_time_parse_known);
+	CHECK_RUN(test_time_parse_shapes);
+	CHECK_RUN(test_time_parse_boundaries);
+	CHECK_RUN(test_time_parse_rejects);
+	CHECK_RUN(test_time_format);
+	CHECK_RUN(test_time_floor);
+	CHECK_RUN(test_time_roundtrip_random);
 
-	test_uuid_text();
-	test_uuid_v7_same_ms();
-	test_uuid_v7_advancing();
+	CHECK_RUN(test_uuid_text);
+	CHECK_RUN(test_uuid_v7_same_ms);
+	CHECK_RUN(test_uuid_v7_advancing);
 
-	test_utf8_cases();
-	test_utf8_random();
-	test_blank();
-	test_fold();
-	test_trim();
+	CHECK_RUN(test_utf8_cases);
+	CHECK_RUN(test_utf8_random);
+	CHECK_RUN(test_blank);
+	CHECK_RUN(test_fold);
+	CHECK_RUN(test_trim);
 
-	test_mp_wellformed();
-	test_mp_crafted();
-	test_mp_depth();
-	test_mp_random();
+	CHECK_RUN(test_mp_wellformed);
+	CHECK_RUN(test_mp_crafted);
+	CHECK_RUN(test_mp_depth);
+	CHECK_RUN(test_mp_random);
 
-	test_record_roundtrip();
-	test_record_validation();
-	test_record_context_depth();
-	test_record_encode_toobig();
-	test_record_forward_compat();
-	test_record_wrong_types();
-	test_record_decode_rules();
-	test_record_not_map();
-	test_record_fuzz();
+	CHECK_RUN(test_record_roundtrip);
+	CHECK_RUN(test_record_validation);
+	CHECK_RUN(test_record_context_depth);
+	CHECK_RUN(test_record_encode_toobig);
+	CHECK_RUN(test_record_forward_compat);
+	CHECK_RUN(test_record_wrong_types);
+	CHECK_RUN(test_record_decode_rules);
+	CHECK_RUN(test_record_not_map);
+	CHECK_RUN(test_record_fuzz);
 
-	test_frame_roundtrip();
-	test_frame_bitflips();
-	test_frame_header_rejects();
-	test_segment_header();
-	test_seal();
-	test_registry();
+	CHECK_RUN(test_frame_roundtrip);
+	CHECK_RUN(test_frame_bitflips);
+	CHECK_RUN(test_frame_header_rejects);
+	CHECK_RUN(test_segment_header);
+	CHECK_RUN(test_seal);
+	CHECK_RUN(test_registry);
 
-	test_from_json_full();
-	test_from_json_errors();
-	test_from_json_repeated_keys();
-	test_from_json_identity();
-	test_json_array_random();
-	test_json_array_refused();
-	test_json_array_stop();
-	test_from_json_error_frees();
-	test_to_json_exact();
-	test_context_numbers_exact();
-	test_context_numbers_refused();
-	test_context_doubles();
-	test_json_roundtrip();
+	CHECK_RUN(test_from_json_full);
+	CHECK_RUN(test_from_json_errors);
+	CHECK_RUN(test_from_json_repeated_keys);
+	CHECK_RUN(test_from_json_identity);
+	CHECK_RUN(test_json_array_random);
+	CHECK_RUN(test_json_array_refused);
+	CHECK_RUN(test_json_array_stop);
+	CHECK_RUN(test_from_json_error_frees);
+	CHECK_RUN(test_to_json_exact);
+	CHECK_RUN(test_context_numbers_exact);
+	CHECK_RUN(test_context_numbers_refused);
+	CHECK_RUN(test_context_doubles);
+	CHECK_RUN(test_json_roundtrip);
 
 	return check_report("test_codec");
 }

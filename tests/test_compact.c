@@ -1245,7 +1245,7 @@ static void test_cli(const char *dir)
 	model_free(&m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case cases[] = {
 		{ "retention_model", test_retention_model },
@@ -1262,6 +1262,7 @@ int main(void)
 		{ "cli", test_cli },
 	};
 
+	check_args(argc, argv);
 	check_rand_init("test_compact");
 	return check_run_cases("test_compact", cases, sizeof(cases) / sizeof(cases[0]));
 }

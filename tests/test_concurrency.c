@@ -793,20 +793,21 @@ static void test_index_within_durable_log(void)
 		"away: %ld indexed records all intact\n", indexed);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	check_args(argc, argv);
 	check_rand_init("test_concurrency");
-	test_many_writers(ATOLOG_SYNC_ALWAYS, "always");
-	test_many_writers(ATOLOG_SYNC_BATCH, "batch");
-	test_many_writers(ATOLOG_SYNC_NONE, "none");
-	test_batch_invalid();
-	test_id_race(ATOLOG_SYNC_ALWAYS);
-	test_id_race(ATOLOG_SYNC_BATCH);
-	test_id_race(ATOLOG_SYNC_NONE);
-	test_overload();
-	test_index_behind();
-	test_reader_process();
-	test_dead_reader();
-	test_index_within_durable_log();
+	CHECK_RUN_WITH(test_many_writers, ATOLOG_SYNC_ALWAYS, "always");
+	CHECK_RUN_WITH(test_many_writers, ATOLOG_SYNC_BATCH, "batch");
+	CHECK_RUN_WITH(test_many_writers, ATOLOG_SYNC_NONE, "none");
+	CHECK_RUN(test_batch_invalid);
+	CHECK_RUN_WITH(test_id_race, ATOLOG_SYNC_ALWAYS);
+	CHECK_RUN_WITH(test_id_race, ATOLOG_SYNC_BATCH);
+	CHECK_RUN_WITH(test_id_race, ATOLOG_SYNC_NONE);
+	CHECK_RUN(test_overload);
+	CHECK_RUN(test_index_behind);
+	CHECK_RUN(test_reader_process);
+	CHECK_RUN(test_dead_reader);
+	CHECK_RUN(test_index_within_durable_log);
 	return check_report("test_concurrency");
 }

@@ -249,13 +249,14 @@ static void test_abandoned_rebuild(const char *dir)
 	free(seg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case cases[] = {
 		{ "live_feed", test_live_feed },
 		{ "abandoned_rebuild", test_abandoned_rebuild },
 	};
 
+	check_args(argc, argv);
 	cli_path = getenv("ATOLOG_CLI");
 	check_rand_init("test_follow");
 	if (!cli_path) {

@@ -364,7 +364,7 @@ static void test_breaches_abort(const char *dir)
 	CHECK_OK(atolog_store_close(s), NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case cases[] = {
 		{ "lock records", test_lock_records },
@@ -374,5 +374,6 @@ int main(void)
 		{ "marker across a swap", test_marker_across_swap },
 	};
 
+	check_args(argc, argv);
 	return check_run_cases("test_lock", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -1935,7 +1935,7 @@ static void test_cli(const char *dir)
  * The main.
  */
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case cases[] = {
 		{ "json", test_json },
@@ -1949,6 +1949,7 @@ int main(void)
 		{ "cli", test_cli },
 	};
 
+	check_args(argc, argv);
 	struct stat st;
 
 	cli_nomem = getenv("ATOLOG_CLI_NOMEM");

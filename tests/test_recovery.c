@@ -1016,25 +1016,26 @@ static void test_machine_crash_hole(void)
 	check_hole(ATOLOG_SYNC_ALWAYS, ATOLOG_CORRUPT);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	check_args(argc, argv);
 	check_rand_init("test_recovery");
-	test_sigkill();
-	test_torn_tails();
-	test_cut_every_byte();
-	test_index_lags();
-	test_index_past_log();
-	test_refused_open_keeps_tail();
-	test_state_frame_unreadable();
-	test_sync_none_marker();
-	test_rebuild_killed_early();
-	test_tail_after_seal();
-	test_flipped_byte(false);
-	test_flipped_byte(true);
-	test_corrupt_tail_readonly();
-	test_garbage_index();
-	test_crafted_frames();
-	test_newer_segment_header();
-	test_machine_crash_hole();
+	CHECK_RUN(test_sigkill);
+	CHECK_RUN(test_torn_tails);
+	CHECK_RUN(test_cut_every_byte);
+	CHECK_RUN(test_index_lags);
+	CHECK_RUN(test_index_past_log);
+	CHECK_RUN(test_refused_open_keeps_tail);
+	CHECK_RUN(test_state_frame_unreadable);
+	CHECK_RUN(test_sync_none_marker);
+	CHECK_RUN(test_rebuild_killed_early);
+	CHECK_RUN(test_tail_after_seal);
+	CHECK_RUN_WITH(test_flipped_byte, false);
+	CHECK_RUN_WITH(test_flipped_byte, true);
+	CHECK_RUN(test_corrupt_tail_readonly);
+	CHECK_RUN(test_garbage_index);
+	CHECK_RUN(test_crafted_frames);
+	CHECK_RUN(test_newer_segment_header);
+	CHECK_RUN(test_machine_crash_hole);
 	return check_report("test_recovery");
 }

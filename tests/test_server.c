@@ -2653,7 +2653,7 @@ static void test_body_values(const char *dir)
 	CHECK_INT(server_stop(&srv, SIGTERM), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case tests[] = {
 		{ "capture_and_query", test_capture_and_query },
@@ -2677,6 +2677,7 @@ int main(void)
 	};
 	int rc;
 
+	check_args(argc, argv);
 	cli_path = getenv("ATOLOG_CLI");
 	if (!cli_path) {
 		fprintf(stderr, "test_server: set ATOLOG_CLI to the atolog binary\n");

@@ -701,7 +701,7 @@ static void test_stale_work_dirs(const char *root)
 	free(backups);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case tests[] = {
 		{ "during_ingest", test_during_ingest },
@@ -711,6 +711,7 @@ int main(void)
 		{ "stale_work_dirs", test_stale_work_dirs },
 	};
 
+	check_args(argc, argv);
 	check_rand_init("test_snapshot");
 	return check_run_cases("test_snapshot", tests, sizeof(tests) / sizeof(tests[0]));
 }

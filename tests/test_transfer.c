@@ -920,7 +920,7 @@ static void test_help_everywhere(const char *dir)
 	free(top);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case cases[] = {
 		{ "import_sqlite", test_import_sqlite },
@@ -931,6 +931,7 @@ int main(void)
 		{ "import_full_disk", test_import_full_disk },
 	};
 
+	check_args(argc, argv);
 	cli_path = getenv("ATOLOG_CLI");
 	check_rand_init("test_transfer");
 	if (!cli_path) {

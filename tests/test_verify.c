@@ -328,7 +328,7 @@ static void test_cli(const char *dir)
 	free(seg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct check_case tests[] = {
 		{ "sound_store", test_sound_store },
@@ -340,6 +340,7 @@ int main(void)
 		{ "cli", test_cli },
 	};
 
+	check_args(argc, argv);
 	cli_path = getenv("ATOLOG_CLI");
 	if (!cli_path) {
 		fprintf(stderr, "test_verify: set ATOLOG_CLI to the atolog binary\n");
