@@ -36,6 +36,8 @@ bool text_is_blank(const char *s, size_t len); /* only spaces/controls */
 /* False when a \uXXXX escape in JSON text is a surrogate without its other
  * half (*at: the offset of the backslash). */
 bool json_surrogates_paired(const char *s, size_t len, size_t *at);
+/* A C string as a text; NULL reads as "" (absent fields are empty). */
+struct text text_from_cstr(const char *s);
 /* s without surrounding ASCII blanks (space, \t \n \v \f \r). */
 struct text text_trim(const char *s, size_t len);
 /* The registry's matching key: text_trim, then ASCII lowered (never the
@@ -226,6 +228,9 @@ void frame_header_write(uint8_t *frame, uint8_t kind, uint8_t flags,
  * an unknown flag or reserved bit set, length over FRAME_PAYLOAD_MAX). */
 bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 		       struct frame_header *out);
+
+/* The seq of a frame whose header is known good (read back by checksum). */
+uint64_t frame_seq_of(const uint8_t frame[FRAME_HEADER_SIZE]);
 
 /* True when every byte of the header is zero (space never written). */
 bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE]);

@@ -66,6 +66,11 @@ bool frame_header_read(const uint8_t in[FRAME_HEADER_SIZE],
 	       out->reserved == 0 && out->payload_len <= FRAME_PAYLOAD_MAX;
 }
 
+uint64_t frame_seq_of(const uint8_t frame[FRAME_HEADER_SIZE])
+{
+	return get_le64(frame + 16);
+}
+
 bool frame_header_is_zero(const uint8_t in[FRAME_HEADER_SIZE])
 {
 	static const uint8_t zero[FRAME_HEADER_SIZE];

@@ -398,13 +398,6 @@ static void body_free(struct body_parser *p)
  * From the parsed body to an interaction.
  */
 
-static struct text text_or_empty(const char *s)
-{
-	struct text t = { .ptr = s ? s : "", .len = s ? strlen(s) : 0 };
-
-	return t;
-}
-
 /* id and created_at, when an import supplies them. */
 static int body_identity(struct body_parser *p, struct record_fields *f,
 			 bool *has_id, bool *has_time)
@@ -450,12 +443,12 @@ static int body_to_interaction(struct body_parser *p, atolog_interaction **out)
 
 	if (!p->texts[F_PROMPT])
 		return err_set(ATOLOG_INVALID, "prompt is required");
-	f.prompt = text_or_empty(p->texts[F_PROMPT]);
-	f.response = text_or_empty(p->texts[F_RESPONSE]);
-	f.response_summary = text_or_empty(p->texts[F_SUMMARY]);
-	f.project = text_or_empty(p->texts[F_PROJECT]);
-	f.client = text_or_empty(p->texts[F_CLIENT]);
-	f.session_id = text_or_empty(p->texts[F_SESSION]);
+	f.prompt = text_from_cstr(p->texts[F_PROMPT]);
+	f.response = text_from_cstr(p->texts[F_RESPONSE]);
+	f.response_summary = text_from_cstr(p->texts[F_SUMMARY]);
+	f.project = text_from_cstr(p->texts[F_PROJECT]);
+	f.client = text_from_cstr(p->texts[F_CLIENT]);
+	f.session_id = text_from_cstr(p->texts[F_SESSION]);
 	f.memories_used = p->refs[0].items;
 	f.n_memories_used = p->refs[0].n;
 	f.chunks_used = p->refs[1].items;

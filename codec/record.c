@@ -34,13 +34,6 @@
 /* The record map, plus the context pack's own nesting. */
 #define RECORD_MAX_NESTING (1 + ATOLOG_CONTEXT_MAX_DEPTH)
 
-static struct text text_of(const char *s)
-{
-	struct text t = { .ptr = s ? s : "", .len = s ? strlen(s) : 0 };
-
-	return t;
-}
-
 static int check_text(const char *field, struct text t, size_t max)
 {
 	if (t.len > max)
@@ -76,7 +69,7 @@ static int refs_init(const char *field, const char *const *src, size_t n,
 
 		if (!src[i])
 			return err_set(ATOLOG_INVALID, "%s[%zu] is NULL", field, i);
-		dst[i] = text_of(src[i]);
+		dst[i] = text_from_cstr(src[i]);
 		rc = check_text(field, dst[i], ATOLOG_REF_MAX_BYTES);
 		if (rc != ATOLOG_OK)
 			return err_context(rc, "%s[%zu]", field, i);
@@ -140,12 +133,12 @@ int record_input_init(struct record_input *in, const atolog_interaction *src)
 	memset(in, 0, sizeof(*in));
 	if (!src || !src->prompt)
 		return err_set(ATOLOG_INVALID, "prompt must be non-empty");
-	f->prompt = text_of(src->prompt);
-	f->response = text_of(src->response);
-	f->response_summary = text_of(src->response_summary);
-	f->project = text_of(src->project);
-	f->client = text_of(src->client);
-	f->session_id = text_of(src->session_id);
+	f->prompt = text_from_cstr(src->prompt);
+	f->response = text_from_cstr(src->response);
+	f->response_summary = text_from_cstr(src->response_summary);
+	f->project = text_from_cstr(src->project);
+	f->client = text_from_cstr(src->client);
+	f->session_id = text_from_cstr(src->session_id);
 	rc = check_texts(f);
 	if (rc != ATOLOG_OK)
 		return rc;

@@ -102,6 +102,13 @@ static bool ascii_blank(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
+struct text text_from_cstr(const char *s)
+{
+	struct text t = { .ptr = s ? s : "", .len = s ? strlen(s) : 0 };
+
+	return t;
+}
+
 struct text text_trim(const char *s, size_t len)
 {
 	struct text t = { .ptr = s, .len = len };

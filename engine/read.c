@@ -36,11 +36,6 @@ int store_read_record(atolog_store *s, const struct index_loc *loc,
 	return rc;
 }
 
-static uint64_t frame_seq(const uint8_t *frame)
-{
-	return get_le64(frame + 16);
-}
-
 /*
  * Reads the record of id that the index placed at loc. A compaction may
  * have moved it since the index was read, and deleted the segment: a
@@ -97,7 +92,7 @@ static int read_checked(atolog_store *s, const struct index_loc *loc,
 	if (rc == ATOLOG_NOTFOUND)
 		return err_set(rc, "the interaction was removed by a compaction");
 	if (rc == ATOLOG_OK)
-		rc = record_fields_flatten(&view.fields, frame_seq(frame), out);
+		rc = record_fields_flatten(&view.fields, frame_seq_of(frame), out);
 	record_view_free(&view);
 	free(frame);
 	return rc;
@@ -181,7 +176,7 @@ int store_take_hit(atolog_store *s, const struct index_hit *hit,
 	if (rc == ATOLOG_OK && text_equals(project, view.fields.project) &&
 	    text_equals(session, view.fields.session_id) &&
 	    text_equals(client, view.fields.client)) {
-		rc = record_fields_flatten(&view.fields, frame_seq(frame), out);
+		rc = record_fields_flatten(&view.fields, frame_seq_of(frame), out);
 		*taken = rc == ATOLOG_OK;
 	}
 	record_view_free(&view);

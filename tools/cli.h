@@ -15,6 +15,7 @@
 
 #include "atolog.h"
 
+#define EXIT_OK 0
 #define EXIT_NOTFOUND 1
 #define EXIT_USAGE 2
 #define EXIT_STORE 3

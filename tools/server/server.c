@@ -28,11 +28,6 @@
 #include "cli.h"
 #include "server.h"
 
-/* Exit codes, as the CLI's (tools/cli.h). */
-#define SERVE_EXIT_OK 0
-#define SERVE_EXIT_USAGE 2
-#define SERVE_EXIT_STORE 3
-
 /* While starting, libmicrohttpd's complaint is kept for the start-up
  * error; once serving, each message goes to stderr as it comes. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -59,7 +54,7 @@ static int read_token(struct server *srv)
 	if (!f) {
 		fprintf(stderr, "atolog: serve: --token-file %s: %s\n",
 			srv->cfg.token_file, strerror(errno));
-		return SERVE_EXIT_USAGE;
+		return EXIT_USAGE;
 	}
 	if (!fgets(line, sizeof(line), f))
 		line[0] = '\0';
@@ -73,10 +68,10 @@ static int read_token(struct server *srv)
 	if (!*p) {
 		fprintf(stderr, "atolog: serve: --token-file %s holds no token\n",
 			srv->cfg.token_file);
-		return SERVE_EXIT_USAGE;
+		return EXIT_USAGE;
 	}
 	srv->token = strdup(p);
-	return srv->token ? SERVE_EXIT_OK : SERVE_EXIT_STORE;
+	return srv->token ? EXIT_OK : EXIT_STORE;
 }
 
 /* libmicrohttpd's connection notifications: a watch per open connection,
@@ -189,7 +184,7 @@ static int server_listen(struct server *srv)
 		fprintf(stderr, "atolog: serve: --listen %s: %s (want HOST:PORT)\n",
 			srv->cfg.listen, rc == EAI_SYSTEM ? strerror(errno)
 							  : gai_strerror(rc));
-		return SERVE_EXIT_USAGE;
+		return EXIT_USAGE;
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -209,9 +204,9 @@ static int server_listen(struct server *srv)
 		fprintf(stderr, "atolog: serve: cannot listen on %s: %s\n",
 			srv->cfg.listen, srv->mhd_error[0] ? srv->mhd_error
 							   : "libmicrohttpd refused to start");
-		return SERVE_EXIT_STORE;
+		return EXIT_STORE;
 	}
-	return SERVE_EXIT_OK;
+	return EXIT_OK;
 }
 
 /* The URL clients use: the bound port (the asked one may be 0). */
@@ -284,10 +279,10 @@ static int server_open_store(struct server *srv)
 	int rc = atolog_store_open(srv->cfg.data_dir, &opts, &srv->store);
 
 	if (rc == ATOLOG_OK)
-		return SERVE_EXIT_OK;
+		return EXIT_OK;
 	fprintf(stderr, "atolog: serve: %s: %s\n", srv->cfg.data_dir,
 		*atolog_errmsg(NULL) ? atolog_errmsg(NULL) : atolog_strerror(rc));
-	return rc == ATOLOG_INVALID ? SERVE_EXIT_USAGE : SERVE_EXIT_STORE;
+	return rc == ATOLOG_INVALID ? EXIT_USAGE : EXIT_STORE;
 }
 
 static int server_wait_and_stop(struct server *srv, const sigset_t *stop)
@@ -312,10 +307,10 @@ static int server_wait_and_stop(struct server *srv, const sigset_t *stop)
 	if (rc != ATOLOG_OK) {
 		fprintf(stderr, "atolog: serve: closing the store: %s\n",
 			atolog_errmsg(NULL));
-		return SERVE_EXIT_STORE;
+		return EXIT_STORE;
 	}
 	fprintf(stderr, "atolog: serve: stopped cleanly\n");
-	return SERVE_EXIT_OK;
+	return EXIT_OK;
 }
 
 int server_run(const struct server_config *cfg)
@@ -325,7 +320,7 @@ int server_run(const struct server_config *cfg)
 	int rc;
 
 	if (!srv)
-		return SERVE_EXIT_STORE;
+		return EXIT_STORE;
 	srv->cfg = *cfg;
 	pthread_mutex_init(&srv->log_lock, NULL);
 	pthread_mutex_init(&srv->conns_lock, NULL);
@@ -337,17 +332,17 @@ int server_run(const struct server_config *cfg)
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
-	rc = cfg->token_file ? read_token(srv) : SERVE_EXIT_OK;
-	if (rc == SERVE_EXIT_OK)
+	rc = cfg->token_file ? read_token(srv) : EXIT_OK;
+	if (rc == EXIT_OK)
 		rc = server_open_store(srv);
-	if (rc == SERVE_EXIT_OK && writers_start(&srv->writers, cfg->writers) != 0) {
+	if (rc == EXIT_OK && writers_start(&srv->writers, cfg->writers) != 0) {
 		fprintf(stderr, "atolog: serve: cannot start %u writer threads\n",
 			cfg->writers);
-		rc = SERVE_EXIT_STORE;
+		rc = EXIT_STORE;
 	}
-	if (rc == SERVE_EXIT_OK)
+	if (rc == EXIT_OK)
 		rc = server_listen(srv);
-	if (rc == SERVE_EXIT_OK) {
+	if (rc == EXIT_OK) {
 		rc = server_wait_and_stop(srv, &stop);
 	} else {
 		writers_free(&srv->writers);
