@@ -261,6 +261,12 @@ int segment_header_read(const uint8_t in[SEGMENT_HEADER_SIZE],
 /* Encodes a seal frame's payload: {"last_seq": s}, the highest sequence
  * number the store had given when the segment was sealed. */
 int seal_encode(uint64_t last_seq, msgpack_sbuffer *out);
+/* Appends room for a frame header (zeros, for frame_header_write once
+ * the payload follows): ATOLOG_OK or ENOMEM. */
+int frame_reserve_header(msgpack_sbuffer *out);
+/* A whole seal frame (seq 0, the given flags) into out, initialised here:
+ * ATOLOG_OK or ENOMEM (out is then empty, and destroying it is safe). */
+int seal_frame_build(uint64_t last_seq, uint8_t flags, msgpack_sbuffer *out);
 /* Reads it back (other keys are skipped); ATOLOG_CORRUPT without it. */
 int seal_decode(const void *payload, size_t len, uint64_t *last_seq);
 

@@ -152,6 +152,30 @@ int seal_encode(uint64_t last_seq, msgpack_sbuffer *out)
 	return ATOLOG_OK;
 }
 
+int frame_reserve_header(msgpack_sbuffer *out)
+{
+	static const char header[FRAME_HEADER_SIZE];
+
+	return msgpack_sbuffer_write(out, header, sizeof(header)) == 0
+		       ? ATOLOG_OK
+		       : err_set(ENOMEM, "allocating a frame");
+}
+
+int seal_frame_build(uint64_t last_seq, uint8_t flags, msgpack_sbuffer *out)
+{
+	int rc;
+
+	msgpack_sbuffer_init(out);
+	rc = frame_reserve_header(out);
+	if (rc == ATOLOG_OK)
+		rc = seal_encode(last_seq, out);
+	if (rc != ATOLOG_OK)
+		return rc;
+	frame_header_write((uint8_t *)out->data, FRAME_KIND_SEAL, flags, 0,
+			   (uint32_t)(out->size - FRAME_HEADER_SIZE));
+	return ATOLOG_OK;
+}
+
 int seal_decode(const void *payload, size_t len, uint64_t *last_seq)
 {
 	msgpack_unpacked mp;

@@ -1098,22 +1098,6 @@ static void *index_thread_main(void *arg)
  * Rolling segments (the leader).
  */
 
-/* A buffer with room for the frame header in front of the payload. */
-static int seal_frame(atolog_store *s, msgpack_sbuffer *sb)
-{
-	static const char header[FRAME_HEADER_SIZE];
-
-	msgpack_sbuffer_init(sb);
-	if (msgpack_sbuffer_write(sb, header, sizeof(header)) != 0)
-		return err_set(ENOMEM, "allocating a seal frame");
-	if (seal_encode(s->w.next_seq - 1, sb) != ATOLOG_OK)
-		return ENOMEM;
-	frame_header_write((uint8_t *)sb->data, FRAME_KIND_SEAL,
-			   s->w.sync_start_next ? FRAME_FLAG_SYNC_START : 0, 0,
-			   (uint32_t)(sb->size - FRAME_HEADER_SIZE));
-	return ATOLOG_OK;
-}
-
 int writer_seal(atolog_store *s)
 {
 	struct writer *w = &s->w;
@@ -1121,7 +1105,8 @@ int writer_seal(atolog_store *s)
 	int rc;
 
 	assert(writer_holds_log(s));
-	rc = seal_frame(s, &sb);
+	rc = seal_frame_build(s->w.next_seq - 1,
+			      s->w.sync_start_next ? FRAME_FLAG_SYNC_START : 0, &sb);
 	if (rc == ATOLOG_OK)
 		rc = segment_append(&w->io, &w->active, sb.data, sb.size, &w->io_failed);
 	if (rc == ATOLOG_OK) {

@@ -369,18 +369,10 @@ static int output_end(struct run *r, bool seal)
 
 	if (seal) {
 		msgpack_sbuffer sb;
-		uint8_t header[FRAME_HEADER_SIZE] = { 0 };
 
-		msgpack_sbuffer_init(&sb);
-		if (msgpack_sbuffer_write(&sb, (const char *)header, sizeof(header)))
-			rc = err_set(ENOMEM, "compaction: a seal frame");
+		rc = seal_frame_build(r->seal_seq, 0, &sb);
 		if (rc == ATOLOG_OK)
-			rc = seal_encode(r->seal_seq, &sb);
-		if (rc == ATOLOG_OK) {
-			frame_header_write((uint8_t *)sb.data, FRAME_KIND_SEAL, 0, 0,
-					   (uint32_t)(sb.size - FRAME_HEADER_SIZE));
 			rc = run_put(r, sb.data, (uint32_t)sb.size);
-		}
 		msgpack_sbuffer_destroy(&sb);
 	}
 	if (rc == ATOLOG_OK)

@@ -16,17 +16,6 @@
 
 #include "engine.h"
 
-/* A buffer with room for the frame header in front of the payload. */
-static int frame_buffer_init(msgpack_sbuffer *sb)
-{
-	static const char header[FRAME_HEADER_SIZE];
-
-	msgpack_sbuffer_init(sb);
-	if (msgpack_sbuffer_write(sb, header, sizeof(header)) != 0)
-		return err_set(ENOMEM, "allocating a frame");
-	return ATOLOG_OK;
-}
-
 /* ------------------------------------------------------------------------
  * Interactions.
  */
@@ -112,7 +101,6 @@ struct prepared {
 static int prepare(atolog_store *s, const atolog_interaction *src,
 		   struct prepared *p, struct commit_frame *f, msgpack_sbuffer *sb)
 {
-	static const char header[FRAME_HEADER_SIZE];
 	int rc = record_input_init(&p->in, src);
 
 	p->offset = sb->size;
@@ -124,8 +112,7 @@ static int prepare(atolog_store *s, const atolog_interaction *src,
 	if (rc == ATOLOG_OK) {
 		p->in.fields.project.ptr = p->project;
 		p->in.fields.project.len = strlen(p->project);
-		if (msgpack_sbuffer_write(sb, header, sizeof(header)) != 0)
-			rc = err_set(ENOMEM, "allocating a frame");
+		rc = frame_reserve_header(sb);
 	}
 	if (rc == ATOLOG_OK)
 		rc = record_encode(&p->in.fields, sb);
@@ -416,7 +403,8 @@ static int registration_commit(atolog_store *s, struct registration *r)
 
 	if (r->n_rows == 0)
 		return ATOLOG_OK; /* everything was registered already */
-	rc = frame_buffer_init(&sb);
+	msgpack_sbuffer_init(&sb);
+	rc = frame_reserve_header(&sb);
 	if (rc == ATOLOG_OK)
 		rc = registry_encode(canonical, r->aliases, r->n_aliases, &sb);
 	if (rc == ATOLOG_OK) {
